@@ -1,0 +1,59 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Convoy",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "convoy", targets: ["convoy"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        // libzmq, wrapped only by ConvoyTransport.
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        // Vocabulary shared by every layer: positions, roles, emulated time, seeded randomness, input errors.
+        .target(name: "ConvoyCore"),
+        // The versioned envelope and message payloads that cross process boundaries.
+        .target(name: "ConvoyWire", dependencies: ["ConvoyCore"]),
+        // One I/O thread per process owning its ZeroMQ sockets; actors talk to it through an AsyncStream and an outbox.
+        .target(name: "ConvoyTransport", dependencies: [
+            "CZeroMQ", .product(name: "HeapModule", package: "swift-collections"),
+        ]),
+        // Mobility traces: readers and trajectory interpolation.
+        .target(name: "ConvoyMobility", dependencies: ["ConvoyCore"]),
+        // Link models (cellular, V2V, backhaul, WAN) and the resource queues that hold messages back.
+        .target(name: "ConvoyLinks", dependencies: ["ConvoyCore"]),
+        // Compute model, servers, liveness, path choice and failover: pure state machines.
+        .target(name: "ConvoyReasoning", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyLinks"]),
+        // Map and scenario files.
+        .target(name: "ConvoyScenario", dependencies: ["ConvoyCore", "ConvoyLinks", "ConvoyReasoning", "Yams"]),
+        // SQLite recording (single writer) and CSV export.
+        .target(name: "ConvoyRecording", dependencies: ["ConvoyCore", "ConvoyWire", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The node processes: vehicle, RSU, edge, cloud.
+        .target(name: "ConvoyNodes", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario"]),
+        // The launcher: spawns, supervises and records a fleet; fault injection.
+        .target(name: "ConvoyLauncher", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyScenario", "ConvoyRecording", "ConvoyNodes"]),
+        .executableTarget(name: "convoy", dependencies: [
+            "ConvoyLauncher", "ConvoyNodes", "ConvoyRecording", "ConvoyScenario",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "ConvoyCoreTests", dependencies: ["ConvoyCore", "ConvoyWire"]),
+        .testTarget(name: "ConvoyTransportTests", dependencies: ["ConvoyTransport"]),
+        .testTarget(name: "ConvoyMobilityTests", dependencies: ["ConvoyMobility"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ConvoyLinksTests", dependencies: ["ConvoyLinks", "ConvoyReasoning"]),
+        .testTarget(name: "ConvoyReasoningTests", dependencies: ["ConvoyReasoning"]),
+        .testTarget(name: "ConvoyScenarioTests", dependencies: ["ConvoyScenario"]),
+        .testTarget(name: "ConvoyRecordingTests", dependencies: ["ConvoyRecording", "ConvoyWire"]),
+        .testTarget(name: "ConvoyEndToEndTests", dependencies: ["ConvoyRecording"]),
+    ]
+)

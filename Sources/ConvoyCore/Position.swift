@@ -1,0 +1,24 @@
+/// A point in the scenario's local metric frame (metres, x east, y north).
+public struct Position: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var x: Double
+    public var y: Double
+
+    public init(x: Double, y: Double) {
+        self.x = x
+        self.y = y
+    }
+
+    /// Euclidean distance in metres.
+    public func distance(to other: Position) -> Double {
+        let dx = x - other.x
+        let dy = y - other.y
+        return (dx * dx + dy * dy).squareRoot()
+    }
+
+    /// Linear interpolation: `fraction` 0 is `self`, 1 is `other`.
+    public func interpolated(to other: Position, fraction: Double) -> Position {
+        Position(x: x + (other.x - x) * fraction, y: y + (other.y - y) * fraction)
+    }
+
+    public var description: String { "(\(x), \(y))" }
+}

@@ -1,0 +1,95 @@
+/// A large language model as the compute model sees it.
+public struct ModelProfile: Sendable, Equatable, Codable {
+    public var name: String
+    /// Parameters, in units (e.g. 8.03e9).
+    public var parameters: Double
+    /// Bytes per parameter of the deployed weights (2 for FP16, ~0.5 for 4-bit).
+    public var bytesPerParameter: Double
+    public var layers: Int
+    public var hiddenSize: Int
+    /// KV-cache bytes per token of context (all layers).
+    public var kvBytesPerToken: Double
+
+    public var weightBytes: Double { parameters * bytesPerParameter }
+
+    /// Built-in profiles (public model cards; 4-bit variants as deployed on edge GPUs).
+    public static let catalog: [String: ModelProfile] = {
+        let profiles = [
+            // Llama-3-8B, FP16: 32 layers, hidden 4096, GQA with 8 KV heads of 128 → 2·32·8·128·2 B = 131 072 B/token.
+            ModelProfile(name: "llama-3-8b", parameters: 8.03e9, bytesPerParameter: 2, layers: 32, hiddenSize: 4096, kvBytesPerToken: 131_072),
+            // Llama-2-13B, 4-bit weights, FP16 KV: 40 layers, hidden 5120 → 2·40·5120·2 B = 819 200 B/token.
+            ModelProfile(name: "llama-2-13b", parameters: 13.0e9, bytesPerParameter: 0.5, layers: 40, hiddenSize: 5120, kvBytesPerToken: 819_200),
+            // Llama-2-70B, 4-bit weights, GQA 8 KV heads: 80 layers → 2·80·8·128·2 B = 327 680 B/token.
+            ModelProfile(name: "llama-2-70b", parameters: 69.0e9, bytesPerParameter: 0.5, layers: 80, hiddenSize: 8192, kvBytesPerToken: 327_680),
+        ]
+        return Dictionary(uniqueKeysWithValues: profiles.map { ($0.name, $0) })
+    }()
+}
+
+/// A compute device as the compute model sees it.
+public struct DeviceProfile: Sendable, Equatable, Codable {
+    public var name: String
+    /// Peak memory bandwidth, bytes/s.
+    public var memoryBandwidth: Double
+    /// Peak FP16 throughput, FLOP/s.
+    public var peakFLOPS: Double
+    /// Share of peak bandwidth reached when streaming weights during decode.
+    public var memoryEfficiency: Double
+    /// Share of peak FLOPS reached during prefill.
+    public var computeEfficiency: Double
+    /// Fixed cost per decode step (kernel launches, sampling), seconds.
+    public var stepOverhead: Double
+    /// Device memory, bytes: a model whose weights do not fit cannot be served.
+    public var memoryBytes: Double
+
+    public static let catalog: [String: DeviceProfile] = {
+        let devices = [
+            DeviceProfile(name: "jetson-agx-orin", memoryBandwidth: 204.8e9, peakFLOPS: 42e12,
+                          memoryEfficiency: 0.55, computeEfficiency: 0.4, stepOverhead: 0.002, memoryBytes: 64e9),
+            DeviceProfile(name: "rtx-4090", memoryBandwidth: 1008e9, peakFLOPS: 165e12,
+                          memoryEfficiency: 0.75, computeEfficiency: 0.5, stepOverhead: 0.0005, memoryBytes: 24e9),
+            DeviceProfile(name: "a100-80gb", memoryBandwidth: 2039e9, peakFLOPS: 312e12,
+                          memoryEfficiency: 0.75, computeEfficiency: 0.5, stepOverhead: 0.0005, memoryBytes: 80e9),
+        ]
+        return Dictionary(uniqueKeysWithValues: devices.map { ($0.name, $0) })
+    }()
+}
+
+/// Roofline compute model of LLM inference (product brief, "Reasoning workload").
+///
+/// - prefill = max(2·P·n_in / (eff_c·peak FLOPS), weight bytes / (eff_m·bandwidth))
+/// - decode, per output token = (weight bytes + KV bytes of the context) / (eff_m·bandwidth) + step overhead
+public enum ComputeModel {
+    public static func prefillTime(model: ModelProfile, device: DeviceProfile, inputTokens: Int) -> Double {
+        let flops = 2 * model.parameters * Double(inputTokens)
+        let computeBound = flops / (device.computeEfficiency * device.peakFLOPS)
+        let memoryBound = model.weightBytes / (device.memoryEfficiency * device.memoryBandwidth)
+        return max(computeBound, memoryBound)
+    }
+
+    /// Time of one decode step with `context` tokens already in the KV cache.
+    public static func decodeStepTime(model: ModelProfile, device: DeviceProfile, context: Int) -> Double {
+        let bytes = model.weightBytes + model.kvBytesPerToken * Double(context)
+        return bytes / (device.memoryEfficiency * device.memoryBandwidth) + device.stepOverhead
+    }
+
+    /// Prefill plus every decode step (the context grows by one token per step).
+    public static func inferenceTime(model: ModelProfile, device: DeviceProfile, inputTokens: Int, outputTokens: Int) -> Double {
+        var total = prefillTime(model: model, device: device, inputTokens: inputTokens)
+        guard outputTokens > 0 else { return total }
+        // The step time is linear in the context, so the sum is n × the step time at the mean context.
+        let meanContext = Double(inputTokens) + Double(outputTokens - 1) / 2
+        let bytes = model.weightBytes + model.kvBytesPerToken * meanContext
+        total += Double(outputTokens) * (bytes / (device.memoryEfficiency * device.memoryBandwidth) + device.stepOverhead)
+        return total
+    }
+
+    /// Decode rate in tokens/s at a given context length.
+    public static func decodeRate(model: ModelProfile, device: DeviceProfile, context: Int) -> Double {
+        1 / decodeStepTime(model: model, device: device, context: context)
+    }
+
+    public static func fits(model: ModelProfile, device: DeviceProfile) -> Bool {
+        model.weightBytes <= device.memoryBytes
+    }
+}

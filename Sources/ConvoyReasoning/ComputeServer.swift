@@ -1,0 +1,80 @@
+/// Compute capacity of a node: a fixed number of slots and a bounded queue, with admission
+/// control and de-duplication by request id. Pure: the caller passes the time and carries out
+/// the answer (arms a timer for `finishAt`, replies "rejected" at once).
+///
+/// Each slot runs one request at a time at the device's full speed. A request is admitted if a
+/// slot is free or fewer than `queueCapacity` requests are waiting; it then starts when the
+/// earliest slot frees. Since service times are known at admission, the schedule is exact.
+public struct ComputeServer: Sendable {
+    public let device: DeviceProfile
+    public let slots: Int
+    public let queueCapacity: Int
+
+    public struct Job: Sendable, Equatable {
+        public var requestID: String
+        public var admittedAt: Double
+        public var startAt: Double
+        public var finishAt: Double
+        public var queueWait: Double { startAt - admittedAt }
+        public var computeTime: Double { finishAt - startAt }
+    }
+
+    public enum Admission: Sendable, Equatable {
+        /// Admitted: the answer is ready at `job.finishAt`.
+        case admitted(Job)
+        /// Already admitted earlier under the same id (a re-send): the same job, not computed twice.
+        case duplicate(Job)
+        /// The queue is full.
+        case rejected
+        /// This server cannot run the model (unknown, or does not fit in memory).
+        case unsupported(String)
+    }
+
+    private var slotFreeAt: [Double]
+    private var jobs: [String: Job] = [:]
+
+    public init(device: DeviceProfile, slots: Int, queueCapacity: Int) {
+        precondition(slots > 0 && queueCapacity >= 0)
+        self.device = device
+        self.slots = slots
+        self.queueCapacity = queueCapacity
+        slotFreeAt = Array(repeating: -.infinity, count: slots)
+    }
+
+    public mutating func admit(requestID: String, model: String, inputTokens: Int, outputTokens: Int, now: Double) -> Admission {
+        forget(before: now - 60)
+        if let job = jobs[requestID] { return .duplicate(job) }
+        guard let profile = ModelProfile.catalog[model] else { return .unsupported("unknown model \(model)") }
+        guard ComputeModel.fits(model: profile, device: device) else {
+            return .unsupported("\(model) does not fit on \(device.name)")
+        }
+        if waiting(now: now) >= queueCapacity && busy(now: now) >= slots { return .rejected }
+        let slot = slotFreeAt.indices.min { slotFreeAt[$0] < slotFreeAt[$1] }!
+        let start = max(now, slotFreeAt[slot])
+        let finish = start + ComputeModel.inferenceTime(model: profile, device: device, inputTokens: inputTokens, outputTokens: outputTokens)
+        slotFreeAt[slot] = finish
+        let job = Job(requestID: requestID, admittedAt: now, startAt: start, finishAt: finish)
+        jobs[requestID] = job
+        return .admitted(job)
+    }
+
+    /// Slots computing at `now`.
+    public func busy(now: Double) -> Int {
+        jobs.values.filter { $0.startAt <= now && $0.finishAt > now }.count
+    }
+
+    /// Admitted requests not started at `now`.
+    public func waiting(now: Double) -> Int {
+        jobs.values.filter { $0.startAt > now }.count
+    }
+
+    /// Whether a request would be admitted now (for forwarding decisions).
+    public func hasRoom(now: Double) -> Bool {
+        busy(now: now) < slots || waiting(now: now) < queueCapacity
+    }
+
+    /// Drops finished jobs older than `cutoff` (de-duplication memory is bounded).
+    private mutating func forget(before cutoff: Double) {
+        if jobs.count > 256 { jobs = jobs.filter { $0.value.finishAt >= cutoff } }
+    }
+}

@@ -1,0 +1,278 @@
+internal import CZeroMQ
+import Foundation
+import HeapModule
+import Synchronization
+
+/// What the event loop hands to the process's actors.
+public enum TransportEvent: Sendable {
+    /// A whole multipart message arrived on socket `socket` (its index in the spec list).
+    case message(socket: Int, frames: [[UInt8]])
+    /// A timer armed with `schedule(timer:atWall:)` is due.
+    case timer(UInt64)
+}
+
+/// Counters of one event loop.
+public struct TransportStats: Sendable, Equatable {
+    public var sent = 0
+    /// Messages that could not be queued (high-water mark, or a ROUTER peer that is gone).
+    public var sendDropped = 0
+    public var received = 0
+}
+
+/// The one I/O thread of a process. It creates, uses and closes all of the process's ZeroMQ
+/// sockets; nothing else touches them.
+///
+/// - Inbound messages and due timers arrive on `events` (an `AsyncStream`), in order.
+/// - `send`, `schedule`, `subscribe` and `connect` put a command into a locked outbox and wake the
+///   thread through an eventfd; they never block and never call ZeroMQ themselves.
+/// - Sends and timers can be due at a wall-clock instant; a timerfd wakes the thread then, so
+///   delayed messages leave with microsecond precision rather than zmq_poll's milliseconds.
+/// - `stop()` closes every socket and finishes `events`.
+public final class EventLoop: Sendable {
+    public let events: AsyncStream<TransportEvent>
+    private let continuation: AsyncStream<TransportEvent>.Continuation
+    private let outbox = Mutex(Outbox())
+    private let statsBox = Mutex(TransportStats())
+    private let wakeFD: Int32
+    private let context: ZMQContext
+
+    private struct Outbox: ~Copyable {
+        var commands: [Command] = []
+        var stopping = false
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        var stopped = false
+    }
+
+    enum Command: @unchecked Sendable {
+        case send(socket: Int, frames: [[UInt8]], atWall: Double?)
+        case timer(id: UInt64, atWall: Double)
+        case subscribe(socket: Int, prefix: [UInt8])
+        case unsubscribe(socket: Int, prefix: [UInt8])
+        case connect(socket: Int, endpoint: String)
+        case disconnect(socket: Int, endpoint: String)
+    }
+
+    /// Starts the I/O thread and creates `sockets` on it, in order; socket `i` of the spec list is
+    /// addressed as `i` afterwards. Throws if a socket cannot be created, bound or connected.
+    public static func start(context: ZMQContext, sockets: [SocketSpec], name: String = "convoy-io") async throws -> EventLoop {
+        let loop = try EventLoop(context: context)
+        try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
+            let thread = Thread {
+                loop.run(specs: sockets, ready: ready)
+            }
+            thread.name = name
+            thread.start()
+        }
+        return loop
+    }
+
+    private init(context: ZMQContext) throws {
+        self.context = context
+        let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard fd >= 0 else { throw TransportError("eventfd", code: errno) }
+        wakeFD = fd
+        (events, continuation) = AsyncStream.makeStream(of: TransportEvent.self, bufferingPolicy: .unbounded)
+    }
+
+    deinit {
+        close(wakeFD)
+    }
+
+    public var stats: TransportStats { statsBox.withLock { $0 } }
+
+    /// Queues `frames` for `socket`, to leave now or at the wall-clock instant `atWall` (Unix seconds).
+    public func send(_ frames: [[UInt8]], on socket: Int, atWall: Double? = nil) {
+        enqueue(.send(socket: socket, frames: frames, atWall: atWall))
+    }
+
+    /// Delivers `.timer(id)` on `events` at the wall-clock instant `atWall` (Unix seconds).
+    public func schedule(timer id: UInt64, atWall: Double) {
+        enqueue(.timer(id: id, atWall: atWall))
+    }
+
+    public func subscribe(_ socket: Int, prefix: [UInt8]) { enqueue(.subscribe(socket: socket, prefix: prefix)) }
+    public func unsubscribe(_ socket: Int, prefix: [UInt8]) { enqueue(.unsubscribe(socket: socket, prefix: prefix)) }
+    public func connect(_ socket: Int, to endpoint: String) { enqueue(.connect(socket: socket, endpoint: endpoint)) }
+    public func disconnect(_ socket: Int, from endpoint: String) { enqueue(.disconnect(socket: socket, endpoint: endpoint)) }
+
+    /// Stops the thread: pending immediate sends are handed to ZeroMQ first, then every socket is
+    /// closed (with its linger) and `events` finishes. Returns when the thread has exited.
+    public func stop() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let alreadyStopped = outbox.withLock { box -> Bool in
+                if box.stopped { return true }
+                box.stopping = true
+                box.stopWaiters.append(done)
+                return false
+            }
+            if alreadyStopped { done.resume() } else { wake() }
+        }
+    }
+
+    private func enqueue(_ command: Command) {
+        let accepted = outbox.withLock { box -> Bool in
+            guard !box.stopping else { return false }
+            box.commands.append(command)
+            return box.commands.count == 1
+        }
+        if accepted { wake() }
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    // MARK: - The I/O thread
+
+    private struct Due: Comparable {
+        var atWall: Double
+        var order: UInt64
+        var action: Action
+        enum Action {
+            case send(socket: Int, frames: [[UInt8]])
+            case timer(UInt64)
+        }
+        static func < (a: Due, b: Due) -> Bool { (a.atWall, a.order) < (b.atWall, b.order) }
+        static func == (a: Due, b: Due) -> Bool { a.atWall == b.atWall && a.order == b.order }
+    }
+
+    private func run(specs: [SocketSpec], ready: CheckedContinuation<Void, any Error>) {
+        var sockets: [Socket] = []
+        do {
+            for spec in specs { sockets.append(try Socket(context: context, spec: spec)) }
+        } catch {
+            for s in sockets { s.close() }
+            finish()
+            ready.resume(throwing: error)
+            return
+        }
+        let timerFD = timerfd_create(CLOCK_REALTIME, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
+        ready.resume()
+
+        var due = Heap<Due>()
+        var order: UInt64 = 0
+        var armedAt: Double? = nil
+        let polled = sockets.indices.filter { sockets[$0].type.receives }
+        var items = [zmq_pollitem_t](repeating: zmq_pollitem_t(), count: polled.count + 2)
+        for (slot, index) in polled.enumerated() {
+            items[slot].socket = sockets[index].handle
+            items[slot].events = Int16(ZMQ_POLLIN)
+        }
+        items[polled.count].fd = wakeFD
+        items[polled.count].events = Int16(ZMQ_POLLIN)
+        items[polled.count + 1].fd = timerFD
+        items[polled.count + 1].events = Int16(ZMQ_POLLIN)
+
+        func transmit(_ socket: Int, _ frames: [[UInt8]]) {
+            guard sockets.indices.contains(socket), !frames.isEmpty else {
+                statsBox.withLock { $0.sendDropped += 1 }
+                return
+            }
+            let ok = (try? sockets[socket].send(frames)) ?? false
+            statsBox.withLock { ok ? ($0.sent += 1) : ($0.sendDropped += 1) }
+        }
+
+        mainLoop: while true {
+            // 1. Commands from the outbox.
+            let (commands, stopping) = outbox.withLock { box in
+                defer { box.commands.removeAll(keepingCapacity: true) }
+                return (box.commands, box.stopping)
+            }
+            for command in commands {
+                switch command {
+                case .send(let socket, let frames, let atWall):
+                    if let atWall {
+                        order += 1
+                        due.insert(Due(atWall: atWall, order: order, action: .send(socket: socket, frames: frames)))
+                    } else {
+                        transmit(socket, frames)
+                    }
+                case .timer(let id, let atWall):
+                    order += 1
+                    due.insert(Due(atWall: atWall, order: order, action: .timer(id)))
+                case .subscribe(let socket, let prefix):
+                    if sockets.indices.contains(socket) { try? sockets[socket].setBytes(ZMQ_SUBSCRIBE, prefix) }
+                case .unsubscribe(let socket, let prefix):
+                    if sockets.indices.contains(socket) { try? sockets[socket].setBytes(ZMQ_UNSUBSCRIBE, prefix) }
+                case .connect(let socket, let endpoint):
+                    if sockets.indices.contains(socket) { try? sockets[socket].connect(endpoint) }
+                case .disconnect(let socket, let endpoint):
+                    if sockets.indices.contains(socket) { sockets[socket].disconnect(endpoint) }
+                }
+            }
+            if stopping { break mainLoop }
+
+            // 2. Everything that is due.
+            let now = Self.wallNow()
+            while let next = due.min, next.atWall <= now {
+                let item = due.removeMin()
+                switch item.action {
+                case .send(let socket, let frames): transmit(socket, frames)
+                case .timer(let id): continuation.yield(.timer(id))
+                }
+            }
+
+            // 3. Arm the timerfd for the next due item.
+            let nextAt = due.min?.atWall
+            if nextAt != armedAt {
+                var spec = itimerspec()
+                if let nextAt {
+                    let whole = nextAt.rounded(.down)
+                    spec.it_value.tv_sec = Int(whole)
+                    spec.it_value.tv_nsec = max(1, Int((nextAt - whole) * 1e9))
+                }
+                timerfd_settime(timerFD, Int32(TFD_TIMER_ABSTIME), &spec, nil)
+                armedAt = nextAt
+            }
+
+            // 4. Wait.
+            for i in items.indices { items[i].revents = 0 }
+            let rc = zmq_poll(&items, Int32(items.count), -1)
+            if rc < 0 {
+                let err = zmq_errno()
+                if err == EINTR { continue }
+                break mainLoop  // ETERM: the context is shutting down
+            }
+            var scratch: UInt64 = 0
+            if items[polled.count].revents != 0 { _ = read(wakeFD, &scratch, 8) }
+            if items[polled.count + 1].revents != 0 {
+                _ = read(timerFD, &scratch, 8)
+                armedAt = nil
+            }
+            for (slot, index) in polled.enumerated() where items[slot].revents & Int16(ZMQ_POLLIN) != 0 {
+                var count = 0
+                do {
+                    while count < 512, let frames = try sockets[index].receive() {
+                        count += 1
+                        continuation.yield(.message(socket: index, frames: frames))
+                    }
+                } catch let error as TransportError where error.isTerminated {
+                    break mainLoop
+                } catch {}
+                if count > 0 { statsBox.withLock { $0.received += count } }
+            }
+        }
+
+        for s in sockets { s.close() }
+        close(timerFD)
+        finish()
+    }
+
+    private func finish() {
+        continuation.finish()
+        let waiters = outbox.withLock { box in
+            box.stopped = true
+            box.stopping = true
+            defer { box.stopWaiters.removeAll() }
+            return box.stopWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    static func wallNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

@@ -1,0 +1,194 @@
+internal import CZeroMQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A ZeroMQ call failed.
+public struct TransportError: Error, Sendable, CustomStringConvertible {
+    public var call: String
+    public var code: Int32
+    public var message: String
+
+    init(_ call: String, code: Int32 = zmq_errno()) {
+        self.call = call
+        self.code = code
+        self.message = String(cString: zmq_strerror(code))
+    }
+
+    public var description: String { "\(call): \(message) (errno \(code))" }
+
+    /// The context was shut down (ETERM): not a failure during shutdown.
+    public var isTerminated: Bool { code == ETERM }
+}
+
+/// The kinds of ZeroMQ socket Convoy uses.
+public enum SocketType: Sendable {
+    case pub, sub, xpub, xsub, dealer, router, push, pull, req, rep
+
+    var raw: Int32 {
+        switch self {
+        case .pub: ZMQ_PUB
+        case .sub: ZMQ_SUB
+        case .xpub: ZMQ_XPUB
+        case .xsub: ZMQ_XSUB
+        case .dealer: ZMQ_DEALER
+        case .router: ZMQ_ROUTER
+        case .push: ZMQ_PUSH
+        case .pull: ZMQ_PULL
+        case .req: ZMQ_REQ
+        case .rep: ZMQ_REP
+        }
+    }
+
+    /// Whether the event loop polls this socket for input.
+    var receives: Bool {
+        switch self {
+        case .pub, .push: false
+        default: true
+        }
+    }
+}
+
+/// A ZeroMQ context. Shut it down with `close()`: blocked calls on its sockets return ETERM, then
+/// the context is terminated once every socket is closed (sockets use LINGER 0, so that is prompt).
+public final class ZMQContext: @unchecked Sendable {
+    // zmq contexts are thread-safe; the handle is immutable.
+    let handle: UnsafeMutableRawPointer
+
+    public init() throws {
+        guard let ctx = zmq_ctx_new() else { throw TransportError("zmq_ctx_new") }
+        handle = ctx
+    }
+
+    /// Makes every blocking call on this context's sockets return ETERM.
+    public func shutdown() {
+        zmq_ctx_shutdown(handle)
+    }
+
+    deinit {
+        zmq_ctx_shutdown(handle)
+        while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+    }
+}
+
+/// Options of one socket of an event loop.
+public struct SocketSpec: Sendable {
+    public var type: SocketType
+    public var bind: [String]
+    public var connect: [String]
+    /// Prefixes a SUB socket subscribes to at start.
+    public var subscribe: [[UInt8]]
+    /// ZMQ_ROUTING_ID for DEALER sockets (how ROUTER peers address this socket).
+    public var routingID: [UInt8]?
+    /// ZMQ_LINGER when the socket is closed, ms. 0 (the default) discards unsent messages.
+    public var lingerMs: Int32
+    /// ZMQ_SNDHWM / ZMQ_RCVHWM; nil keeps libzmq's default (1000).
+    public var highWaterMark: Int32?
+
+    public init(_ type: SocketType, bind: [String] = [], connect: [String] = [], subscribe: [[UInt8]] = [],
+                routingID: [UInt8]? = nil, lingerMs: Int32 = 0, highWaterMark: Int32? = nil) {
+        self.type = type
+        self.bind = bind
+        self.connect = connect
+        self.subscribe = subscribe
+        self.routingID = routingID
+        self.lingerMs = lingerMs
+        self.highWaterMark = highWaterMark
+    }
+}
+
+/// A socket owned by exactly one thread (the thread that created it). Not Sendable.
+struct Socket {
+    let handle: UnsafeMutableRawPointer
+    let type: SocketType
+
+    init(context: ZMQContext, spec: SocketSpec) throws {
+        guard let s = zmq_socket(context.handle, spec.type.raw) else { throw TransportError("zmq_socket") }
+        handle = s
+        type = spec.type
+        do {
+            try setInt(ZMQ_LINGER, spec.lingerMs)
+            if let hwm = spec.highWaterMark {
+                try setInt(ZMQ_SNDHWM, hwm)
+                try setInt(ZMQ_RCVHWM, hwm)
+            }
+            if spec.type == .router { try setInt(ZMQ_ROUTER_MANDATORY, 1) }
+            if let id = spec.routingID { try setBytes(ZMQ_ROUTING_ID, id) }
+            for prefix in spec.subscribe { try setBytes(ZMQ_SUBSCRIBE, prefix) }
+            for endpoint in spec.bind {
+                guard zmq_bind(s, endpoint) == 0 else { throw TransportError("zmq_bind(\(endpoint))") }
+            }
+            for endpoint in spec.connect { try connect(endpoint) }
+        } catch {
+            zmq_close(s)
+            throw error
+        }
+    }
+
+    func setInt(_ option: Int32, _ value: Int32) throws {
+        var v = value
+        guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else {
+            throw TransportError("zmq_setsockopt(\(option))")
+        }
+    }
+
+    func setBytes(_ option: Int32, _ value: [UInt8]) throws {
+        let rc = value.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
+        guard rc == 0 else { throw TransportError("zmq_setsockopt(\(option))") }
+    }
+
+    func connect(_ endpoint: String) throws {
+        guard zmq_connect(handle, endpoint) == 0 else { throw TransportError("zmq_connect(\(endpoint))") }
+    }
+
+    func disconnect(_ endpoint: String) {
+        _ = zmq_disconnect(handle, endpoint)
+    }
+
+    /// Sends a multipart message without blocking. Returns false if it could not be queued
+    /// (high-water mark reached, or a ROUTER peer that is not connected).
+    func send(_ frames: [[UInt8]]) throws -> Bool {
+        for (i, frame) in frames.enumerated() {
+            let flags = ZMQ_DONTWAIT | (i < frames.count - 1 ? ZMQ_SNDMORE : 0)
+            while true {
+                let rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+                if rc >= 0 { break }
+                let err = zmq_errno()
+                if err == EINTR { continue }
+                // Only the first frame can fail: later frames of an accepted message are queued atomically.
+                if err == EAGAIN || err == EHOSTUNREACH { return false }
+                throw TransportError("zmq_send", code: err)
+            }
+        }
+        return true
+    }
+
+    /// Receives one whole multipart message if one is ready; nil if none.
+    func receive() throws -> [[UInt8]]? {
+        var frames: [[UInt8]] = []
+        while true {
+            var msg = zmq_msg_t()
+            zmq_msg_init(&msg)
+            defer { zmq_msg_close(&msg) }
+            let rc = zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT)
+            if rc < 0 {
+                let err = zmq_errno()
+                if err == EINTR { continue }
+                if err == EAGAIN && frames.isEmpty { return nil }
+                throw TransportError("zmq_msg_recv", code: err)
+            }
+            let size = zmq_msg_size(&msg)
+            if size == 0 {
+                frames.append([])
+            } else {
+                let base = zmq_msg_data(&msg)!.assumingMemoryBound(to: UInt8.self)
+                frames.append(Array(UnsafeBufferPointer(start: base, count: size)))
+            }
+            if zmq_msg_more(&msg) == 0 { return frames }
+        }
+    }
+
+    func close() {
+        zmq_close(handle)
+    }
+}

@@ -1,0 +1,29 @@
+/// A command from `convoy fail` / `convoy recover` to a running launcher (JSON payload of a
+/// `control` message on the launcher's control socket).
+public struct ControlCommand: Codable, Sendable, Equatable {
+    public enum Action: String, Codable, Sendable { case fail, recover }
+    public var action: Action
+    public var node: String
+    /// crash or hang (fail only).
+    public var mode: String?
+    /// Emulated seconds until automatic recovery; nil = until `convoy recover`.
+    public var duration: Double?
+
+    public init(action: Action, node: String, mode: String? = nil, duration: Double? = nil) {
+        self.action = action
+        self.node = node
+        self.mode = mode
+        self.duration = duration
+    }
+}
+
+/// The launcher's answer to a `ControlCommand`.
+public struct ControlReply: Codable, Sendable, Equatable {
+    public var ok: Bool
+    public var message: String
+
+    public init(ok: Bool, message: String) {
+        self.ok = ok
+        self.message = message
+    }
+}

@@ -1,0 +1,106 @@
+import ConvoyCore
+
+/// What a message is. The numbers are part of the protocol (docs: Sources/ConvoyWire/PROTOCOL.md).
+public enum MessageKind: UInt8, Sendable, CaseIterable {
+    /// Presence and load of an RSU, edge server or cloud (broadcast).
+    case beacon = 1
+    /// A vehicle's V2V beacon (broadcast).
+    case v2vBeacon = 2
+    /// An inference request (vehicle → RSU/cloud, RSU → edge, edge → cloud).
+    case request = 3
+    /// The answer to a request, travelling back the way the request came.
+    case reply = 4
+    /// A batch of records for the run's recorder (JSON payload).
+    case record = 6
+    /// A control command to the launcher (`convoy fail`, `convoy recover`; JSON payload).
+    case control = 7
+    /// The launcher's answer to a control command (JSON payload).
+    case controlReply = 8
+}
+
+/// The versioned envelope every Convoy message travels in: one ZeroMQ frame.
+///
+/// Layout (big-endian), documented byte by byte in PROTOCOL.md:
+/// magic "CV", version u8, kind u8, flags u8, sender length u8, sender UTF-8, incarnation u32,
+/// sequence u64, sent_at i64 (µs of emulated time), [x f64, y f64 if flags bit 0], payload length u32, payload.
+public struct Envelope: Sendable, Equatable {
+    public static let version: UInt8 = 1
+    public static let magic: [UInt8] = [0x43, 0x56]  // "CV"
+    /// Frames larger than this are dropped unread.
+    public static let maxFrameBytes = 1 << 20
+    public static let maxSenderBytes = 64
+
+    public var kind: MessageKind
+    public var sender: String
+    public var incarnation: UInt32
+    public var sequence: UInt64
+    /// Emulated seconds since the run started, at µs resolution on the wire.
+    public var sentAt: Double
+    public var position: Position?
+    public var payload: [UInt8]
+
+    public init(kind: MessageKind, sender: String, incarnation: UInt32, sequence: UInt64, sentAt: Double,
+                position: Position? = nil, payload: [UInt8]) {
+        self.kind = kind
+        self.sender = sender
+        self.incarnation = incarnation
+        self.sequence = sequence
+        self.sentAt = sentAt
+        self.position = position
+        self.payload = payload
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 48 + sender.utf8.count + payload.count)
+        w.raw(Self.magic)
+        w.u8(Self.version)
+        w.u8(kind.rawValue)
+        w.u8(position == nil ? 0 : 1)
+        let id = Array(sender.utf8.prefix(Self.maxSenderBytes))
+        w.u8(UInt8(id.count))
+        w.raw(id)
+        w.u32(incarnation)
+        w.u64(sequence)
+        w.i64(Int64((sentAt * 1e6).rounded()))
+        if let position {
+            w.f64(position.x)
+            w.f64(position.y)
+        }
+        w.u32(UInt32(payload.count))
+        w.raw(payload)
+        return w.bytes
+    }
+
+    /// Decodes one frame; throws `DecodeError` for anything that is not a well-formed envelope of
+    /// this protocol version (callers count and drop such frames).
+    public init(decoding frame: [UInt8]) throws(DecodeError) {
+        guard frame.count <= Self.maxFrameBytes else { throw .oversized(frame.count) }
+        var r = ByteReader(frame)
+        guard try r.raw(2) == Self.magic else { throw .badMagic }
+        let version = try r.u8()
+        guard version == Self.version else { throw .unsupportedVersion(version) }
+        let rawKind = try r.u8()
+        guard let kind = MessageKind(rawValue: rawKind) else { throw .unknownKind(rawKind) }
+        let flags = try r.u8()
+        guard flags & ~1 == 0 else { throw .invalid("unknown flags \(flags)") }
+        let idLength = Int(try r.u8())
+        guard idLength > 0, idLength <= Self.maxSenderBytes,
+              let sender = String(validating: try r.raw(idLength), as: UTF8.self)
+        else { throw .invalid("bad sender id") }
+        self.kind = kind
+        self.sender = sender
+        incarnation = try r.u32()
+        sequence = try r.u64()
+        sentAt = Double(try r.i64()) / 1e6
+        if flags & 1 == 1 {
+            let x = try r.f64(), y = try r.f64()
+            guard x.isFinite, y.isFinite else { throw .invalid("non-finite position") }
+            position = Position(x: x, y: y)
+        } else {
+            position = nil
+        }
+        let length = Int(try r.u32())
+        payload = try r.raw(length)
+        try r.expectEnd()
+    }
+}
