@@ -1,0 +1,205 @@
+import ConvoyCore
+import ConvoyLinks
+import ConvoyReasoning
+import Foundation
+import Yams
+
+/// Compute capacity of a node (map `compute:`).
+public struct ComputeSpec: Sendable, Equatable, Codable {
+    public var device: String
+    public var slots: Int
+    public var queue: Int
+
+    public init(device: String, slots: Int, queue: Int) {
+        self.device = device
+        self.slots = slots
+        self.queue = queue
+    }
+
+    public var profile: DeviceProfile { DeviceProfile.catalog[device]! }
+}
+
+public struct RSUSpec: Sendable, Equatable, Codable {
+    public var id: String
+    public var position: Position
+    public var radius: Double
+    public var compute: ComputeSpec?
+    /// The edge server that serves this RSU (from the edges' `rsus:` lists).
+    public var edge: String?
+}
+
+public struct EdgeSpec: Sendable, Equatable, Codable {
+    public var id: String
+    public var position: Position
+    public var rsus: [String]
+    public var compute: ComputeSpec?
+}
+
+public struct CloudSpec: Sendable, Equatable, Codable {
+    public var id: String
+    public var compute: ComputeSpec
+}
+
+public struct MacroSpec: Sendable, Equatable, Codable {
+    public var id: String
+    public var position: Position
+    public var radius: Double
+}
+
+/// Link parameters of a map (`links:`); every field has a default.
+public struct LinkSettings: Sendable, Equatable, Codable {
+    public var cellular = CellularParameters()
+    public var macro = CellularParameters(bandwidthHz: 10e6)
+    public var backhaul = WiredParameters.backhaulDefault
+    public var wan = WiredParameters.wanDefault
+    public var v2v = V2VParameters()
+
+    public init() {}
+}
+
+/// A map: RSUs, edge servers, the cloud, an optional macro cell, and link parameters.
+/// The format is documented in the README ("Maps").
+public struct MapSpec: Sendable, Equatable, Codable {
+    public var name: String
+    public var cloud: CloudSpec
+    public var macro: MacroSpec?
+    public var edges: [EdgeSpec]
+    public var rsus: [RSUSpec]
+    public var links: LinkSettings
+
+    public static func load(path: String) throws -> MapSpec {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw InputError(file: path, "cannot read the map: \(error.localizedDescription)")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> MapSpec {
+        var root = try YAMLFields.document(text, file: file)
+        let name = try root.string("name")
+
+        guard var cloudFields = try root.nested("cloud") else { throw root.error("cloud", "missing (required)") }
+        let cloud = CloudSpec(id: try cloudFields.string("id"),
+                              compute: try compute(&cloudFields, required: true)!)
+        try cloudFields.rejectUnknownKeys()
+
+        var macro: MacroSpec?
+        if var m = try root.nested("macro") {
+            macro = MacroSpec(id: try m.string("id"), position: try position(&m), radius: try m.double("radius", above: 0))
+            try m.rejectUnknownKeys()
+        }
+
+        var rsus: [RSUSpec] = []
+        for node in try root.list("rsus") {
+            var r = try YAMLFields(node, file: file, path: "rsus[\(rsus.count)]")
+            rsus.append(RSUSpec(id: try r.string("id"), position: try position(&r), radius: try r.double("radius", above: 0),
+                                compute: try compute(&r, required: false), edge: nil))
+            try r.rejectUnknownKeys()
+        }
+        var edges: [EdgeSpec] = []
+        var edgeNodes: [Node] = []
+        for node in try root.list("edges") {
+            var e = try YAMLFields(node, file: file, path: "edges[\(edges.count)]")
+            edges.append(EdgeSpec(id: try e.string("id"), position: try position(&e), rsus: try e.stringList("rsus"),
+                                  compute: try compute(&e, required: false)))
+            edgeNodes.append(node)
+            try e.rejectUnknownKeys()
+        }
+        var links = LinkSettings()
+        if var l = try root.nested("links") {
+            if var c = try l.nested("cellular") { links.cellular = try cellular(&c, defaults: links.cellular) }
+            if var c = try l.nested("macro") { links.macro = try cellular(&c, defaults: links.macro) }
+            if var w = try l.nested("backhaul") { links.backhaul = try wired(&w, defaults: links.backhaul) }
+            if var w = try l.nested("wan") { links.wan = try wired(&w, defaults: links.wan) }
+            if var v = try l.nested("v2v") {
+                links.v2v.rangeM = try v.double("range_m", default: links.v2v.rangeM, above: 0)
+                links.v2v.txPowerDBm = try v.double("tx_power_dbm", default: links.v2v.txPowerDBm)
+                links.v2v.noiseDBm = try v.double("noise_dbm", default: links.v2v.noiseDBm)
+                links.v2v.bandwidthHz = try v.double("bandwidth_mhz", default: links.v2v.bandwidthHz / 1e6, above: 0) * 1e6
+                links.v2v.frequencyGHz = try v.double("frequency_ghz", default: links.v2v.frequencyGHz, above: 0)
+                try v.rejectUnknownKeys()
+            }
+            try l.rejectUnknownKeys()
+        }
+        try root.rejectUnknownKeys()
+
+        // Cross-references.
+        guard !rsus.isEmpty else { throw root.error("rsus", "a map needs at least one RSU") }
+        var ids: Set<String> = [cloud.id]
+        if let macro { ids.insert(macro.id) }
+        for id in rsus.map(\.id) + edges.map(\.id) {
+            guard ids.insert(id).inserted else { throw InputError(file: file, field: "id", "node id '\(id)' is used twice") }
+        }
+        for (edge, node) in zip(edges, edgeNodes) {
+            for rsu in edge.rsus {
+                guard let index = rsus.firstIndex(where: { $0.id == rsu }) else {
+                    throw InputError(file: file, line: node.mark?.line, field: "edges.\(edge.id).rsus",
+                                     "'\(rsu)' is not an RSU of this map")
+                }
+                if let other = rsus[index].edge {
+                    throw InputError(file: file, line: node.mark?.line, field: "edges.\(edge.id).rsus",
+                                     "'\(rsu)' is already served by \(other)")
+                }
+                rsus[index].edge = edge.id
+            }
+        }
+        for rsu in rsus where rsu.edge == nil && rsu.compute == nil {
+            throw InputError(file: file, field: "rsus.\(rsu.id)", "has neither compute nor an edge server: it could serve nothing")
+        }
+        return MapSpec(name: name, cloud: cloud, macro: macro, edges: edges, rsus: rsus, links: links)
+    }
+
+    private static func position(_ f: inout YAMLFields) throws -> Position {
+        Position(x: try f.double("x"), y: try f.double("y"))
+    }
+
+    private static func compute(_ f: inout YAMLFields, required: Bool) throws -> ComputeSpec? {
+        guard var c = try f.nested("compute") else {
+            if required { throw f.error("compute", "missing (required)") }
+            return nil
+        }
+        let device = try c.string("device")
+        guard DeviceProfile.catalog[device] != nil else {
+            throw c.error("device", "unknown device '\(device)' (known: \(DeviceProfile.catalog.keys.sorted().joined(separator: ", ")))")
+        }
+        let spec = ComputeSpec(device: device, slots: try c.int("slots", default: 1, min: 1), queue: try c.int("queue", default: 8, min: 0))
+        try c.rejectUnknownKeys()
+        return spec
+    }
+
+    private static func cellular(_ f: inout YAMLFields, defaults: CellularParameters) throws -> CellularParameters {
+        var p = defaults
+        p.bandwidthHz = try f.double("bandwidth_mhz", default: p.bandwidthHz / 1e6, above: 0) * 1e6
+        p.txPowerDBm = try f.double("tx_power_dbm", default: p.txPowerDBm)
+        p.noiseDBm = try f.double("noise_dbm", default: p.noiseDBm)
+        p.maxRateBitsPerSecond = try f.optionalDouble("max_rate_mbps", above: 0).map { $0 * 1e6 } ?? p.maxRateBitsPerSecond
+        p.residualLoss = try f.double("loss", default: p.residualLoss, min: 0, max: 1)
+        p.activityWindow = try f.double("activity_window", default: p.activityWindow, above: 0)
+        try f.rejectUnknownKeys()
+        return p
+    }
+
+    private static func wired(_ f: inout YAMLFields, defaults: WiredParameters) throws -> WiredParameters {
+        var p = defaults
+        p.latency = try f.double("latency_ms", default: p.latency * 1e3, min: 0) / 1e3
+        p.jitter = try f.double("jitter_ms", default: p.jitter * 1e3, min: 0) / 1e3
+        p.bandwidthBitsPerSecond = try f.double("bandwidth_mbps", default: p.bandwidthBitsPerSecond / 1e6, above: 0) * 1e6
+        p.loss = try f.double("loss", default: p.loss, min: 0, max: 1)
+        try f.rejectUnknownKeys()
+        return p
+    }
+
+    public func rsu(_ id: String) -> RSUSpec? { rsus.first { $0.id == id } }
+    public func edge(_ id: String) -> EdgeSpec? { edges.first { $0.id == id } }
+
+    /// Role of an infrastructure node id of this map.
+    public func role(of id: String) -> NodeRole? {
+        if id == cloud.id { return .cloud }
+        if rsus.contains(where: { $0.id == id }) { return .rsu }
+        if edges.contains(where: { $0.id == id }) { return .edge }
+        return nil
+    }
+}
