@@ -20,6 +20,8 @@ let package = Package(
             pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
+        // prctl and posix_spawn, which Swift's Glibc module does not expose conveniently.
+        .target(name: "CProcess"),
         // Vocabulary shared by every layer: positions, roles, emulated time, seeded randomness, input errors.
         .target(name: "ConvoyCore"),
         // The versioned envelope and message payloads that cross process boundaries.
@@ -39,9 +41,9 @@ let package = Package(
         // SQLite recording (single writer) and CSV export.
         .target(name: "ConvoyRecording", dependencies: ["ConvoyCore", "ConvoyWire", .product(name: "GRDB", package: "GRDB.swift")]),
         // The node processes: vehicle, RSU, edge, cloud.
-        .target(name: "ConvoyNodes", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario"]),
+        .target(name: "ConvoyNodes", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario"]),
         // The launcher: spawns, supervises and records a fleet; fault injection.
-        .target(name: "ConvoyLauncher", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyScenario", "ConvoyRecording", "ConvoyNodes"]),
+        .target(name: "ConvoyLauncher", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyScenario", "ConvoyRecording", "ConvoyNodes"]),
         .executableTarget(name: "convoy", dependencies: [
             "ConvoyLauncher", "ConvoyNodes", "ConvoyRecording", "ConvoyScenario",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -58,6 +58,18 @@ public struct ComputeServer: Sendable {
         return .admitted(job)
     }
 
+    /// When a new request would finish if admitted now; nil if it would be rejected or cannot run here.
+    public func estimatedFinish(model: String, inputTokens: Int, outputTokens: Int, now: Double) -> Double? {
+        guard let profile = ModelProfile.catalog[model], ComputeModel.fits(model: profile, device: device), hasRoom(now: now) else {
+            return nil
+        }
+        let start = max(now, slotFreeAt.min()!)
+        return start + ComputeModel.inferenceTime(model: profile, device: device, inputTokens: inputTokens, outputTokens: outputTokens)
+    }
+
+    /// The job already admitted under `requestID`, if any.
+    public func job(_ requestID: String) -> Job? { jobs[requestID] }
+
     /// Slots computing at `now`.
     public func busy(now: Double) -> Int {
         jobs.values.filter { $0.startAt <= now && $0.finishAt > now }.count

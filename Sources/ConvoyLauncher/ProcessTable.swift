@@ -1,0 +1,86 @@
+import CProcess
+import ConvoyCore
+import Foundation
+
+/// A node process the launcher spawned.
+struct NodeProcess {
+    enum State: Equatable {
+        case running
+        /// SIGSTOPped by a hang fault.
+        case hung
+        /// Killed by a crash fault; waits for recovery.
+        case crashed
+        case exited(String)
+    }
+
+    var id: String
+    var role: NodeRole
+    var incarnation: Int
+    var pid: pid_t
+    var state: State
+    var arguments: [String]
+    var logPath: String
+}
+
+/// Spawns and reaps node processes. Children run in their own process group (a terminal's Ctrl-C
+/// reaches only the launcher, which then stops them in order) and die with the launcher (PDEATHSIG).
+struct ProcessTable {
+    let executable: String
+    private(set) var nodes: [String: NodeProcess] = [:]
+    private var byPID: [pid_t: String] = [:]
+
+    init(executable: String) { self.executable = executable }
+
+    enum SpawnError: Error, CustomStringConvertible {
+        case failed(String, Int32)
+        var description: String {
+            switch self {
+            case .failed(let id, let code): "cannot start node \(id): \(String(cString: strerror(code)))"
+            }
+        }
+    }
+
+    mutating func spawn(id: String, role: NodeRole, incarnation: Int, arguments: [String], logPath: String) throws -> pid_t {
+        let argv = [executable] + arguments
+        var cArgs = argv.map { strdup($0) }
+        cArgs.append(nil)
+        defer { for p in cArgs { free(p) } }
+        let pid = convoy_spawn(executable, &cArgs, logPath)
+        guard pid > 0 else { throw SpawnError.failed(id, -pid) }
+        nodes[id] = NodeProcess(id: id, role: role, incarnation: incarnation, pid: pid, state: .running, arguments: arguments,
+                                logPath: logPath)
+        byPID[pid] = id
+        return pid
+    }
+
+    subscript(id: String) -> NodeProcess? {
+        get { nodes[id] }
+        set { nodes[id] = newValue }
+    }
+
+    func alive(_ role: NodeRole? = nil) -> [NodeProcess] {
+        nodes.values.filter { ($0.state == .running || $0.state == .hung) && (role == nil || $0.role == role) }
+    }
+
+    mutating func signal(_ id: String, _ sig: Int32) {
+        guard let node = nodes[id], node.state == .running || node.state == .hung else { return }
+        kill(node.pid, sig)
+    }
+
+    /// Collects exited children: (node id, description of how it ended).
+    mutating func reap() -> [(NodeProcess, String)] {
+        var out: [(NodeProcess, String)] = []
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            guard pid > 0 else { break }
+            guard let id = byPID.removeValue(forKey: pid), var node = nodes[id], node.pid == pid else { continue }
+            let signal = status & 0x7f
+            let how = signal == 0 ? "exited \((status >> 8) & 0xff)" : "killed by signal \(signal)"
+            if node.state != .crashed { node.state = .exited(how) }
+            nodes[id] = node
+            out.append((node, how))
+        }
+        return out
+    }
+}

@@ -1,0 +1,347 @@
+import ConvoyCore
+import ConvoyNodes
+import ConvoyRecording
+import ConvoyScenario
+import ConvoyTransport
+import ConvoyWire
+import Foundation
+
+/// The launcher's event loop: one actor consuming the launcher's sockets (records, control) and a
+/// periodic tick; it spawns, reaps, injects faults, writes the database and shows the status.
+actor Supervisor {
+    private enum Sockets { static let records = 0, control = 1 }
+    private enum Timers { static let tick: UInt64 = 1 }
+
+    private enum Phase: Equatable {
+        case running
+        /// SIGTERM sent to vehicles; SIGKILL at the wall deadline.
+        case stoppingVehicles(deadline: Double)
+        case stoppingInfrastructure(deadline: Double)
+        /// Everyone is gone; late records still arriving until the deadline.
+        case draining(deadline: Double)
+        case done
+    }
+
+    private struct ActiveFault {
+        var rowID: Int64
+        var mode: FaultMode
+        var recoverAt: Double?
+    }
+
+    private let config: RunConfig
+    private let clock: EmulationClock
+    private let database: RunDatabase
+    private let loop: EventLoop
+    private let output: StatusOutput
+    private var processes: ProcessTable
+    private var pendingVehicles: [VehiclePlan]
+    private var scheduledFaults: [FaultSpec]
+    private var activeFaults: [String: ActiveFault] = [:]
+    private var batches: [RecordBatch] = []
+    private var lastFlush = 0.0
+    private var lastStatus = 0.0
+    private var phase = Phase.running
+    private var result = LaunchResult.completed
+    private var vehiclesToClose: [(id: String, at: Double, reason: String)] = []
+    private var malformedRecords = 0
+    private var spawnedVehicles = 0
+
+    init(config: RunConfig, executable: String, vehicles: [VehiclePlan], database: RunDatabase, loop: EventLoop, output: StatusOutput) {
+        self.config = config
+        self.clock = config.clock
+        self.database = database
+        self.loop = loop
+        self.output = output
+        processes = ProcessTable(executable: executable)
+        pendingVehicles = vehicles.sorted { $0.start < $1.start }
+        scheduledFaults = config.scenario.faults
+    }
+
+    private var now: Double { clock.now() }
+
+    func interrupt(signal: Int32) {
+        guard phase == .running else {
+            if case .interrupted = result { output.line("stopping… (signal again ignored; processes are being stopped)") }
+            return
+        }
+        output.line("interrupted: stopping the fleet and saving what was recorded…")
+        result = .interrupted(signal)
+        beginStop()
+    }
+
+    func run() async -> LaunchResult {
+        do {
+            try startInfrastructure()
+        } catch {
+            output.line("error: \(error)")
+            result = .failed("\(error)")
+            beginStop()
+        }
+        loop.schedule(timer: Timers.tick, atWall: EmulationClock.wallNow())
+        for await event in loop.events {
+            switch event {
+            case .timer: tick()
+            case .message(let socket, let frames):
+                if socket == Sockets.records { receiveRecords(frames) } else { control(frames) }
+            }
+            if phase == .done { break }
+        }
+        await loop.stop()
+        return result
+    }
+
+    // MARK: - Spawning
+
+    private func startInfrastructure() throws {
+        let map = config.map
+        try spawn(id: map.cloud.id, role: .cloud, incarnation: 1, position: map.macro?.position)
+        for edge in map.edges { try spawn(id: edge.id, role: .edge, incarnation: 1, position: edge.position) }
+        for rsu in map.rsus { try spawn(id: rsu.id, role: .rsu, incarnation: 1, position: rsu.position) }
+    }
+
+    private func spawn(id: String, role: NodeRole, incarnation: Int, position: Position?, vehicle: VehiclePlan? = nil) throws {
+        var arguments = ["node", "--role", role.rawValue, "--id", id, "--run", config.runDirectory, "--incarnation", String(incarnation)]
+        if let vehicle { arguments += ["--trajectory", vehicle.trajectoryPath] }
+        let logName = vehicle?.logName ?? RunDirectory.safeName(id, index: 0)
+        let logPath = URL(fileURLWithPath: config.runDirectory).appendingPathComponent("logs/\(logName).log").path
+        let pid = try processes.spawn(id: id, role: role, incarnation: incarnation, arguments: arguments, logPath: logPath)
+        try? database.recordNodeStarted(NodeRow(nodeID: id, role: role, incarnation: incarnation, pid: Int(pid),
+                                                startedAt: max(0, now), x: position?.x, y: position?.y))
+    }
+
+    private func spawnDueVehicles(now: Double) {
+        // Processes take a moment to start: spawn slightly ahead of the first sample.
+        let lead = 0.3 * config.speed
+        while let next = pendingVehicles.first, next.start - lead <= now {
+            pendingVehicles.removeFirst()
+            do {
+                try spawn(id: next.id, role: .vehicle, incarnation: 1, position: next.firstPosition, vehicle: next)
+                spawnedVehicles += 1
+            } catch {
+                output.line("warning: \(error)")
+            }
+        }
+    }
+
+    // MARK: - Tick
+
+    private func tick() {
+        let now = self.now
+        let wall = EmulationClock.wallNow()
+        reap(now: now)
+        switch phase {
+        case .running:
+            spawnDueVehicles(now: now)
+            applyScheduledFaults(now: now)
+            if now >= config.duration { beginStop() }
+        case .stoppingVehicles(let deadline):
+            if processes.alive(.vehicle).isEmpty || wall >= deadline {
+                for node in processes.alive(.vehicle) { processes.signal(node.id, SIGKILL) }
+                for node in processes.alive() {
+                    processes.signal(node.id, SIGCONT)
+                    processes.signal(node.id, SIGTERM)
+                }
+                phase = .stoppingInfrastructure(deadline: wall + 2)
+            }
+        case .stoppingInfrastructure(let deadline):
+            if processes.alive().isEmpty || wall >= deadline {
+                for node in processes.alive() { processes.signal(node.id, SIGKILL) }
+                phase = .draining(deadline: wall + 0.5)
+            }
+        case .draining(let deadline):
+            if wall >= deadline {
+                reap(now: now)
+                finishRecording(now: now)
+                phase = .done
+                return
+            }
+        case .done:
+            return
+        }
+        closeLostVehicles(now: now, force: false)
+        if wall - lastFlush >= 0.1 { flush() }
+        if wall - lastStatus >= (output.isTerminal ? 1 : 10) { showStatus(now: now) }
+        loop.schedule(timer: Timers.tick, atWall: wall + 0.05)
+    }
+
+    private func beginStop() {
+        guard phase == .running else { return }
+        pendingVehicles.removeAll()
+        for node in processes.alive() where node.state == .hung { processes.signal(node.id, SIGCONT) }
+        for node in processes.alive(.vehicle) { processes.signal(node.id, SIGTERM) }
+        phase = .stoppingVehicles(deadline: EmulationClock.wallNow() + 3)
+    }
+
+    private func reap(now: Double) {
+        for (node, how) in processes.reap() {
+            try? database.recordNodeEnded(nodeID: node.id, incarnation: node.incarnation, endedAt: max(0, now), exitStatus: how)
+            if node.role == .vehicle {
+                // Its last records may still be in flight: close what it left open a little later.
+                vehiclesToClose.append((node.id, now + 0.5 * config.speed, how == "exited 0" ? "vehicle-exited" : "vehicle-lost (\(how))"))
+            } else if node.state != .crashed && phase == .running {
+                output.line("warning: \(node.id) \(how) (see \(node.logPath))")
+            }
+        }
+    }
+
+    private func closeLostVehicles(now: Double, force: Bool) {
+        guard !vehiclesToClose.isEmpty else { return }
+        flush()
+        vehiclesToClose.removeAll { entry in
+            guard force || now >= entry.at else { return false }
+            _ = try? database.closeOpenRequests(vehicleID: entry.id, at: entry.at, reason: entry.reason)
+            return true
+        }
+    }
+
+    private func finishRecording(now: Double) {
+        flush()
+        closeLostVehicles(now: now, force: true)
+        let closed = (try? database.closeOpenRequests(at: max(0, min(now, config.duration + 10)), reason: "run-ended")) ?? 0
+        for (node, fault) in activeFaults { try? database.recordFaultEnded(id: fault.rowID, endedAt: now); _ = node }
+        try? database.setMetadata("ended_wall", ISO8601DateFormatter().string(from: Date()))
+        try? database.setMetadata("result", "\(result)")
+        try? database.setMetadata("records_malformed", String(malformedRecords))
+        if output.isTerminal { output.write("\r\u{1B}[K") }
+        if let summary = try? database.summary() {
+            output.line(Self.summaryLine(summary, closed: closed))
+        }
+        output.line("recorded in \(config.runDirectory)/run.sqlite")
+        try? database.close()
+    }
+
+    static func summaryLine(_ s: RunSummary, closed: Int) -> String {
+        var text = "requests: \(s.completed) completed, \(s.failed) failed, \(s.expired) expired"
+        if let p50 = s.p50Ms, let p95 = s.p95Ms { text += "; latency p50 \(Int(p50)) ms, p95 \(Int(p95)) ms" }
+        text += "; \(s.vehiclesWithRequests) vehicles made requests"
+        if closed > 0 { text += "; \(closed) closed at the end of the run" }
+        return text
+    }
+
+    // MARK: - Records
+
+    private func receiveRecords(_ frames: [[UInt8]]) {
+        guard frames.count == 1, let envelope = try? Envelope(decoding: frames[0]), envelope.kind == .record,
+              let batch = try? JSONDecoder().decode(RecordBatch.self, from: Data(envelope.payload)) else {
+            malformedRecords += 1
+            return
+        }
+        batches.append(batch)
+    }
+
+    private func flush() {
+        lastFlush = EmulationClock.wallNow()
+        guard !batches.isEmpty else { return }
+        do {
+            try database.apply(batches)
+        } catch {
+            output.line("error: cannot write records: \(error)")
+        }
+        batches.removeAll(keepingCapacity: true)
+    }
+
+    private func showStatus(now: Double) {
+        lastStatus = EmulationClock.wallNow()
+        guard phase == .running else { return }
+        let rsus = config.map.rsus
+        let up = rsus.filter { processes[$0.id]?.state == .running }.count
+        var text = String(format: "[%6.1f/%.0f s] vehicles %d alive (%d started) | RSUs %d/%d up", max(0, now), config.duration,
+                          processes.alive(.vehicle).count, spawnedVehicles, up, rsus.count)
+        if let s = try? database.summary() {
+            text += " | requests \(s.completed) done, \(s.failed) failed, \(s.expired) expired, \(s.open) open"
+            if let p50 = s.p50Ms, let p95 = s.p95Ms { text += String(format: " | p50 %.0f ms p95 %.0f ms", p50, p95) }
+        }
+        output.status(text)
+    }
+
+    // MARK: - Faults
+
+    private func applyScheduledFaults(now: Double) {
+        while let next = scheduledFaults.first, next.at <= now {
+            scheduledFaults.removeFirst()
+            let outcome = inject(node: next.node, mode: next.mode, duration: next.duration, source: "scenario")
+            output.line("t=\(String(format: "%.1f", now)) s: \(outcome.message)")
+        }
+        for (node, fault) in activeFaults {
+            if let at = fault.recoverAt, now >= at {
+                let outcome = recover(node: node)
+                output.line("t=\(String(format: "%.1f", now)) s: \(outcome.message)")
+            }
+        }
+    }
+
+    private func inject(node id: String, mode: FaultMode, duration: Double?, source: String) -> ControlReply {
+        guard let role = config.map.role(of: id), role == .rsu || role == .edge || role == .cloud else {
+            return ControlReply(ok: false, message: "\(id) is not an RSU, edge server or cloud of this run")
+        }
+        guard var node = processes[id], node.state == .running else {
+            return ControlReply(ok: false, message: "\(id) is not running (already failed?)")
+        }
+        guard phase == .running else { return ControlReply(ok: false, message: "the run is stopping") }
+        let now = max(0, self.now)
+        switch mode {
+        case .crash:
+            node.state = .crashed
+            processes[id] = node
+            kill(node.pid, SIGKILL)
+        case .hang:
+            node.state = .hung
+            processes[id] = node
+            kill(node.pid, SIGSTOP)
+        }
+        let rowID = (try? database.recordFaultStarted(FaultRow(nodeID: id, mode: mode.rawValue, startedAt: now, source: source,
+                                                               detail: duration.map { "for \($0) s" }))) ?? -1
+        activeFaults[id] = ActiveFault(rowID: rowID, mode: mode, recoverAt: duration.map { now + $0 })
+        let until = duration.map { "for \($0) s" } ?? "until `convoy recover`"
+        return ControlReply(ok: true, message: "\(mode.rawValue) \(id) (\(source)) \(until)")
+    }
+
+    private func recover(node id: String) -> ControlReply {
+        guard let fault = activeFaults.removeValue(forKey: id), let node = processes[id] else {
+            return ControlReply(ok: false, message: "\(id) has no active fault")
+        }
+        let now = max(0, self.now)
+        try? database.recordFaultEnded(id: fault.rowID, endedAt: now)
+        switch fault.mode {
+        case .hang:
+            var resumed = node
+            resumed.state = .running
+            processes[id] = resumed
+            kill(node.pid, SIGCONT)
+            return ControlReply(ok: true, message: "resumed \(id)")
+        case .crash:
+            do {
+                try spawn(id: id, role: node.role, incarnation: node.incarnation + 1,
+                          position: config.map.rsu(id)?.position ?? config.map.edge(id)?.position)
+                return ControlReply(ok: true, message: "restarted \(id) (incarnation \(node.incarnation + 1))")
+            } catch {
+                return ControlReply(ok: false, message: "cannot restart \(id): \(error)")
+            }
+        }
+    }
+
+    private func control(_ frames: [[UInt8]]) {
+        guard frames.count == 2 else { return }
+        let reply: ControlReply
+        if let envelope = try? Envelope(decoding: frames[1]), envelope.kind == .control,
+           let command = try? JSONDecoder().decode(ControlCommand.self, from: Data(envelope.payload)) {
+            switch command.action {
+            case .fail:
+                if let mode = FaultMode(rawValue: command.mode ?? "crash") {
+                    reply = inject(node: command.node, mode: mode, duration: command.duration, source: "live")
+                } else {
+                    reply = ControlReply(ok: false, message: "unknown mode \(command.mode ?? "")")
+                }
+            case .recover:
+                reply = recover(node: command.node)
+            }
+            output.line("t=\(String(format: "%.1f", max(0, now))) s: \(reply.message)")
+        } else {
+            reply = ControlReply(ok: false, message: "malformed control message")
+        }
+        let payload = (try? JSONEncoder().encode(reply)) ?? Data()
+        let frame = Envelope(kind: .controlReply, sender: "launcher", incarnation: 0, sequence: 0, sentAt: now,
+                             payload: Array(payload)).encoded()
+        loop.send([frames[0], frame], on: Sockets.control)
+    }
+}

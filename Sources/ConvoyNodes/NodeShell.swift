@@ -1,0 +1,154 @@
+import CProcess
+import ConvoyCore
+import ConvoyTransport
+import ConvoyWire
+import Foundation
+
+/// Topics on the broadcast bus (PUB/SUB prefixes).
+public enum Topic {
+    public static let rsuBeacon = "beacon/rsu"
+    public static let edgeBeacon = "beacon/edge"
+    public static let cloudBeacon = "beacon/cloud"
+
+    /// V2V beacons are published per grid cell so receivers subscribe to their surroundings only.
+    public static let v2vCellSize = 500.0
+    public static func v2v(cellX: Int, cellY: Int) -> String { "v2v/\(cellX)/\(cellY)/" }
+    public static func v2vCell(of p: Position) -> (Int, Int) {
+        (Int((p.x / v2vCellSize).rounded(.down)), Int((p.y / v2vCellSize).rounded(.down)))
+    }
+}
+
+/// The parts every node process shares: identity, clock, envelopes, record batching and
+/// counters. Owned by one node actor; not thread-safe by itself.
+final class NodeShell {
+    let config: RunConfig
+    let id: String
+    let role: NodeRole
+    let incarnation: UInt32
+    let clock: EmulationClock
+    let loop: EventLoop
+    let recorderSocket: Int
+    var rng: SeededGenerator
+    private var sequence: UInt64 = 0
+    private var batch = RecordBatch()
+    private(set) var counters: [String: Int] = [:]
+    private var countersDirty = false
+
+    /// Timer ids below this are the node's periodic timers; one-shot timers count up from it.
+    static let firstOneShotTimer: UInt64 = 1000
+    private var nextTimer = NodeShell.firstOneShotTimer
+
+    init(config: RunConfig, id: String, role: NodeRole, incarnation: UInt32, loop: EventLoop, recorderSocket: Int) {
+        self.config = config
+        self.id = id
+        self.role = role
+        self.incarnation = incarnation
+        self.clock = config.clock
+        self.loop = loop
+        self.recorderSocket = recorderSocket
+        rng = SeededGenerator(seed: config.seed, label: "\(id)#\(incarnation)")
+    }
+
+    var now: Double { clock.now() }
+
+    func envelope<P: WirePayload>(_ payload: P, position: Position? = nil) -> [UInt8] {
+        sequence += 1
+        return Envelope(kind: P.kind, sender: id, incarnation: incarnation, sequence: sequence, sentAt: now,
+                        position: position, payload: payload.encoded()).encoded()
+    }
+
+    /// Decodes a frame; malformed frames are counted by reason and dropped (nil).
+    func decode(_ frame: [UInt8]) -> Envelope? {
+        do {
+            return try Envelope(decoding: frame)
+        } catch {
+            count(error.counterName)
+            return nil
+        }
+    }
+
+    func decodePayload<P: WirePayload>(_ type: P.Type, _ envelope: Envelope) -> P? {
+        guard envelope.kind == P.kind else { return nil }
+        do {
+            return try P.decode(envelope.payload)
+        } catch {
+            count(error.counterName)
+            return nil
+        }
+    }
+
+    func count(_ name: String, by n: Int = 1) {
+        counters[name, default: 0] += n
+        countersDirty = true
+    }
+
+    func setCounter(_ name: String, _ value: Int) {
+        guard counters[name] != value else { return }
+        counters[name] = value
+        countersDirty = true
+    }
+
+    func record(_ request: RequestRecord) { batch.requests.append(request) }
+    func record(_ attempt: AttemptRecord) { batch.attempts.append(attempt) }
+    func record(_ detection: DetectionRecord) { batch.detections.append(detection) }
+
+    /// A timer id for a one-shot timer at emulated time `at`.
+    func scheduleOneShot(at time: Double) -> UInt64 {
+        nextTimer += 1
+        loop.schedule(timer: nextTimer, atWall: clock.wall(atEmulated: time))
+        return nextTimer
+    }
+
+    func schedulePeriodic(_ id: UInt64, at time: Double) {
+        loop.schedule(timer: id, atWall: clock.wall(atEmulated: time))
+    }
+
+    /// Sends `frames` on `socket` at emulated time `at` (now if in the past).
+    func send(_ frames: [[UInt8]], on socket: Int, at time: Double? = nil) {
+        let wall = time.map { clock.wall(atEmulated: $0) }
+        loop.send(frames, on: socket, atWall: wall.flatMap { $0 > EmulationClock.wallNow() ? $0 : nil })
+    }
+
+    func publish<P: WirePayload>(_ topic: String, _ payload: P, position: Position?, on socket: Int) {
+        loop.send([Array(topic.utf8), envelope(payload, position: position)], on: socket)
+    }
+
+    /// Sends the pending records (and changed counters) to the recorder.
+    func flushRecords() {
+        if countersDirty {
+            let stats = loop.stats
+            counters["transport_send_dropped"] = stats.sendDropped
+            batch.counters = counters.sorted { $0.key < $1.key }.map { CounterRecord(nodeID: id, name: $0.key, value: $0.value) }
+            countersDirty = false
+        }
+        guard !batch.isEmpty else { return }
+        guard let json = try? JSONEncoder().encode(batch) else { return }
+        sequence += 1
+        let frame = Envelope(kind: .record, sender: id, incarnation: incarnation, sequence: sequence, sentAt: now,
+                             payload: Array(json)).encoded()
+        loop.send([frame], on: recorderSocket)
+        batch = RecordBatch()
+    }
+}
+
+/// Makes the process die with its launcher (no orphans even if the launcher is SIGKILLed) and
+/// turns SIGTERM/SIGINT into a call of `handler` on the main queue.
+public enum ProcessSignals {
+    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+
+    public static func dieWithParent(expectedParent: Int32) {
+        _ = convoy_set_parent_death_signal(SIGKILL)
+        if getppid() != expectedParent { exit(1) }  // the parent died before prctl
+    }
+
+    /// Calls `handler` once per SIGTERM/SIGINT, on the main dispatch queue.
+    public static func onTermination(_ handler: @escaping @Sendable (Int32) -> Void) {
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+            source.setEventHandler { handler(sig) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}

@@ -1,0 +1,307 @@
+import ConvoyCore
+import ConvoyLinks
+import ConvoyMobility
+import ConvoyReasoning
+import ConvoyScenario
+import ConvoyTransport
+import ConvoyWire
+import Foundation
+
+/// A vehicle: follows its trajectory, hears RSU beacons in range, beacons to its neighbours over
+/// V2V, issues inference requests and fails them over (`RequestLedger`), and reports every
+/// request and attempt to the recorder.
+actor VehicleNode {
+    private enum Sockets {
+        static let bus = 0, broadcast = 1, recorder = 2, firstAccess = 3
+    }
+
+    private enum Timers {
+        static let tick: UInt64 = 1, flush: UInt64 = 2, v2v: UInt64 = 3
+    }
+
+    private let shell: NodeShell
+    private let trajectory: Trajectory
+    private let map: MapSpec
+    private let workload: WorkloadSpec
+    /// Access socket index of each reachable node (RSUs, and the cloud over the macro cell).
+    private let accessSocket: [String: Int]
+    private let nodeOfSocket: [Int: String]
+    private var liveness: LivenessTracker
+    private var ledger = RequestLedger()
+    private var rsuLoad: [String: Beacon] = [:]
+    private var openRecords: [String: RequestRecord] = [:]
+    private var requestSequence = 0
+    private var nextRequestAt: Double
+    private var v2vCell: (Int, Int)?
+    private var neighbours: [String: Double] = [:]
+    private var heldV2V: [UInt64: (String, Double)] = [:]
+    private var finished = false
+
+    static func run(config: RunConfig, id: String, trajectoryPath: String) async throws {
+        let trajectory = try TrajectoryFile.read(path: trajectoryPath)
+        let map = config.map
+        var sockets: [SocketSpec] = [
+            SocketSpec(.pub, connect: [config.busInbound]),
+            SocketSpec(.sub, connect: [config.busOutbound], subscribe: [Array(Topic.rsuBeacon.utf8)]),
+            SocketSpec(.push, connect: [config.recorder], lingerMs: 2000),
+        ]
+        var accessSocket: [String: Int] = [:]
+        var targets = map.rsus.map(\.id)
+        if map.macro != nil { targets.append(map.cloud.id) }
+        for target in targets {
+            accessSocket[target] = sockets.count
+            sockets.append(SocketSpec(.dealer, connect: [config.endpoint(of: target)], routingID: Array(id.utf8)))
+        }
+        let context = try ZMQContext()
+        let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)")
+        let shell = NodeShell(config: config, id: id, role: .vehicle, incarnation: 1, loop: loop, recorderSocket: Sockets.recorder)
+        let node = VehicleNode(shell: shell, trajectory: trajectory, accessSocket: accessSocket)
+        ProcessSignals.onTermination { _ in Task { await node.finish(reason: "run-ended") } }
+        await node.run()
+        await loop.stop()
+        withExtendedLifetime(context) {}
+    }
+
+    private init(shell: NodeShell, trajectory: Trajectory, accessSocket: [String: Int]) {
+        self.shell = shell
+        self.trajectory = trajectory
+        self.map = shell.config.map
+        self.workload = shell.config.scenario.workload
+        self.accessSocket = accessSocket
+        self.nodeOfSocket = Dictionary(uniqueKeysWithValues: accessSocket.map { ($1, $0) })
+        liveness = LivenessTracker(config: shell.config.scenario.liveness)
+        // The first request goes out once RSU beacons had a chance to arrive.
+        nextRequestAt = max(shell.now, trajectory.start) + 3 * shell.config.scenario.liveness.beaconInterval
+    }
+
+    /// Where the vehicle is at `time`: interpolated, holding the nearest sample outside the trace.
+    private func position(at time: Double) -> Position {
+        if let p = trajectory.position(at: time) { return p }
+        if time <= trajectory.start { return trajectory.samples.first!.position }
+        if time >= trajectory.end { return trajectory.samples.last!.position }
+        return trajectory.samples.last { $0.time <= time }!.position  // inside a gap
+    }
+
+    private var lastSampleTime: Double { min(trajectory.end, shell.config.duration) }
+
+    private func run() async {
+        let now = shell.now
+        shell.schedulePeriodic(Timers.tick, at: now)
+        shell.schedulePeriodic(Timers.flush, at: now + 0.1)
+        shell.schedulePeriodic(Timers.v2v, at: now + shell.rng.unit())
+        for await event in shell.loop.events {
+            switch event {
+            case .timer(let id): timer(id)
+            case .message(let socket, let frames): message(socket, frames)
+            }
+            if finished { break }
+        }
+    }
+
+    /// Ends every open request with `reason`, flushes the records and stops.
+    func finish(reason: String) {
+        guard !finished else { return }
+        apply(ledger.closeAll(reason: reason, now: shell.now))
+        shell.flushRecords()
+        finished = true
+        Task { await shell.loop.stop() }
+    }
+
+    // MARK: - Timers
+
+    private func timer(_ id: UInt64) {
+        let now = shell.now
+        switch id {
+        case Timers.tick:
+            tick(now: now)
+            shell.schedulePeriodic(Timers.tick, at: now + 0.02)
+        case Timers.flush:
+            shell.flushRecords()
+            shell.schedulePeriodic(Timers.flush, at: now + 0.1)
+        case Timers.v2v:
+            v2vBeacon(now: now)
+            shell.schedulePeriodic(Timers.v2v, at: now + 1)
+        default:
+            if let (neighbour, at) = heldV2V.removeValue(forKey: id) { neighbours[neighbour] = at }
+        }
+    }
+
+    private func candidates(at now: Double) -> [Route] {
+        let here = position(at: now)
+        let views = map.rsus.map { rsu in
+            RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: liveness.isAlive(rsu.id),
+                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(rsuLoad[rsu.id]?.queued ?? 0))
+        }
+        let macro = map.macro.map { MacroView(position: $0.position, radius: $0.radius, target: map.cloud.id) }
+        return PathChoice.candidates(at: here, rsus: views, macro: macro, cellular: map.links.cellular)
+    }
+
+    private func inRange(of rsu: RSUSpec, at now: Double) -> Bool {
+        position(at: now).distance(to: rsu.position) <= rsu.radius
+    }
+
+    private func tick(now: Double) {
+        var routes = candidates(at: now)
+        // RSUs that fell silent: dead if we are still in their range, otherwise just out of reach.
+        for change in liveness.check(now: now) {
+            guard let rsu = map.rsu(change.peer) else { continue }
+            if inRange(of: rsu, at: now) {
+                shell.record(DetectionRecord(observer: shell.id, peer: change.peer, state: change.to.rawValue, at: now))
+                if change.to == .dead { apply(ledger.targetLost(change.peer, outcome: "target-dead", now: now, candidates: routes)) }
+            } else {
+                liveness.forget(change.peer)
+            }
+            routes = candidates(at: now)
+        }
+        // Attempts to RSUs we drove out of.
+        for rsu in map.rsus where !ledger.inFlight(to: rsu.id).isEmpty && !inRange(of: rsu, at: now) {
+            apply(ledger.targetLost(rsu.id, outcome: "out-of-range", now: now, candidates: routes))
+        }
+        if now >= nextRequestAt && now < lastSampleTime {
+            openRequest(now: now, candidates: routes)
+            nextRequestAt = now + workload.nextInterval(using: &shell.rng)
+        }
+        apply(ledger.tick(now: now, candidates: routes))
+        updateV2VSubscriptions(now: now)
+        if now >= lastSampleTime && ledger.openCount == 0 { finish(reason: "vehicle-left") }
+        if now >= lastSampleTime + workload.deadline + 1 { finish(reason: "vehicle-left") }
+    }
+
+    // MARK: - Requests
+
+    private func openRequest(now: Double, candidates: [Route]) {
+        requestSequence += 1
+        let spec = RequestSpec(requestID: "\(shell.id)/\(requestSequence)", model: workload.model, inputTokens: workload.inputTokens,
+                               outputTokens: workload.outputTokens, payloadBytes: workload.payloadBytes, deadline: workload.deadline)
+        let record = RequestRecord(requestID: spec.requestID, vehicleID: shell.id, createdAt: now, deadlineAt: now + spec.deadline,
+                                   model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens,
+                                   payloadBytes: spec.payloadBytes)
+        openRecords[spec.requestID] = record
+        shell.record(record)
+        apply(ledger.open(spec, now: now, candidates: candidates))
+    }
+
+    private func apply(_ actions: [RequestLedger.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let spec, let attempt, let route, let replyBy):
+                send(spec, attempt: attempt, route: route, replyBy: replyBy)
+            case .attemptEnded(let requestID, let attempt, let route, let sentAt, let endedAt, let outcome, let detail):
+                shell.record(AttemptRecord(requestID: requestID, attempt: attempt, path: route.path.rawValue, target: route.target,
+                                           sentAt: sentAt, endedAt: endedAt, outcome: outcome, detail: detail))
+            case .finished(let done):
+                guard var record = openRecords.removeValue(forKey: done.requestID) else { continue }
+                record.status = done.status
+                record.finishedAt = done.at
+                record.attempts = done.attempts
+                record.reason = done.reason
+                let latency = done.at - done.createdAt
+                record.latencyMs = latency * 1000
+                record.deadlineMet = done.status == .completed && done.at <= record.deadlineAt
+                if let reply = done.reply {
+                    record.servedBy = reply.servedBy
+                    record.path = reply.path
+                    record.queueWaitMs = reply.queueWait * 1000
+                    record.computeMs = reply.computeTime * 1000
+                    record.networkMs = max(0, latency - reply.queueWait - reply.computeTime) * 1000
+                }
+                shell.record(record)
+            }
+        }
+    }
+
+    private func send(_ spec: RequestSpec, attempt: Int, route: Route, replyBy: Double) {
+        let now = shell.now
+        shell.record(AttemptRecord(requestID: spec.requestID, attempt: attempt, path: route.path.rawValue, target: route.target,
+                                   sentAt: now, outcome: "pending"))
+        guard let socket = accessSocket[route.target] else { return shell.count("routes_without_socket") }
+        let request = InferenceRequest(requestID: spec.requestID, attempt: UInt16(clamping: attempt), vehicleID: shell.id,
+                                       model: spec.model, inputTokens: UInt32(spec.inputTokens), outputTokens: UInt32(spec.outputTokens),
+                                       payloadBytes: UInt32(spec.payloadBytes), deadline: replyBy)
+        shell.send([shell.envelope(request, position: position(at: now))], on: socket)
+    }
+
+    // MARK: - Messages
+
+    private func message(_ socket: Int, _ frames: [[UInt8]]) {
+        let now = shell.now
+        if socket == Sockets.broadcast {
+            guard frames.count == 2, let envelope = shell.decode(frames[1]) else { return }
+            switch envelope.kind {
+            case .beacon: rsuBeacon(envelope, now: now)
+            case .v2vBeacon: v2vReceived(envelope, now: now)
+            default: shell.count("unexpected_kind_\(envelope.kind.rawValue)")
+            }
+            return
+        }
+        guard let node = nodeOfSocket[socket], frames.count == 1, let envelope = shell.decode(frames[0]),
+              let reply = shell.decodePayload(InferenceReply.self, envelope) else { return }
+        // A reply over an RSU's cell only reaches a vehicle still in that cell.
+        if let rsu = map.rsu(node), !inRange(of: rsu, at: now) { return shell.count("replies_out_of_range") }
+        let kind: ReplyOutcome.Kind = switch reply.status {
+        case .completed: .completed
+        case .rejected: .rejected
+        case .failed: .failed
+        }
+        let path = (map.rsu(node) != nil ? ["rsu"] : ["macro"]) + reply.route.dropFirst().compactMap { hop in
+            map.role(of: hop).map(\.rawValue)
+        }
+        let outcome = ReplyOutcome(kind: kind, servedBy: reply.servedBy, path: path.joined(separator: ">"),
+                                   queueWait: reply.queueWait, computeTime: reply.computeTime, detail: reply.detail)
+        let before = ledger.discardedReplies
+        apply(ledger.replied(requestID: reply.requestID, attempt: Int(reply.attempt), outcome: outcome, now: now,
+                             candidates: candidates(at: now)))
+        if ledger.discardedReplies > before { shell.count("replies_discarded_late") }
+    }
+
+    private func rsuBeacon(_ envelope: Envelope, now: Double) {
+        guard let rsu = map.rsu(envelope.sender), let beacon = shell.decodePayload(Beacon.self, envelope) else { return }
+        // RSU beacons are broadcast over the cell: heard only within its radius.
+        guard inRange(of: rsu, at: now) else { return }
+        rsuLoad[rsu.id] = beacon
+        if let change = liveness.heard(rsu.id, incarnation: envelope.incarnation, at: now), change.from != .alive {
+            shell.record(DetectionRecord(observer: shell.id, peer: rsu.id, state: change.to.rawValue, at: now))
+        }
+    }
+
+    // MARK: - V2V
+
+    private func v2vBeacon(now: Double) {
+        let here = position(at: now)
+        let (cx, cy) = Topic.v2vCell(of: here)
+        let sample = trajectory.samples.last { $0.time <= now }
+        shell.publish(Topic.v2v(cellX: cx, cellY: cy), V2VBeacon(speed: sample?.speed ?? 0, heading: sample?.angle ?? 0),
+                      position: here, on: Sockets.bus)
+        neighbours = neighbours.filter { now - $0.value < 3 }
+        shell.setCounter("v2v_neighbours", neighbours.count)
+    }
+
+    private func v2vReceived(_ envelope: Envelope, now: Double) {
+        guard envelope.sender != shell.id, let from = envelope.position else { return }
+        let outcome = V2VLink.receive(from: from, to: position(at: now), bytes: envelope.payload.count + 64, sentAt: envelope.sentAt,
+                                      parameters: map.links.v2v, rng: &shell.rng)
+        switch outcome {
+        case .deliver(let at):
+            shell.count("v2v_received")
+            heldV2V[shell.scheduleOneShot(at: at)] = (envelope.sender, at)
+        case .lost: shell.count("v2v_lost")
+        case .outOfRange: shell.count("v2v_out_of_range")
+        }
+    }
+
+    /// Subscribes to the V2V topics of the 3 × 3 grid cells around the vehicle.
+    private func updateV2VSubscriptions(now: Double) {
+        let cell = Topic.v2vCell(of: position(at: now))
+        if let old = v2vCell, old == cell { return }
+        func around(_ c: (Int, Int)) -> Set<String> {
+            var topics: Set<String> = []
+            for dx in -1...1 { for dy in -1...1 { topics.insert(Topic.v2v(cellX: c.0 + dx, cellY: c.1 + dy)) } }
+            return topics
+        }
+        let new = around(cell)
+        let old = v2vCell.map(around) ?? []
+        for topic in old.subtracting(new) { shell.loop.unsubscribe(Sockets.broadcast, prefix: Array(topic.utf8)) }
+        for topic in new.subtracting(old) { shell.loop.subscribe(Sockets.broadcast, prefix: Array(topic.utf8)) }
+        v2vCell = cell
+    }
+}

@@ -1,0 +1,106 @@
+import GRDB
+
+/// The schema of `run.sqlite`.
+///
+/// Migrations are append-only: a released migration is never edited or removed; a schema change
+/// is a new migration registered after the existing ones. The applied migration identifiers are
+/// stored in the database (`grdb_migrations`), so a build can tell a database written by a newer
+/// build (it has identifiers this build does not know).
+enum Schema {
+    /// The identifier of the first migration: a database without it is not a Convoy database.
+    static let initialMigration = "v1-initial"
+
+    static func makeMigrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration(initialMigration) { db in
+            try db.execute(sql: """
+                CREATE TABLE nodes (
+                    node_id TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    incarnation INTEGER NOT NULL,
+                    pid INTEGER,
+                    started_at REAL NOT NULL,
+                    ended_at REAL,
+                    exit_status TEXT,
+                    x REAL,
+                    y REAL,
+                    PRIMARY KEY (node_id, incarnation)
+                );
+                CREATE TABLE requests (
+                    request_id TEXT NOT NULL PRIMARY KEY,
+                    vehicle_id TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    deadline_at REAL NOT NULL,
+                    model TEXT NOT NULL,
+                    input_tokens INTEGER NOT NULL,
+                    output_tokens INTEGER NOT NULL,
+                    payload_bytes INTEGER NOT NULL,
+                    status TEXT,
+                    finished_at REAL,
+                    served_by TEXT,
+                    path TEXT,
+                    attempts INTEGER NOT NULL,
+                    latency_ms REAL,
+                    reason TEXT,
+                    queue_wait_ms REAL,
+                    compute_ms REAL,
+                    network_ms REAL,
+                    deadline_met INTEGER
+                );
+                CREATE INDEX requests_by_vehicle ON requests (vehicle_id);
+                CREATE INDEX requests_by_status_latency ON requests (status, latency_ms);
+                CREATE TABLE attempts (
+                    request_id TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    path TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    sent_at REAL NOT NULL,
+                    ended_at REAL,
+                    outcome TEXT NOT NULL,
+                    detail TEXT,
+                    PRIMARY KEY (request_id, attempt)
+                );
+                CREATE INDEX attempts_by_outcome ON attempts (outcome);
+                CREATE TABLE faults (
+                    id INTEGER PRIMARY KEY,
+                    node_id TEXT NOT NULL,
+                    mode TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    ended_at REAL,
+                    source TEXT NOT NULL,
+                    detail TEXT
+                );
+                CREATE TABLE detections (
+                    id INTEGER PRIMARY KEY,
+                    observer TEXT NOT NULL,
+                    peer TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    at REAL NOT NULL
+                );
+                CREATE TABLE counters (
+                    node_id TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    value INTEGER NOT NULL,
+                    PRIMARY KEY (node_id, name)
+                );
+                CREATE TABLE run_info (
+                    key TEXT NOT NULL PRIMARY KEY,
+                    value TEXT NOT NULL
+                );
+                """)
+        }
+        // Append new migrations here; never edit the one above.
+        return migrator
+    }
+
+    /// The exported tables, in export order, with the row order of their export.
+    static let tables: [(name: String, orderBy: String)] = [
+        ("nodes", "started_at, node_id, incarnation"),
+        ("requests", "created_at, request_id"),
+        ("attempts", "request_id, attempt"),
+        ("faults", "id"),
+        ("detections", "id"),
+        ("counters", "node_id, name"),
+        ("run_info", "key"),
+    ]
+}

@@ -1,0 +1,201 @@
+import ArgumentParser
+import ConvoyCore
+import ConvoyLauncher
+import ConvoyMobility
+import ConvoyNodes
+import ConvoyRecording
+import ConvoyWire
+import Foundation
+
+@main
+struct Convoy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A vehicular edge emulator: a fleet of real processes over ZeroMQ, recorded in SQLite.",
+        version: ConvoyVersion.string,
+        subcommands: [Launch.self, Fail.self, Recover.self, Export.self, TraceCommand.self, Node.self]
+    )
+}
+
+/// Prints an error a user can act on and exits non-zero.
+func fail(_ error: any Error) -> Never {
+    FileHandle.standardError.write(Data("convoy: error: \(error)\n".utf8))
+    exit(2)
+}
+
+struct Launch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a fleet on a scenario (the bundled default if none is given).")
+
+    @Argument(help: "Scenario file (YAML). Default: maps/default.yaml of this Convoy checkout.")
+    var scenario: String?
+
+    @Option(help: "Emulated seconds to run (default: the scenario's duration).")
+    var duration: Double?
+
+    @Option(name: .customLong("out"), help: "Run directory to create (default: runs/<scenario>-<timestamp>).")
+    var out: String?
+
+    @Option(help: "Time dilation: emulated seconds per wall second (< 1 for fleets too big for real time).")
+    var speed: Double = 1
+
+    @Option(help: "Random seed (default: the scenario's).")
+    var seed: UInt64?
+
+    func validate() throws {
+        guard speed > 0, speed.isFinite else { throw ValidationError("--speed must be a positive number") }
+        if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
+    }
+
+    func run() async throws {
+        let path: String
+        if let scenario {
+            path = scenario
+        } else {
+            guard let found = DefaultScenario.locate() else {
+                fail(InputError(file: "maps/default.yaml", "no scenario given and the bundled default was not found "
+                                + "(run from the Convoy checkout, or set CONVOY_HOME)"))
+            }
+            path = found
+        }
+        let options = LaunchOptions(scenarioPath: path, duration: duration, runDirectory: out, speed: speed, seed: seed,
+                                    executable: DefaultScenario.executablePath)
+        let result: LaunchResult
+        do {
+            result = try await Launcher.run(options)
+        } catch {
+            fail(error)
+        }
+        if case .failed(let why) = result { FileHandle.standardError.write(Data("convoy: the run failed: \(why)\n".utf8)) }
+        throw ExitCode(result.exitCode)
+    }
+}
+
+struct Fail: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Inject a fault into a running launch.")
+
+    @Argument(help: "The run directory of the running launch.") var runDirectory: String
+    @Argument(help: "The node to fail (an RSU or edge server id).") var nodeID: String
+    @Option(help: "crash (SIGKILL, restarted on recovery) or hang (SIGSTOP/SIGCONT).") var mode: String = "crash"
+    @Option(name: .customLong("for"), help: "Emulated seconds until automatic recovery (default: until `convoy recover`).")
+    var seconds: Double?
+
+    func validate() throws {
+        guard ["crash", "hang"].contains(mode) else { throw ValidationError("--mode must be crash or hang") }
+        if let seconds, !(seconds > 0) { throw ValidationError("--for must be positive") }
+    }
+
+    func run() async throws {
+        try await sendControl(ControlCommand(action: .fail, node: nodeID, mode: mode, duration: seconds), runDirectory: runDirectory)
+    }
+}
+
+struct Recover: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "End a fault injected with `convoy fail`.")
+
+    @Argument(help: "The run directory of the running launch.") var runDirectory: String
+    @Argument(help: "The failed node.") var nodeID: String
+
+    func run() async throws {
+        try await sendControl(ControlCommand(action: .recover, node: nodeID), runDirectory: runDirectory)
+    }
+}
+
+func sendControl(_ command: ControlCommand, runDirectory: String) async throws {
+    let reply: ControlReply
+    do {
+        reply = try await ControlClient.send(command, runDirectory: runDirectory)
+    } catch {
+        fail(error)
+    }
+    print(reply.message)
+    if !reply.ok { throw ExitCode(1) }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write the tables of a run as RFC 4180 CSV files.")
+
+    @Argument(help: "A run directory.") var runDirectory: String
+    @Option(name: .customLong("out"), help: "Output directory (default: RUN_DIR/csv).") var out: String?
+    @Option(name: .customLong("table"), help: "Export only this table (repeatable).") var tables: [String] = []
+
+    func run() throws {
+        let database = RunDatabase.databasePath(inRunDirectory: runDirectory)
+        let target = out ?? URL(fileURLWithPath: runDirectory).appendingPathComponent("csv").path
+        do {
+            let counts = try CSVExport.export(databasePath: database, to: target, tables: tables.isEmpty ? nil : tables)
+            for (table, rows) in counts.sorted(by: { $0.key < $1.key }) {
+                print("\(target)/\(table).csv: \(rows) rows")
+            }
+        } catch {
+            fail(error)
+        }
+    }
+}
+
+struct TraceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "trace", abstract: "Inspect mobility traces.",
+                                                    subcommands: [Info.self])
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Vehicles, samples, time span, concurrency and bounding box of a trace.")
+
+        @Argument(help: "A trace file (SUMO FCD XML in x/y, or CSV time,id,x,y[,speed,angle]).") var file: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let trace: Trace
+            do {
+                trace = try Trace.load(path: file)
+            } catch {
+                fail(error)
+            }
+            let info = TraceInfo(trace)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(info), as: UTF8.self))
+            } else {
+                print(info.text)
+            }
+        }
+    }
+}
+
+struct Node: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run one node of a launch (started by the launcher).",
+                                                    shouldDisplay: false)
+
+    @Option var role: NodeRole
+    @Option var id: String
+    @Option(name: .customLong("run")) var runDirectory: String
+    @Option var incarnation: UInt32 = 1
+    @Option var trajectory: String?
+
+    func run() async throws {
+        do {
+            try await NodeMain.run(role: role, id: id, runDirectory: runDirectory, incarnation: incarnation, trajectory: trajectory)
+        } catch {
+            fail(error)
+        }
+    }
+}
+
+extension NodeRole: ExpressibleByArgument {}
+
+/// Finds the bundled default scenario and this binary.
+enum DefaultScenario {
+    static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    static func locate() -> String? {
+        var roots: [URL] = []
+        if let home = ProcessInfo.processInfo.environment["CONVOY_HOME"] { roots.append(URL(fileURLWithPath: home)) }
+        roots.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        var dir = URL(fileURLWithPath: executablePath).deletingLastPathComponent()
+        for _ in 0..<6 {
+            roots.append(dir)
+            dir = dir.deletingLastPathComponent()
+        }
+        return roots.map { $0.appendingPathComponent("maps/default.yaml").path }.first { FileManager.default.fileExists(atPath: $0) }
+    }
+}
