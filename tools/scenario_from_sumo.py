@@ -300,7 +300,7 @@ def main():
             w("    x: %.1f\n" % e["x"])
             w("    y: %.1f\n" % e["y"])
             w("    rsus: [%s]\n" % ", ".join(e["rsus"]))
-            w("    compute: { device: rtx-4090, slots: 4, queue: 32 }\n")
+            w("    compute: { device: rtx-4090, slots: 8, queue: 32 }\n")
         w("rsus:\n")
         for r in rsus:
             w("  - id: %s%s\n" % (r["id"], "   # junction %s%s" % (
@@ -312,7 +312,7 @@ def main():
                 w("    compute: { device: jetson-agx-orin, slots: 1, queue: 4 }\n")
         w("links:\n")
         w("  cellular: { bandwidth_mhz: 20, tx_power_dbm: 23, noise_dbm: -80 }\n")
-        w("  macro: { bandwidth_mhz: 10, tx_power_dbm: 23, noise_dbm: -80 }\n")
+        w("  macro: { bandwidth_mhz: 10, tx_power_dbm: 23, noise_dbm: -99 }   # thermal noise over 10 MHz plus a 5 dB noise figure\n")
         w("  backhaul: { latency_ms: 2, jitter_ms: 0.2, bandwidth_mbps: 1000, loss: 0 }\n")
         w("  wan: { latency_ms: 30, jitter_ms: 3, bandwidth_mbps: 1000, loss: 0 }\n")
         w("  v2v: { range_m: 300 }\n")

@@ -61,10 +61,14 @@ actor Supervisor {
 
     func interrupt(signal: Int32) {
         guard phase == .running else {
-            if case .interrupted = result { output.line("stopping… (signal again ignored; processes are being stopped)") }
+            // A second signal: no more grace for open requests.
+            if case .stoppingVehicles = phase {
+                output.line("stopping now")
+                phase = .stoppingVehicles(deadline: 0)
+            }
             return
         }
-        output.line("interrupted: stopping the fleet and saving what was recorded…")
+        output.line("interrupted: letting open requests finish, then stopping the fleet (again to stop at once)…")
         result = .interrupted(signal)
         beginStop()
     }
@@ -169,7 +173,9 @@ actor Supervisor {
         pendingVehicles.removeAll()
         for node in processes.alive() where node.state == .hung { processes.signal(node.id, SIGCONT) }
         for node in processes.alive(.vehicle) { processes.signal(node.id, SIGTERM) }
-        phase = .stoppingVehicles(deadline: EmulationClock.wallNow() + 3)
+        // Vehicles drain their open requests (VehicleNode.drain), then exit.
+        let grace = clock.wallDuration(ofEmulated: config.scenario.workload.drainTime) + 2
+        phase = .stoppingVehicles(deadline: EmulationClock.wallNow() + grace)
     }
 
     private func reap(now: Double) {

@@ -36,6 +36,8 @@ actor VehicleNode {
     private var neighbours: [String: Double] = [:]
     private var heldV2V: [UInt64: (String, Double)] = [:]
     private var finished = false
+    /// Set when the run ends: no new requests; open ones may still complete until this time.
+    private var drainUntil: Double?
 
     static func run(config: RunConfig, id: String, trajectoryPath: String) async throws {
         let trajectory = try TrajectoryFile.read(path: trajectoryPath)
@@ -56,7 +58,7 @@ actor VehicleNode {
         let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)")
         let shell = NodeShell(config: config, id: id, role: .vehicle, incarnation: 1, loop: loop, recorderSocket: Sockets.recorder)
         let node = VehicleNode(shell: shell, trajectory: trajectory, accessSocket: accessSocket)
-        ProcessSignals.onTermination { _ in Task { await node.finish(reason: "run-ended") } }
+        ProcessSignals.onTermination { _ in Task { await node.drain() } }
         await node.run()
         await loop.stop()
         withExtendedLifetime(context) {}
@@ -96,6 +98,12 @@ actor VehicleNode {
             }
             if finished { break }
         }
+    }
+
+    /// The run ends (SIGTERM): stop issuing requests, let the open ones finish for a while.
+    func drain() {
+        guard drainUntil == nil else { return finish(reason: "run-ended") }  // a second signal: stop now
+        drainUntil = shell.now + workload.drainTime
     }
 
     /// Ends every open request with `reason`, flushes the records and stops.
@@ -157,12 +165,13 @@ actor VehicleNode {
         for rsu in map.rsus where !ledger.inFlight(to: rsu.id).isEmpty && !inRange(of: rsu, at: now) {
             apply(ledger.targetLost(rsu.id, outcome: "out-of-range", now: now, candidates: routes))
         }
-        if now >= nextRequestAt && now < lastSampleTime {
+        if now >= nextRequestAt && now < lastSampleTime && drainUntil == nil {
             openRequest(now: now, candidates: routes)
             nextRequestAt = now + workload.nextInterval(using: &shell.rng)
         }
         apply(ledger.tick(now: now, candidates: routes))
         updateV2VSubscriptions(now: now)
+        if let drainUntil, ledger.openCount == 0 || now >= drainUntil { return finish(reason: "run-ended") }
         if now >= lastSampleTime && ledger.openCount == 0 { finish(reason: "vehicle-left") }
         if now >= lastSampleTime + workload.deadline + 1 { finish(reason: "vehicle-left") }
     }

@@ -26,6 +26,9 @@ public struct WorkloadSpec: Sendable, Equatable, Codable {
         self.resultBytes = resultBytes
     }
 
+    /// Emulated seconds a vehicle lets its open requests finish when the run ends.
+    public var drainTime: Double { min(deadline, 5) }
+
     /// Seconds until the next request.
     public func nextInterval(using rng: inout SeededGenerator) -> Double {
         switch arrival {
