@@ -25,7 +25,7 @@ let package = Package(
         // Vocabulary shared by every layer: positions, roles, emulated time, seeded randomness, input errors.
         .target(name: "ConvoyCore"),
         // The versioned envelope and message payloads that cross process boundaries.
-        .target(name: "ConvoyWire", dependencies: ["ConvoyCore"]),
+        .target(name: "ConvoyWire", dependencies: ["ConvoyCore"], exclude: ["PROTOCOL.md"]),
         // One I/O thread per process owning its ZeroMQ sockets; actors talk to it through an AsyncStream and an outbox.
         .target(name: "ConvoyTransport", dependencies: [
             "CZeroMQ", .product(name: "HeapModule", package: "swift-collections"),
