@@ -1,0 +1,215 @@
+import ConvoyRecording
+import ConvoyWire
+import Foundation
+import Testing
+
+/// Runs of the real `convoy` binary, with faults injected and hard time-outs.
+@Suite("End to end: the real binary", .serialized)
+struct EndToEndTests {
+    @Test(.timeLimit(.minutes(2)))
+    func crashAndHangLeaveNoRequestWithoutATerminalState() async throws {
+        let dir = try Fixture.makeScenario(duration: 14, faults: "  - { at: 3, node: rsu-1, mode: crash, for: 4 }\n")
+        let run = dir.appendingPathComponent("run").path
+        let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
+        // A live fault from another "terminal" while the fleet runs.
+        try await Task.sleep(for: .seconds(8))
+        let fail = try Convoy.run(["fail", run, "rsu-2", "--mode", "hang", "--for", "2"], timeout: 20)
+        #expect(fail.status == 0, "convoy fail: \(fail.output)")
+        let result = try await launch.wait(timeout: 60)
+        #expect(result.status == 0, "launch output: \(result.output)")
+
+        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        let requests = try db.fetchRequests()
+        let attempts = try db.fetchAttempts()
+        // Every vehicle that appeared made requests, and every request ended in exactly one terminal state.
+        #expect(Set(requests.map(\.vehicleID)) == Set(Fixture.vehicles))
+        #expect(requests.allSatisfy { $0.status != nil }, "open requests: \(requests.filter { $0.status == nil }.map(\.requestID))")
+        #expect(attempts.allSatisfy { $0.outcome != "pending" })
+        // The crash and the hang were recorded, and vehicles failed over.
+        let faults = try db.fetchFaults()
+        #expect(faults.map(\.mode).sorted() == ["crash", "hang"])
+        #expect(faults.allSatisfy { $0.endedAt != nil })
+        let detections = try db.fetchDetections().filter { $0.peer == "rsu-1" && $0.state == "dead" }
+        #expect(!detections.isEmpty)
+        // Requests kept completing during the crash, through the other RSU or the macro cell.
+        let duringCrash = requests.filter { $0.status == .completed && $0.createdAt > 4 && $0.createdAt < 6.5 }
+        #expect(!duringCrash.isEmpty)
+        #expect(duringCrash.allSatisfy { $0.servedBy != "rsu-1" })
+        let completed = requests.filter { $0.status == .completed }.count
+        #expect(Double(completed) >= 0.8 * Double(requests.count), "only \(completed) of \(requests.count) completed")
+
+        // Export matches the database.
+        let csv = dir.appendingPathComponent("csv").path
+        let export = try Convoy.run(["export", run, "--out", csv], timeout: 30)
+        #expect(export.status == 0, "\(export.output)")
+        #expect(try Fixture.csvRows(csv + "/requests.csv") == requests.count)
+        #expect(try Fixture.csvRows(csv + "/attempts.csv") == attempts.count)
+
+        // No process of the run is left.
+        #expect(Fixture.processes(mentioning: run).isEmpty)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func interruptStopsTheFleetAndKeepsTheRecords() async throws {
+        let dir = try Fixture.makeScenario(duration: 300, faults: "")
+        let run = dir.appendingPathComponent("run").path
+        let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
+        try await Task.sleep(for: .seconds(5))
+        kill(launch.process.processIdentifier, SIGINT)
+        let result = try await launch.wait(timeout: 30)
+        #expect(result.status == 128 + SIGINT, "\(result.output)")
+        #expect(Fixture.processes(mentioning: run).isEmpty)
+        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        let requests = try db.fetchRequests()
+        #expect(!requests.isEmpty)
+        #expect(requests.allSatisfy { $0.status != nil })
+        #expect(try db.integrityCheck() == ["ok"])
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aBadScenarioFailsWithFileLineAndField() throws {
+        let dir = try Fixture.makeScenario(duration: 5, faults: "  - { at: 1, node: rsu-1, mode: explode }\n")
+        let result = try Convoy.run(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out",
+                                     dir.appendingPathComponent("run").path], timeout: 30)
+        #expect(result.status != 0)
+        #expect(result.output.contains("scenario.yaml:"))
+        #expect(result.output.contains("faults[0].mode"))
+        #expect(result.output.contains("expected one of crash, hang"))
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func failOnARunThatIsNotRunningIsAClearError() throws {
+        let result = try Convoy.run(["fail", "/nonexistent/run", "rsu-1"], timeout: 20)
+        #expect(result.status != 0)
+        #expect(result.output.contains("not a Convoy run directory"))
+    }
+}
+
+/// A small deterministic world: a straight 800 m road, two RSUs covering it, one edge, a cloud
+/// and a macro cell; four vehicles drive along it for the whole run.
+enum Fixture {
+    static let vehicles = ["car 1", "car,2", "car\"3", "càr-4"]
+
+    static func makeScenario(duration: Int, faults: String) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("convoy-e2e-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let map = """
+        name: line
+        cloud: { id: cloud, compute: { device: a100-80gb, slots: 8, queue: 64 } }
+        macro: { id: macro, x: 400, y: 0, radius: 2000 }
+        edges:
+          - { id: edge-1, x: 400, y: 50, rsus: [rsu-1, rsu-2], compute: { device: rtx-4090, slots: 8, queue: 32 } }
+        rsus:
+          - { id: rsu-1, x: 300, y: 20, radius: 600 }
+          - { id: rsu-2, x: 500, y: 20, radius: 600 }
+        links:
+          macro: { bandwidth_mhz: 10, noise_dbm: -99 }
+
+        """
+        let scenario = """
+        name: e2e
+        map: map.yaml
+        trace: trace.csv
+        duration: \(duration)
+        seed: 3
+        workload: { arrival: poisson, mean_interval: 0.5, model: llama-3-8b, input_tokens: 128, output_tokens: 16, deadline: 4 }
+        liveness: { beacon_interval: 0.1, suspect_after: 2, dead_after: 3 }
+        faults:
+        \(faults.isEmpty ? "  []" : faults)
+        """.replacingOccurrences(of: "faults:\n  []", with: "faults: []")
+        var trace = "time,id,x,y,speed,angle\n"
+        for t in stride(from: 0, through: duration + 5, by: 1) {
+            for (i, id) in vehicles.enumerated() {
+                let quoted = "\"" + id.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+                let x = Double((t * 2 + i * 150) % 800)
+                trace += "\(t),\(quoted),\(x),\(Double(i) * 5),2,90\n"
+            }
+        }
+        try map.write(to: dir.appendingPathComponent("map.yaml"), atomically: true, encoding: .utf8)
+        try scenario.write(to: dir.appendingPathComponent("scenario.yaml"), atomically: true, encoding: .utf8)
+        try trace.write(to: dir.appendingPathComponent("trace.csv"), atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    /// Data rows of an RFC 4180 file (records, not lines: quoted fields may hold newlines).
+    static func csvRows(_ path: String) throws -> Int {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var records = 0, inQuotes = false, sawContent = false
+        for ch in text.unicodeScalars {
+            if ch == "\"" { inQuotes.toggle() }
+            if ch == "\n" && !inQuotes {
+                records += 1
+                sawContent = false
+            } else if ch != "\r" {
+                sawContent = true
+            }
+        }
+        if sawContent { records += 1 }
+        return records - 1  // the header
+    }
+
+    /// Pids of processes whose command line mentions `text`.
+    static func processes(mentioning text: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard pid != getpid(), let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let cmdline = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            guard cmdline.contains(text) else { return false }
+            // A zombie is already gone as far as the test cares.
+            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+            return !stat.contains(") Z ")
+        }
+    }
+}
+
+/// The `convoy` binary next to the test bundle.
+enum Convoy {
+    static var binary: String {
+        if let explicit = ProcessInfo.processInfo.environment["CONVOY_BIN"] { return explicit }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let candidates = [root.appendingPathComponent(".build/debug/convoy").path] +
+            ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(".build").path)) ?? [])
+            .map { root.appendingPathComponent(".build/\($0)/debug/convoy").path }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    struct Running {
+        let process: Process
+        let output: Pipe
+
+        func wait(timeout: Double) async throws -> (status: Int32, output: String) {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            if process.isRunning {
+                process.interrupt()
+                try await Task.sleep(for: .seconds(2))
+                kill(process.processIdentifier, SIGKILL)
+                Issue.record("convoy did not finish within \(timeout) s")
+            }
+            process.waitUntilExit()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            return (process.terminationStatus, text)
+        }
+    }
+
+    static func start(_ arguments: [String]) throws -> Running {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        return Running(process: process, output: pipe)
+    }
+
+    static func run(_ arguments: [String], timeout: Double) throws -> (status: Int32, output: String) {
+        let running = try start(arguments)
+        let deadline = Date().addingTimeInterval(timeout)
+        while running.process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if running.process.isRunning { kill(running.process.processIdentifier, SIGKILL) }
+        running.process.waitUntilExit()
+        let text = String(decoding: running.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (running.process.terminationStatus, text)
+    }
+}
