@@ -54,7 +54,13 @@ struct EndToEndTests {
         let dir = try Fixture.makeScenario(duration: 300, faults: "")
         let run = dir.appendingPathComponent("run").path
         let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
-        try await Task.sleep(for: .seconds(5))
+        try await Task.sleep(for: .seconds(4))
+        // kill -9 one vehicle mid-run: its open requests are closed, nobody else's records suffer.
+        let victim = try #require(Fixture.processes(mentioning: run).first { pid in
+            Fixture.commandLine(pid).contains("--id car 1 ")
+        })
+        kill(victim, SIGKILL)
+        try await Task.sleep(for: .seconds(2))
         kill(launch.process.processIdentifier, SIGINT)
         let result = try await launch.wait(timeout: 30)
         #expect(result.status == 128 + SIGINT, "\(result.output)")
@@ -64,6 +70,15 @@ struct EndToEndTests {
         #expect(!requests.isEmpty)
         #expect(requests.allSatisfy { $0.status != nil })
         #expect(try db.integrityCheck() == ["ok"])
+        let victimRequests = requests.filter { $0.vehicleID == "car 1" }
+        #expect(!victimRequests.isEmpty)
+        #expect(victimRequests.allSatisfy { $0.reason == nil || $0.reason!.contains("vehicle-lost") || $0.status == .completed
+            || $0.status == .expired })
+        // The other vehicles kept completing requests after the kill.
+        let others = requests.filter { $0.vehicleID != "car 1" && $0.status == .completed && $0.createdAt > 4.5 }
+        #expect(!others.isEmpty)
+        let nodes = try db.fetchNodes()
+        #expect(nodes.first { $0.nodeID == "car 1" }?.exitStatus == "killed by signal 9")
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -148,13 +163,16 @@ enum Fixture {
         return records - 1  // the header
     }
 
+    static func commandLine(_ pid: Int32) -> String {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return "" }
+        return String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+    }
+
     /// Pids of processes whose command line mentions `text`.
     static func processes(mentioning text: String) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { pid in
-            guard pid != getpid(), let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            let cmdline = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
-            guard cmdline.contains(text) else { return false }
+            guard pid != getpid(), commandLine(pid).contains(text) else { return false }
             // A zombie is already gone as far as the test cares.
             let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
             return !stat.contains(") Z ")
