@@ -51,11 +51,11 @@ let package = Package(
 
         .testTarget(name: "ConvoyCoreTests", dependencies: ["ConvoyCore", "ConvoyWire"]),
         .testTarget(name: "ConvoyTransportTests", dependencies: ["ConvoyTransport"]),
-        .testTarget(name: "ConvoyMobilityTests", dependencies: ["ConvoyMobility"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ConvoyMobilityTests", dependencies: ["ConvoyMobility", "ConvoyCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ConvoyLinksTests", dependencies: ["ConvoyLinks", "ConvoyReasoning"]),
-        .testTarget(name: "ConvoyReasoningTests", dependencies: ["ConvoyReasoning"]),
-        .testTarget(name: "ConvoyScenarioTests", dependencies: ["ConvoyScenario"]),
+        .testTarget(name: "ConvoyReasoningTests", dependencies: ["ConvoyReasoning", "ConvoyCore", "ConvoyWire", "ConvoyLinks"]),
+        .testTarget(name: "ConvoyScenarioTests", dependencies: ["ConvoyScenario", "ConvoyCore", "ConvoyLinks", "ConvoyReasoning"]),
         .testTarget(name: "ConvoyRecordingTests", dependencies: ["ConvoyRecording", "ConvoyWire"]),
-        .testTarget(name: "ConvoyEndToEndTests", dependencies: ["ConvoyRecording"]),
+        .testTarget(name: "ConvoyEndToEndTests", dependencies: ["ConvoyRecording", "ConvoyTransport", "ConvoyNodes"]),
     ]
 )

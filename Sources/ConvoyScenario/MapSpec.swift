@@ -93,10 +93,12 @@ public struct MapSpec: Sendable, Equatable, Codable {
         }
 
         var rsus: [RSUSpec] = []
+        var rsuNodes: [Node] = []
         for node in try root.list("rsus") {
             var r = try YAMLFields(node, file: file, path: "rsus[\(rsus.count)]")
             rsus.append(RSUSpec(id: try r.string("id"), position: try position(&r), radius: try r.double("radius", above: 0),
                                 compute: try compute(&r, required: false), edge: nil))
+            rsuNodes.append(node)
             try r.rejectUnknownKeys()
         }
         var edges: [EdgeSpec] = []
@@ -130,8 +132,10 @@ public struct MapSpec: Sendable, Equatable, Codable {
         guard !rsus.isEmpty else { throw root.error("rsus", "a map needs at least one RSU") }
         var ids: Set<String> = [cloud.id]
         if let macro { ids.insert(macro.id) }
-        for id in rsus.map(\.id) + edges.map(\.id) {
-            guard ids.insert(id).inserted else { throw InputError(file: file, field: "id", "node id '\(id)' is used twice") }
+        for (id, node) in zip(rsus.map(\.id) + edges.map(\.id), rsuNodes + edgeNodes) {
+            guard ids.insert(id).inserted else {
+                throw InputError(file: file, line: node.mark?.line, field: "id", "node id '\(id)' is used twice")
+            }
         }
         for (edge, node) in zip(edges, edgeNodes) {
             for rsu in edge.rsus {
@@ -146,8 +150,9 @@ public struct MapSpec: Sendable, Equatable, Codable {
                 rsus[index].edge = edge.id
             }
         }
-        for rsu in rsus where rsu.edge == nil && rsu.compute == nil {
-            throw InputError(file: file, field: "rsus.\(rsu.id)", "has neither compute nor an edge server: it could serve nothing")
+        for (rsu, node) in zip(rsus, rsuNodes) where rsu.edge == nil && rsu.compute == nil {
+            throw InputError(file: file, line: node.mark?.line, field: "rsus.\(rsu.id)",
+                             "has neither compute nor an edge server: it could serve nothing")
         }
         return MapSpec(name: name, cloud: cloud, macro: macro, edges: edges, rsus: rsus, links: links)
     }

@@ -1,4 +1,6 @@
+import ConvoyNodes
 import ConvoyRecording
+import ConvoyTransport
 import ConvoyWire
 import Foundation
 import Testing
@@ -15,6 +17,15 @@ struct EndToEndTests {
         try await Task.sleep(for: .seconds(8))
         let fail = try Convoy.run(["fail", run, "rsu-2", "--mode", "hang", "--for", "2"], timeout: 20)
         #expect(fail.status == 0, "convoy fail: \(fail.output)")
+        // Garbage on rsu-1's access socket (restarted at 7 s) is counted and dropped; rsu-1 lives on.
+        let config = try RunConfig.load(runDirectory: run)
+        let context = try ZMQContext()
+        let intruder = try await EventLoop.start(context: context, sockets: [SocketSpec(.dealer, connect: [config.endpoint(of: "rsu-1")])])
+        for frame in [[UInt8]("not convoy".utf8), [0x43, 0x56, 0x09, 0x01], [0x43, 0x56, 0x01, 0xee, 0, 1, 0x41]] {
+            intruder.send([frame], on: 0)
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        await intruder.stop()
         let result = try await launch.wait(timeout: 60)
         #expect(result.status == 0, "launch output: \(result.output)")
 
@@ -44,6 +55,13 @@ struct EndToEndTests {
         #expect(export.status == 0, "\(export.output)")
         #expect(try Fixture.csvRows(csv + "/requests.csv") == requests.count)
         #expect(try Fixture.csvRows(csv + "/attempts.csv") == attempts.count)
+
+        let counters = try db.fetchCounters().filter { $0.nodeID == "rsu-1" }
+        #expect(counters.first { $0.name == "frames_bad_magic" }?.value == 1)
+        #expect(counters.first { $0.name == "frames_unknown_version" }?.value == 1)
+        #expect(counters.first { $0.name == "frames_unknown_kind" }?.value == 1)
+        let rsu1 = try db.fetchNodes().filter { $0.nodeID == "rsu-1" }.sorted { $0.incarnation < $1.incarnation }
+        #expect(rsu1.map(\.exitStatus) == ["killed by signal 9", "exited 0"])
 
         // No process of the run is left.
         #expect(Fixture.processes(mentioning: run).isEmpty)

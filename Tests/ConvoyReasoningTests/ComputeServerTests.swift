@@ -71,11 +71,12 @@ import Testing
         var server = ComputeServer(device: rtx, slots: 1, queueCapacity: 4)
         let a = try #require(admittedJob(server.admit(requestID: "a", model: "llama-2-13b", inputTokens: 256, outputTokens: 32, now: 0)))
         // A re-send, even with other sizes and later: the same job.
-        #expect(server.admit(requestID: "a", model: "llama-2-13b", inputTokens: 256, outputTokens: 32, now: 0.5) == .duplicate(a))
-        #expect(server.admit(requestID: "a", model: "llama-3-8b", inputTokens: 9, outputTokens: 9, now: 0.6) == .duplicate(a))
-        #expect(server.waiting(now: 0.5) == 0 && server.busy(now: 0.5) == 1)
+        #expect(server.admit(requestID: "a", model: "llama-2-13b", inputTokens: 256, outputTokens: 32, now: 0.1) == .duplicate(a))
+        #expect(server.admit(requestID: "a", model: "llama-3-8b", inputTokens: 9, outputTokens: 9, now: 0.15) == .duplicate(a))
+        #expect(a.finishAt > 0.2)
+        #expect(server.waiting(now: 0.15) == 0 && server.busy(now: 0.15) == 1)
         // The slot schedule did not move: the next request starts when a finishes.
-        let b = try #require(admittedJob(server.admit(requestID: "b", model: "llama-2-13b", inputTokens: 256, outputTokens: 32, now: 0.7)))
+        let b = try #require(admittedJob(server.admit(requestID: "b", model: "llama-2-13b", inputTokens: 256, outputTokens: 32, now: 0.2)))
         #expect(b.startAt == a.finishAt)
         // Still a duplicate after it finished.
         #expect(server.admit(requestID: "a", model: "llama-2-13b", inputTokens: 256, outputTokens: 32, now: b.finishAt + 1) == .duplicate(a))

@@ -1,0 +1,201 @@
+import ConvoyCore
+import ConvoyReasoning
+import ConvoyScenario
+import Foundation
+import Testing
+
+/// A small valid scenario next to `tinyMap`. Line numbers matter: the error tests edit single lines.
+let tinyScenario = """
+name: test
+map: map.yaml
+trace: traces/trace.csv
+duration: 60
+seed: 7
+workload:
+  arrival: periodic
+  mean_interval: 1.5
+  model: llama-2-13b
+  input_tokens: 128
+  output_tokens: 16
+  deadline: 3
+  payload_bytes: 1000
+  result_bytes: 500
+liveness:
+  beacon_interval: 0.2
+  suspect_after: 3
+  dead_after: 5
+faults:
+  - { at: 20, node: rsu-2, mode: hang }
+  - { at: 10, node: edge-1, mode: crash, for: 5 }
+"""
+
+@Suite struct ScenarioTests {
+    /// Writes the map, a trace and `scenario` into a temporary directory and loads the scenario.
+    func load(_ scenario: String, in dir: borrowing TemporaryDirectory) throws -> Scenario {
+        try dir.write("map.yaml", tinyMap)
+        try dir.write("traces/trace.csv", "time,id,x,y\n0,v1,0,0\n")
+        return try Scenario.load(path: try dir.write("scenario.yaml", scenario))
+    }
+
+    @Test func bundledDefaultScenarioLoads() throws {
+        let path = repositoryRoot.appendingPathComponent("maps/default.yaml").path
+        let scenario = try Scenario.load(path: path)
+        #expect(scenario.name == "monaco-default")
+        #expect(scenario.mapPath == repositoryRoot.appendingPathComponent("maps/monaco.yaml").standardizedFileURL.path)
+        #expect(scenario.tracePath == repositoryRoot.appendingPathComponent("traces/monaco.fcd.xml").standardizedFileURL.path)
+        #expect(!scenario.tracePath.contains(".."))
+        #expect(scenario.map.rsus.count == 10 && scenario.map.edges.count == 3)
+        #expect(scenario.map.rsus.allSatisfy { $0.edge != nil })
+        #expect(scenario.faults == [
+            FaultSpec(at: 30, node: "rsu-9", mode: .crash, duration: 20),
+            FaultSpec(at: 70, node: "rsu-6", mode: .hang, duration: 10),
+        ])
+        #expect(scenario.duration == 120 && scenario.seed == 1)
+        #expect(scenario.workload == WorkloadSpec(arrival: .poisson, meanInterval: 2, model: "llama-3-8b", inputTokens: 256,
+                                                  outputTokens: 32, deadline: 5, payloadBytes: 20_000, resultBytes: 2_000))
+        #expect(scenario.liveness == LivenessConfig(beaconInterval: 0.1, suspectAfter: 2, deadAfter: 3))
+        for fault in scenario.faults { #expect(scenario.map.role(of: fault.node) == .rsu) }
+    }
+
+    @Test func tinyScenarioLoadsWithPathsRelativeToItsFile() throws {
+        let dir = try TemporaryDirectory()
+        let scenario = try load(tinyScenario, in: dir)
+        #expect(scenario.name == "test")
+        #expect(scenario.mapPath == dir.path("map.yaml"))
+        #expect(scenario.tracePath == dir.path("traces/trace.csv"))
+        #expect(scenario.map.name == "tiny" && scenario.map.rsus.count == 2)
+        #expect(scenario.duration == 60 && scenario.seed == 7)
+        #expect(scenario.workload == WorkloadSpec(arrival: .periodic, meanInterval: 1.5, model: "llama-2-13b", inputTokens: 128,
+                                                  outputTokens: 16, deadline: 3, payloadBytes: 1000, resultBytes: 500))
+        #expect(scenario.liveness == LivenessConfig(beaconInterval: 0.2, suspectAfter: 3, deadAfter: 5))
+        // Sorted by time; `for` absent = until recovered by hand.
+        #expect(scenario.faults == [
+            FaultSpec(at: 10, node: "edge-1", mode: .crash, duration: 5),
+            FaultSpec(at: 20, node: "rsu-2", mode: .hang, duration: nil),
+        ])
+    }
+
+    @Test func optionalSectionsTakeDefaults() throws {
+        let dir = try TemporaryDirectory()
+        let scenario = try load("name: minimal\nmap: map.yaml\ntrace: traces/trace.csv\n", in: dir)
+        #expect(scenario.duration == nil && scenario.seed == 1 && scenario.faults.isEmpty)
+        #expect(scenario.workload == WorkloadSpec())
+        #expect(scenario.liveness == LivenessConfig())
+    }
+
+    @Test func absolutePathsAreKept() throws {
+        let dir = try TemporaryDirectory()
+        let other = try TemporaryDirectory()
+        let map = try other.write("elsewhere/map.yaml", tinyMap)
+        let trace = try other.write("t.xml", "<fcd-export/>")
+        let scenario = try load("name: abs\nmap: \(map)\ntrace: \(trace)\n", in: dir)
+        #expect(scenario.mapPath == map && scenario.tracePath == trace)
+    }
+
+    @Test func faultOnAnUnknownNodeOrTheCloud() throws {
+        let dir = try TemporaryDirectory()
+        let file = dir.path("scenario.yaml")
+        expectInputError(file: file, line: 20, field: "faults[0].node", message: "'rsu-7' is not an RSU or edge server of the map tiny") {
+            _ = try load(edited(tinyScenario, [20: "  - { at: 20, node: rsu-7, mode: hang }"]), in: dir)
+        }
+        expectInputError(file: file, line: 21, field: "faults[1].node", message: "'cloud' is not an RSU or edge server") {
+            _ = try load(edited(tinyScenario, [21: "  - { at: 10, node: cloud, mode: crash }"]), in: dir)
+        }
+    }
+
+    @Test func faultModeMustBeCrashOrHang() throws {
+        let dir = try TemporaryDirectory()
+        let error = expectInputError(line: 20, field: "faults[0].mode", message: "expected one of crash, hang, got 'freeze'") {
+            _ = try load(edited(tinyScenario, [20: "  - { at: 20, node: rsu-2, mode: freeze }"]), in: dir)
+        }
+        #expect(error?.file == dir.path("scenario.yaml"))
+        expectInputError(line: 21, field: "faults[1].at", message: "≥ 0") {
+            _ = try load(edited(tinyScenario, [21: "  - { at: -1, node: edge-1, mode: crash }"]), in: dir)
+        }
+        expectInputError(line: 21, field: "faults[1].for", message: "> 0") {
+            _ = try load(edited(tinyScenario, [21: "  - { at: 1, node: edge-1, mode: crash, for: 0 }"]), in: dir)
+        }
+        expectInputError(line: 21, field: "faults[1].mdoe", message: "unknown key") {
+            _ = try load(edited(tinyScenario, [21: "  - { at: 1, node: edge-1, mode: crash, mdoe: hang }"]), in: dir)
+        }
+    }
+
+    @Test func unknownWorkloadModelOrArrival() throws {
+        let dir = try TemporaryDirectory()
+        let error = expectInputError(line: 9, field: "workload.model", message: "unknown model 'gpt-5'") {
+            _ = try load(edited(tinyScenario, [9: "  model: gpt-5"]), in: dir)
+        }
+        #expect(error?.message.contains("llama-3-8b") == true, "the message lists the known models")
+        expectInputError(line: 7, field: "workload.arrival", message: "expected poisson or periodic, got 'bursty'") {
+            _ = try load(edited(tinyScenario, [7: "  arrival: bursty"]), in: dir)
+        }
+        expectInputError(line: 10, field: "workload.input_tokens", message: "≥ 1") {
+            _ = try load(edited(tinyScenario, [10: "  input_tokens: 0"]), in: dir)
+        }
+        expectInputError(line: 12, field: "workload.deadline", message: "> 0") {
+            _ = try load(edited(tinyScenario, [12: "  deadline: 0"]), in: dir)
+        }
+    }
+
+    @Test func deadAfterMustNotBeBelowSuspectAfter() throws {
+        let dir = try TemporaryDirectory()
+        expectInputError(line: 18, field: "liveness.dead_after", message: "must be ≥ suspect_after") {
+            _ = try load(edited(tinyScenario, [18: "  dead_after: 2"]), in: dir)
+        }
+        // Equal is allowed.
+        let scenario = try load(edited(tinyScenario, [18: "  dead_after: 3"]), in: dir)
+        #expect(scenario.liveness.deadAfter == 3)
+        // Against the default suspect_after (2).
+        expectInputError(line: 16, field: "liveness.dead_after", message: "must be ≥ suspect_after") {
+            _ = try load(edited(tinyScenario, [16: "  dead_after: 1.5", 17: "", 18: ""]), in: dir)
+        }
+    }
+
+    @Test func missingTraceOrMapFile() throws {
+        let dir = try TemporaryDirectory()
+        let file = dir.path("scenario.yaml")
+        let trace = expectInputError(file: file, line: 3, field: "trace", message: "no such file") {
+            _ = try load(edited(tinyScenario, [3: "trace: traces/missing.csv"]), in: dir)
+        }
+        #expect(trace?.message.contains(dir.path("traces/missing.csv")) == true)
+        expectInputError(file: file, line: 2, field: "map", message: "cannot read") {
+            _ = try load(edited(tinyScenario, [2: "map: maps/missing.yaml"]), in: dir)
+        }
+    }
+
+    @Test func errorsInTheMapNameTheMapFile() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("traces/trace.csv", "x")
+        try dir.write("map.yaml", edited(tinyMap, [13: "    x: ten"]))
+        let path = try dir.write("scenario.yaml", tinyScenario)
+        expectInputError(file: dir.path("map.yaml"), line: 13, field: "rsus[0].x", message: "expected a number") {
+            _ = try Scenario.load(path: path)
+        }
+    }
+
+    @Test func scenarioFieldErrors() throws {
+        let dir = try TemporaryDirectory()
+        expectInputError(line: 4, field: "duration", message: "> 0") {
+            _ = try load(edited(tinyScenario, [4: "duration: -3"]), in: dir)
+        }
+        expectInputError(line: 5, field: "seed", message: "expected an integer") {
+            _ = try load(edited(tinyScenario, [5: "seed: lots"]), in: dir)
+        }
+        expectInputError(line: 5, field: "seeds", message: "unknown key") {
+            _ = try load(edited(tinyScenario, [5: "seeds: 7"]), in: dir)
+        }
+        expectInputError(line: 1, field: "map", message: "missing (required)") {
+            _ = try load(edited(tinyScenario, [2: "#"]), in: dir)
+        }
+        expectInputError(line: 19, field: "faults", message: "expected a list") {
+            _ = try load(edited(tinyScenario, [19: "faults: none", 20: "", 21: ""]), in: dir)
+        }
+        expectInputError(line: 1, field: nil, message: "the file is empty") { _ = try Scenario.parse("", file: "s.yaml") }
+    }
+
+    @Test func unreadableScenarioFile() {
+        expectInputError(file: "/nonexistent/convoy/s.yaml", line: nil, field: nil, message: "cannot read the scenario") {
+            _ = try Scenario.load(path: "/nonexistent/convoy/s.yaml")
+        }
+    }
+}
