@@ -55,7 +55,9 @@ let package = Package(
         .testTarget(name: "ConvoyLinksTests", dependencies: ["ConvoyLinks", "ConvoyReasoning"]),
         .testTarget(name: "ConvoyReasoningTests", dependencies: ["ConvoyReasoning", "ConvoyCore", "ConvoyWire", "ConvoyLinks"]),
         .testTarget(name: "ConvoyScenarioTests", dependencies: ["ConvoyScenario", "ConvoyCore", "ConvoyLinks", "ConvoyReasoning"]),
-        .testTarget(name: "ConvoyRecordingTests", dependencies: ["ConvoyRecording", "ConvoyWire"]),
+        .testTarget(name: "ConvoyRecordingTests", dependencies: [
+            "ConvoyRecording", "ConvoyWire", "ConvoyCore", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "ConvoyEndToEndTests", dependencies: ["ConvoyRecording", "ConvoyTransport", "ConvoyNodes"]),
     ]
 )
