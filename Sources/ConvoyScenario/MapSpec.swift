@@ -68,13 +68,7 @@ public struct MapSpec: Sendable, Equatable, Codable {
     public var links: LinkSettings
 
     public static func load(path: String) throws -> MapSpec {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw InputError(file: path, "cannot read the map: \(error.localizedDescription)")
-        }
-        return try parse(text, file: path)
+        try parse(try YAMLFields.readText(path, what: "map"), file: path)
     }
 
     public static func parse(_ text: String, file: String) throws -> MapSpec {

@@ -43,13 +43,7 @@ public struct Scenario: Sendable, Equatable, Codable {
     public var faults: [FaultSpec]
 
     public static func load(path: String) throws -> Scenario {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw InputError(file: path, "cannot read the scenario: \(error.localizedDescription)")
-        }
-        return try parse(text, file: path)
+        try parse(try YAMLFields.readText(path, what: "scenario"), file: path)
     }
 
     public static func parse(_ text: String, file: String) throws -> Scenario {

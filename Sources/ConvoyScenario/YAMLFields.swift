@@ -1,4 +1,5 @@
 import ConvoyCore
+import Foundation
 import Yams
 
 /// A YAML mapping read field by field, with errors that name the file, line and field, and with
@@ -18,6 +19,15 @@ struct YAMLFields {
         self.path = path
         self.node = node
         self.mapping = mapping
+    }
+
+    /// The text of a YAML file, or an InputError naming it.
+    static func readText(_ path: String, what: String) throws -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw InputError(file: path, "cannot read the \(what): \(error.localizedDescription)")
+        }
     }
 
     static func document(_ text: String, file: String) throws -> YAMLFields {

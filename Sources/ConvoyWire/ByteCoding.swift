@@ -18,6 +18,12 @@ public struct ByteWriter: Sendable {
         u16(UInt16(clamping: utf8.count))
         bytes.append(contentsOf: utf8.prefix(Int(UInt16.max)))
     }
+
+    /// A list of strings as u8 count + that many strings (at most 255).
+    public mutating func strings(_ list: [String]) {
+        u8(UInt8(clamping: list.count))
+        for s in list.prefix(255) { string(s) }
+    }
 }
 
 /// Why a frame could not be decoded.
@@ -91,6 +97,13 @@ public struct ByteReader {
         let slice = try take(n)
         guard let s = String(validating: slice, as: UTF8.self) else { throw .invalid("string is not UTF-8") }
         return s
+    }
+
+    public mutating func strings() throws(DecodeError) -> [String] {
+        let count = Int(try u8())
+        var list: [String] = []
+        for _ in 0..<count { list.append(try string()) }
+        return list
     }
 
     /// Throws unless every byte was consumed.

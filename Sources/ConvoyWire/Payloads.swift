@@ -123,8 +123,7 @@ public struct InferenceRequest: WirePayload {
         w.u32(outputTokens)
         w.u32(payloadBytes)
         w.f64(deadline)
-        w.u8(UInt8(clamping: route.count))
-        for hop in route.prefix(255) { w.string(hop) }
+        w.strings(route)
     }
 
     public init(from r: inout ByteReader) throws(DecodeError) {
@@ -136,10 +135,7 @@ public struct InferenceRequest: WirePayload {
         outputTokens = try r.u32()
         payloadBytes = try r.u32()
         deadline = try r.f64()
-        let hops = Int(try r.u8())
-        var route: [String] = []
-        for _ in 0..<hops { route.append(try r.string()) }
-        self.route = route
+        route = try r.strings()
     }
 }
 
@@ -185,8 +181,7 @@ public struct InferenceReply: WirePayload {
         w.u16(attempt)
         w.u8(status.rawValue)
         w.string(servedBy)
-        w.u8(UInt8(clamping: route.count))
-        for hop in route.prefix(255) { w.string(hop) }
+        w.strings(route)
         w.f64(queueWait)
         w.f64(computeTime)
         w.u32(resultBytes)
@@ -200,10 +195,7 @@ public struct InferenceReply: WirePayload {
         guard let status = Status(rawValue: raw) else { throw .invalid("unknown reply status \(raw)") }
         self.status = status
         servedBy = try r.string()
-        let hops = Int(try r.u8())
-        var route: [String] = []
-        for _ in 0..<hops { route.append(try r.string()) }
-        self.route = route
+        route = try r.strings()
         queueWait = try r.f64()
         computeTime = try r.f64()
         resultBytes = try r.u32()
