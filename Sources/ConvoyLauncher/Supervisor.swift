@@ -185,7 +185,9 @@ actor Supervisor {
                 // Its last records may still be in flight: close what it left open a little later.
                 vehiclesToClose.append((node.id, now + 0.5 * config.speed, how == "exited 0" ? "vehicle-exited" : "vehicle-lost (\(how))"))
             } else if node.state != .crashed && phase == .running {
-                output.line("warning: \(node.id) \(how) (see \(node.logPath))")
+                // Not an injected fault: the run goes on (its records are kept) but did not go as scenario'd.
+                output.line("error: \(node.id) \(how) on its own (see \(node.logPath))")
+                if result == .completed { result = .failed("\(node.id) \(how) on its own") }
             }
         }
     }
@@ -204,7 +206,7 @@ actor Supervisor {
         flush()
         closeLostVehicles(now: now, force: true)
         let closed = (try? database.closeOpenRequests(at: max(0, min(now, config.duration + 10)), reason: "run-ended")) ?? 0
-        for (node, fault) in activeFaults { try? database.recordFaultEnded(id: fault.rowID, endedAt: now); _ = node }
+        for fault in activeFaults.values { try? database.recordFaultEnded(id: fault.rowID, endedAt: now) }
         try? database.setMetadata("ended_wall", ISO8601DateFormatter().string(from: Date()))
         try? database.setMetadata("result", "\(result)")
         try? database.setMetadata("records_malformed", String(malformedRecords))
