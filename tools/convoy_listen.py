@@ -30,7 +30,7 @@ def decode_envelope(frame: bytes) -> dict:
         version, kind, flags, length = frame[2], frame[3], frame[4], frame[5]
         if version != 1:
             raise Malformed(f"version {version}")
-        if kind not in KINDS or flags & ~1:
+        if kind not in KINDS or flags & ~3:
             raise Malformed("unknown kind or flags")
         offset = 6
         sender = frame[offset:offset + length].decode("utf-8")
@@ -41,6 +41,11 @@ def decode_envelope(frame: bytes) -> dict:
         if flags & 1:
             position = struct.unpack_from(">dd", frame, offset)
             offset += 16
+        deliver_at = None
+        if flags & 2:
+            (deliver_us,) = struct.unpack_from(">q", frame, offset)
+            deliver_at = deliver_us / 1e6
+            offset += 8
         (payload_length,) = struct.unpack_from(">I", frame, offset)
         offset += 4
         payload = frame[offset:offset + payload_length]
@@ -49,7 +54,7 @@ def decode_envelope(frame: bytes) -> dict:
     except (IndexError, struct.error, UnicodeDecodeError) as error:
         raise Malformed(str(error))
     return {"kind": KINDS[kind], "sender": sender, "incarnation": incarnation, "sequence": sequence,
-            "sent_at": sent_us / 1e6, "position": position, "payload": payload}
+            "sent_at": sent_us / 1e6, "position": position, "deliver_at": deliver_at, "payload": payload}
 
 
 def decode_payload(kind: str, payload: bytes) -> dict:

@@ -87,7 +87,7 @@ public enum Launcher {
         output.line("scenario \(scenario.name): \(vehicles.count) vehicles, \(scenario.map.rsus.count) RSUs, "
                     + "\(scenario.map.edges.count) edge servers, \(Int(duration)) s at speed \(options.speed)")
         let result = await supervisor.run()
-        withExtendedLifetime(context) {}
+        await context.close()
         return result
     }
 }

@@ -16,6 +16,7 @@ import Darwin
 /// | `maxRateBitsPerSecond` | bit/s | `nil` | optional cap on one vehicle's rate after sharing; `nil`: no cap |
 /// | `activityWindow` | s | 1 | a vehicle counts as active if it sent or received on the cell this recently |
 /// | `residualLoss` | probability | 0 | residual block error rate: chance that a message is lost after transmission |
+/// | `rateModel` | — | `.shannon` | Shannon capacity, or the LTE CQI table (`.lteCQI`, `CellularRateModel`) |
 ///
 /// Decoding (JSON, YAML, …) accepts any subset of the fields; missing ones take their defaults, and
 /// out-of-range values throw `DecodingError.dataCorrupted`.
@@ -26,6 +27,7 @@ public struct CellularParameters: Sendable, Equatable, Codable {
     public var maxRateBitsPerSecond: Double?
     public var activityWindow: Double
     public var residualLoss: Double
+    public var rateModel: CellularRateModel
 
     public init(
         bandwidthHz: Double = 20e6,
@@ -33,7 +35,8 @@ public struct CellularParameters: Sendable, Equatable, Codable {
         noiseDBm: Double = -80,
         maxRateBitsPerSecond: Double? = nil,
         activityWindow: Double = 1.0,
-        residualLoss: Double = 0
+        residualLoss: Double = 0,
+        rateModel: CellularRateModel = .shannon
     ) {
         self.bandwidthHz = bandwidthHz
         self.txPowerDBm = txPowerDBm
@@ -41,6 +44,7 @@ public struct CellularParameters: Sendable, Equatable, Codable {
         self.maxRateBitsPerSecond = maxRateBitsPerSecond
         self.activityWindow = activityWindow
         self.residualLoss = residualLoss
+        self.rateModel = rateModel
     }
 
     /// What is wrong with these parameters, or an empty list.
@@ -56,7 +60,7 @@ public struct CellularParameters: Sendable, Equatable, Codable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case bandwidthHz, txPowerDBm, noiseDBm, maxRateBitsPerSecond, activityWindow, residualLoss
+        case bandwidthHz, txPowerDBm, noiseDBm, maxRateBitsPerSecond, activityWindow, residualLoss, rateModel
     }
 
     public init(from decoder: any Decoder) throws {
@@ -68,7 +72,8 @@ public struct CellularParameters: Sendable, Equatable, Codable {
             noiseDBm: try c.decode(.noiseDBm, default: d.noiseDBm),
             maxRateBitsPerSecond: try c.decodeIfPresent(Double.self, forKey: .maxRateBitsPerSecond),
             activityWindow: try c.decode(.activityWindow, default: d.activityWindow),
-            residualLoss: try c.decode(.residualLoss, default: d.residualLoss)
+            residualLoss: try c.decode(.residualLoss, default: d.residualLoss),
+            rateModel: try c.decode(.rateModel, default: d.rateModel)
         )
         try c.require(bandwidthHz > 0 && bandwidthHz.isFinite, .bandwidthHz, "expected a positive bandwidth in Hz")
         try c.require(txPowerDBm.isFinite, .txPowerDBm, "expected a finite power in dBm")
@@ -102,15 +107,40 @@ public enum CellularBudget {
     }
 
     /// Rate in bit/s of a vehicle at `distance` metres that holds the fraction `share` (0 < share ≤ 1)
-    /// of the band: Shannon capacity of `share · B`, capped at `maxRateBitsPerSecond`.
+    /// of the band: `share · B · spectral efficiency` (Shannon, or the CQI table), capped at
+    /// `maxRateBitsPerSecond`. 0 when the CQI table finds no usable CQI.
     public static func rateBitsPerSecond(
         distance: Double, parameters: CellularParameters = CellularParameters(), share: Double = 1
     ) -> Double {
         precondition(share > 0 && share <= 1, "a share of the band is in (0, 1]")
-        let snr = linear(fromDB: snrDB(distance: distance, parameters: parameters))
-        let shannon = share * parameters.bandwidthHz * log2(1 + snr)
-        if let cap = parameters.maxRateBitsPerSecond { return min(shannon, cap) }
-        return shannon
+        let snr = snrDB(distance: distance, parameters: parameters)
+        let rate = share * parameters.bandwidthHz * parameters.rateModel.spectralEfficiency(snrDB: snr)
+        if let cap = parameters.maxRateBitsPerSecond { return min(rate, cap) }
+        return rate
+    }
+}
+
+/// How a cell turns SNR into bits per second per hertz.
+public enum CellularRateModel: String, Sendable, Equatable, Codable, CaseIterable {
+    /// `log2(1 + SNR)`: the paper's model, an upper bound.
+    case shannon
+    /// LTE link adaptation: the spectral efficiency of the highest CQI whose SNR threshold is met
+    /// (3GPP TS 36.213 Table 7.2.3-1 efficiencies; thresholds for 10 % BLER as commonly used in
+    /// system-level simulation). Below CQI 1 (−6.7 dB) nothing can be sent.
+    case lteCQI = "lte-cqi"
+
+    /// (SNR threshold dB, efficiency bit/s/Hz) for CQI 1…15.
+    public static let cqiTable: [(snrDB: Double, efficiency: Double)] = [
+        (-6.7, 0.1523), (-4.7, 0.2344), (-2.3, 0.3770), (0.2, 0.6016), (2.4, 0.8770),
+        (4.3, 1.1758), (5.9, 1.4766), (8.1, 1.9141), (10.3, 2.4063), (11.7, 2.7305),
+        (14.1, 3.3223), (16.3, 3.9023), (18.7, 4.5234), (21.0, 5.1152), (22.7, 5.5547),
+    ]
+
+    public func spectralEfficiency(snrDB: Double) -> Double {
+        switch self {
+        case .shannon: log2(1 + linear(fromDB: snrDB))
+        case .lteCQI: Self.cqiTable.last { $0.snrDB <= snrDB }?.efficiency ?? 0
+        }
     }
 }
 
@@ -173,7 +203,7 @@ public struct CellLink: Sendable {
         rng: inout SeededGenerator
     ) -> LinkOutcome {
         let distance = from.distance(to: position)
-        guard distance <= radius else { return .outOfRange }
+        guard reaches(distance) else { return .outOfRange }
         let duration = serialisation(bytes: bytes, vehicle: vehicle, distance: distance, now: now)
         let finish = vehicles[vehicle]!.uplink.transmit(arrival: sentAt, duration: duration).finish
         if lost(&rng) { return .lost }
@@ -187,7 +217,7 @@ public struct CellLink: Sendable {
         vehicle: String, to: Position, bytes: Int, now: Double, rng: inout SeededGenerator
     ) -> LinkOutcome {
         let distance = to.distance(to: position)
-        guard distance <= radius else { return .outOfRange }
+        guard reaches(distance) else { return .outOfRange }
         let duration = serialisation(bytes: bytes, vehicle: vehicle, distance: distance, now: now)
         let finish = vehicles[vehicle]!.downlink.transmit(arrival: now, duration: duration).finish
         if lost(&rng) { return .lost }
@@ -224,6 +254,12 @@ public struct CellLink: Sendable {
     }
 
     // MARK: - Internals
+
+    /// Within the radius, and at a distance where the rate model can send anything.
+    private func reaches(_ distance: Double) -> Bool {
+        distance <= radius
+            && parameters.rateModel.spectralEfficiency(snrDB: CellularBudget.snrDB(distance: distance, parameters: parameters)) > 0
+    }
 
     private func isActive(_ state: VehicleState, now: Double) -> Bool {
         now - state.lastActivity <= parameters.activityWindow

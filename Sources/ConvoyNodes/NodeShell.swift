@@ -1,5 +1,6 @@
 import CProcess
 import ConvoyCore
+import ConvoyLinks
 import ConvoyTransport
 import ConvoyWire
 import Foundation
@@ -52,9 +53,64 @@ final class NodeShell {
     var now: Double { clock.now() }
 
     func envelope<P: WirePayload>(_ payload: P, position: Position? = nil) -> [UInt8] {
+        envelope(P.kind, payload.encoded(), position: position)
+    }
+
+    func envelope(_ kind: MessageKind, _ payload: [UInt8], position: Position?, deliverAt: Double? = nil) -> [UInt8] {
         sequence += 1
-        return Envelope(kind: P.kind, sender: id, incarnation: incarnation, sequence: sequence, sentAt: now,
-                        position: position, payload: payload.encoded()).encoded()
+        return Envelope(kind: kind, sender: id, incarnation: incarnation, sequence: sequence, sentAt: now,
+                        position: position, deliverAt: deliverAt, payload: payload).encoded()
+    }
+
+    /// Puts `payload` through an emulated link and sends it on `socket` at the delivery instant
+    /// (with `extraFrames` before the envelope, e.g. a ROUTER's routing id). `virtualBytes` is the
+    /// size the message stands for beyond its frame (a request's input, a reply's result).
+    /// The outcome is metered; lost and out-of-range messages are not sent.
+    func transmit<P: WirePayload>(_ payload: P, virtualBytes: Int, position: Position?, link: String, on socket: Int,
+                                  before extraFrames: [[UInt8]] = [], through model: (Int) -> LinkOutcome) {
+        let body = payload.encoded()
+        let bytes = Envelope.overhead(sender: id, position: position != nil, deliverAt: true) + body.count + virtualBytes
+        let outcome = model(bytes)
+        meter(link, P.kind, outcome)
+        guard case .deliver(let at) = outcome else { return }
+        send(extraFrames + [envelope(P.kind, body, position: position, deliverAt: at)], on: socket, at: at)
+    }
+
+    // MARK: - Link metering
+
+    private var linkStats: [String: LinkStatRecord] = [:]
+    private var dirtyLinks: Set<String> = []
+    private var samplesSeen: [String: Int] = [:]
+
+    /// Counts a message offered to `link` and what became of it.
+    func meter(_ link: String, _ kind: MessageKind, _ outcome: LinkOutcome) {
+        let key = "\(link)|\(kind.name)"
+        var stat = linkStats[key] ?? LinkStatRecord(nodeID: id, link: link, kind: kind.name)
+        stat.sent += 1
+        switch outcome {
+        case .deliver: stat.delivered += 1
+        case .lost: stat.lost += 1
+        case .outOfRange: stat.outOfRange += 1
+        }
+        linkStats[key] = stat
+        dirtyLinks.insert(key)
+    }
+
+    /// Records (a sample of) deliveries: requests and replies always, broadcasts one in 20.
+    func observeDelivery(_ link: String, _ kind: MessageKind, sentAt: Double, modelledAt: Double, actualAt: Double) {
+        let key = "\(link)|\(kind.name)"
+        let seen = samplesSeen[key, default: 0]
+        samplesSeen[key] = seen + 1
+        let every = kind == .request || kind == .reply ? 1 : 20
+        guard seen % every == 0 else { return }
+        batch.linkSamples.append(LinkSampleRecord(nodeID: id, link: link, kind: kind.name, sentAt: sentAt,
+                                                  modelledAt: modelledAt, actualAt: actualAt))
+    }
+
+    /// A message that arrived with its modelled delivery time: records how late it really was.
+    func observeArrival(_ envelope: Envelope, link: String) {
+        guard let modelled = envelope.deliverAt else { return }
+        observeDelivery(link, envelope.kind, sentAt: envelope.sentAt, modelledAt: modelled, actualAt: now)
     }
 
     /// Decodes a frame; malformed frames are counted by reason and dropped (nil).
@@ -91,6 +147,7 @@ final class NodeShell {
     func record(_ request: RequestRecord) { batch.requests.append(request) }
     func record(_ attempt: AttemptRecord) { batch.attempts.append(attempt) }
     func record(_ detection: DetectionRecord) { batch.detections.append(detection) }
+    func record(_ handover: HandoverRecord) { batch.handovers.append(handover) }
 
     /// A timer id for a one-shot timer at emulated time `at`.
     func scheduleOneShot(at time: Double) -> UInt64 {
@@ -120,6 +177,10 @@ final class NodeShell {
             counters["transport_send_dropped"] = stats.sendDropped
             batch.counters = counters.sorted { $0.key < $1.key }.map { CounterRecord(nodeID: id, name: $0.key, value: $0.value) }
             countersDirty = false
+        }
+        if !dirtyLinks.isEmpty {
+            batch.linkStats = dirtyLinks.sorted().compactMap { linkStats[$0] }
+            dirtyLinks.removeAll()
         }
         guard !batch.isEmpty else { return }
         guard let json = try? JSONEncoder().encode(batch) else { return }

@@ -37,8 +37,15 @@ actor ServerNode {
         var request: InferenceRequest
     }
 
+    /// A request held back by the access link until its modelled delivery instant.
+    private struct Arrival {
+        var link: String
+        var sentAt: Double
+        var modelledAt: Double
+    }
+
     private enum Pending {
-        case handle(InferenceRequest, Client)
+        case handle(InferenceRequest, Client, Arrival)
         case reply(InferenceReply, Client)
     }
 
@@ -83,7 +90,7 @@ actor ServerNode {
         ProcessSignals.onTermination { _ in Task { await node.stop() } }
         await node.run()
         await loop.stop()
-        withExtendedLifetime(context) {}
+        await context.close()
     }
 
     private init(shell: NodeShell, upstream: String?) {
@@ -157,7 +164,9 @@ actor ServerNode {
         default:
             guard let item = pending.removeValue(forKey: id) else { return }
             switch item {
-            case .handle(let request, let client): handle(request, from: client, now: now)
+            case .handle(let request, let client, let arrival):
+                shell.observeDelivery(arrival.link, .request, sentAt: arrival.sentAt, modelledAt: arrival.modelledAt, actualAt: now)
+                handle(request, from: client, now: now)
             case .reply(let reply, let client): sendReply(reply, to: client, now: now)
             }
         }
@@ -180,6 +189,7 @@ actor ServerNode {
         case Sockets.upstream:
             guard frames.count == 1, let envelope = shell.decode(frames[0]) else { return }
             guard let reply = shell.decodePayload(InferenceReply.self, envelope) else { return }
+            shell.observeArrival(envelope, link: upstreamLinkName)
             upstreamReplied(reply)
         default:
             break
@@ -188,35 +198,42 @@ actor ServerNode {
 
     // MARK: - Requests
 
-    /// A request arrives from a client: emulate the link it came over, then handle it when it has
-    /// really "arrived".
+    /// The wired link towards the next hop (RSU → edge: backhaul; edge → cloud: WAN).
+    private var upstreamLinkName: String { shell.role == .rsu ? "backhaul" : "wan" }
+
+    /// A request arrives from a client. From a vehicle, this node owns the access link (the RSU's
+    /// cell, or the cloud's macro cell plus WAN): the request is handled at its modelled delivery
+    /// instant, or dropped. From an RSU or edge, the sender already applied the wired link.
     private func receive(_ request: InferenceRequest, envelope: Envelope, routingID: [UInt8], frameBytes: Int) {
         let now = shell.now
-        let isVehicle = request.route.isEmpty
-        let client = Client(routingID: routingID, node: envelope.sender, isVehicle: isVehicle)
-        let bytes = frameBytes + Int(request.payloadBytes)
-        var outcome = LinkOutcome.deliver(at: now)
-        if isVehicle {
-            guard let from = envelope.position else { return shell.count("requests_without_position") }
-            vehiclePositions[envelope.sender] = from
-            if cell != nil {
-                outcome = cell!.uplink(vehicle: envelope.sender, from: from, bytes: bytes, sentAt: envelope.sentAt, now: now, rng: &shell.rng)
-            } else if macro != nil {
-                outcome = macro!.uplink(vehicle: envelope.sender, from: from, bytes: bytes, sentAt: envelope.sentAt, now: now, rng: &shell.rng)
-                if case .deliver(let at) = outcome { outcome = .deliver(at: at + shell.config.map.links.wan.latency) }
-            } else {
-                return shell.count("requests_from_vehicles_without_cell")
-            }
+        let client = Client(routingID: routingID, node: envelope.sender, isVehicle: request.route.isEmpty)
+        guard client.isVehicle else {
+            shell.observeArrival(envelope, link: shell.role == .edge ? "backhaul" : "wan")
+            return handle(request, from: client, now: now)
         }
-        switch outcome {
-        case .deliver(let at) where at > now:
-            pending[shell.scheduleOneShot(at: at)] = .handle(request, client)
-        case .deliver:
+        guard let from = envelope.position else { return shell.count("requests_without_position") }
+        vehiclePositions[envelope.sender] = from
+        let bytes = frameBytes + Int(request.payloadBytes)
+        let link: String
+        var outcome: LinkOutcome
+        if cell != nil {
+            link = "cellular-up"
+            outcome = cell!.uplink(vehicle: envelope.sender, from: from, bytes: bytes, sentAt: envelope.sentAt, now: now, rng: &shell.rng)
+        } else if macro != nil {
+            link = "macro-up"
+            outcome = macro!.uplink(vehicle: envelope.sender, from: from, bytes: bytes, sentAt: envelope.sentAt, now: now, rng: &shell.rng)
+            if case .deliver(let at) = outcome { outcome = .deliver(at: at + shell.config.map.links.wan.latency) }
+        } else {
+            return shell.count("requests_from_vehicles_without_cell")
+        }
+        shell.meter(link, .request, outcome)
+        guard case .deliver(let at) = outcome else { return }
+        let arrival = Arrival(link: link, sentAt: envelope.sentAt, modelledAt: at)
+        if at > now {
+            pending[shell.scheduleOneShot(at: at)] = .handle(request, client, arrival)
+        } else {
+            shell.observeDelivery(link, .request, sentAt: arrival.sentAt, modelledAt: at, actualAt: now)
             handle(request, from: client, now: now)
-        case .lost:
-            shell.count("uplink_lost")
-        case .outOfRange:
-            shell.count("uplink_out_of_range")
         }
     }
 
@@ -250,14 +267,11 @@ actor ServerNode {
         guard upstreamLink != nil else { return }
         var next = request
         next.route = route
-        let frame = shell.envelope(next, position: position)
-        let key = "\(request.requestID)#\(request.attempt)"
-        forwarded[key] = Forwarded(client: client, request: request)
-        switch upstreamLink!.transmit(bytes: frame.count + Int(request.payloadBytes), now: now, rng: &shell.rng) {
-        case .deliver(let at):
-            shell.send([frame], on: Sockets.upstream, at: at)
-        case .lost, .outOfRange:
-            shell.count("upstream_lost")  // the client's attempt times out and fails over
+        forwarded["\(request.requestID)#\(request.attempt)"] = Forwarded(client: client, request: request)
+        // A lost forward is not answered: the client's attempt times out and fails over.
+        shell.transmit(next, virtualBytes: Int(request.payloadBytes), position: position, link: upstreamLinkName,
+                       on: Sockets.upstream) { bytes in
+            upstreamLink!.transmit(bytes: bytes, now: now, rng: &shell.rng)
         }
     }
 
@@ -282,32 +296,25 @@ actor ServerNode {
         }
     }
 
+    /// Sends a reply back to `client` over the link this node owns towards it: the RSU's cell or the
+    /// macro cell (plus WAN) for a vehicle, the backhaul or WAN for an RSU or edge.
     private func sendReply(_ reply: InferenceReply, to client: Client, now: Double) {
-        let frame = shell.envelope(reply, position: position)
-        let bytes = frame.count + Int(reply.resultBytes)
-        var outcome: LinkOutcome
-        if client.isVehicle {
-            let to = vehiclePositions[client.node] ?? position
-            if cell != nil {
-                outcome = cell!.downlink(vehicle: client.node, to: to, bytes: bytes, now: now, rng: &shell.rng)
-            } else if macro != nil {
-                outcome = macro!.downlink(vehicle: client.node, to: to, bytes: bytes, now: now + shell.config.map.links.wan.latency,
-                                          rng: &shell.rng)
-            } else {
-                outcome = .deliver(at: now)
-            }
-        } else if let parameters = clientLinkParameters {
-            outcome = clientLinks[client.node, default: WiredLink(parameters: parameters)].transmit(bytes: bytes, now: now, rng: &shell.rng)
-        } else {
-            outcome = .deliver(at: now)
+        let link: String = if client.isVehicle { cell != nil ? "cellular-down" : "macro-down" } else {
+            shell.role == .edge ? "backhaul" : "wan"
         }
-        switch outcome {
-        case .deliver(let at):
-            shell.send([client.routingID, frame], on: Sockets.clients, at: at)
-        case .lost:
-            shell.count("downlink_lost")
-        case .outOfRange:
-            shell.count("downlink_out_of_range")
+        shell.transmit(reply, virtualBytes: Int(reply.resultBytes), position: position, link: link, on: Sockets.clients,
+                       before: [client.routingID]) { bytes in
+            if client.isVehicle {
+                let to = vehiclePositions[client.node] ?? position
+                if cell != nil { return cell!.downlink(vehicle: client.node, to: to, bytes: bytes, now: now, rng: &shell.rng) }
+                if macro != nil {
+                    let wan = shell.config.map.links.wan.latency
+                    return macro!.downlink(vehicle: client.node, to: to, bytes: bytes, now: now + wan, rng: &shell.rng)
+                }
+                return .deliver(at: now)
+            }
+            guard let parameters = clientLinkParameters else { return .deliver(at: now) }
+            return clientLinks[client.node, default: WiredLink(parameters: parameters)].transmit(bytes: bytes, now: now, rng: &shell.rng)
         }
     }
 

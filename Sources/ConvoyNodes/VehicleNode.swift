@@ -34,7 +34,10 @@ actor VehicleNode {
     private var nextRequestAt: Double
     private var v2vCell: (Int, Int)?
     private var neighbours: [String: Double] = [:]
-    private var heldV2V: [UInt64: (String, Double)] = [:]
+    /// V2V beacons held back until their modelled delivery: (sender, sent at, deliver at).
+    private var heldV2V: [UInt64: (sender: String, sentAt: Double, at: Double)] = [:]
+    /// The cell the vehicle would use now (best RSU, else the macro cell), for handover records.
+    private var servingCell: String?
     private var finished = false
     /// Set when the run ends: no new requests; open ones may still complete until this time.
     private var drainUntil: Double?
@@ -61,7 +64,7 @@ actor VehicleNode {
         ProcessSignals.onTermination { _ in Task { await node.drain() } }
         await node.run()
         await loop.stop()
-        withExtendedLifetime(context) {}
+        await context.close()
     }
 
     private init(shell: NodeShell, trajectory: Trajectory, accessSocket: [String: Int]) {
@@ -130,7 +133,10 @@ actor VehicleNode {
             v2vBeacon(now: now)
             shell.schedulePeriodic(Timers.v2v, at: now + 1)
         default:
-            if let (neighbour, at) = heldV2V.removeValue(forKey: id) { neighbours[neighbour] = at }
+            if let held = heldV2V.removeValue(forKey: id) {
+                neighbours[held.sender] = held.at
+                shell.observeDelivery("v2v", .v2vBeacon, sentAt: held.sentAt, modelledAt: held.at, actualAt: now)
+            }
         }
     }
 
@@ -150,6 +156,7 @@ actor VehicleNode {
 
     private func tick(now: Double) {
         var routes = candidates(at: now)
+        recordHandover(to: routes.first, now: now)
         // RSUs that fell silent: dead if we are still in their range, otherwise just out of reach.
         for change in liveness.check(now: now) {
             guard let rsu = map.rsu(change.peer) else { continue }
@@ -174,6 +181,16 @@ actor VehicleNode {
         if let drainUntil, ledger.openCount == 0 || now >= drainUntil { return finish(reason: "run-ended") }
         if now >= lastSampleTime && ledger.openCount == 0 { finish(reason: "vehicle-left") }
         if now >= lastSampleTime + workload.deadline + 1 { finish(reason: "vehicle-left") }
+    }
+
+    /// Attach (none → cell), detach (cell → none) or handover (cell → other cell) of the serving cell.
+    private func recordHandover(to best: Route?, now: Double) {
+        let cell = best.map { $0.path == .macro ? (map.macro?.id ?? $0.target) : $0.target }
+        guard cell != servingCell else { return }
+        let event = servingCell == nil ? "attach" : cell == nil ? "detach" : "handover"
+        let here = position(at: now)
+        shell.record(HandoverRecord(vehicleID: shell.id, at: now, event: event, fromCell: servingCell, toCell: cell, x: here.x, y: here.y))
+        servingCell = cell
     }
 
     // MARK: - Requests
@@ -247,6 +264,7 @@ actor VehicleNode {
               let reply = shell.decodePayload(InferenceReply.self, envelope) else { return }
         // A reply over an RSU's cell only reaches a vehicle still in that cell.
         if let rsu = map.rsu(node), !inRange(of: rsu, at: now) { return shell.count("replies_out_of_range") }
+        shell.observeArrival(envelope, link: map.rsu(node) != nil ? "cellular-down" : "macro-down")
         let kind: ReplyOutcome.Kind = switch reply.status {
         case .completed: .completed
         case .rejected: .rejected
@@ -266,7 +284,9 @@ actor VehicleNode {
     private func rsuBeacon(_ envelope: Envelope, now: Double) {
         guard let rsu = map.rsu(envelope.sender), let beacon = shell.decodePayload(Beacon.self, envelope) else { return }
         // RSU beacons are broadcast over the cell: heard only within its radius.
-        guard inRange(of: rsu, at: now) else { return }
+        let heard = inRange(of: rsu, at: now)
+        shell.meter("rsu-beacon", .beacon, heard ? .deliver(at: now) : .outOfRange)
+        guard heard else { return }
         rsuLoad[rsu.id] = beacon
         if let change = liveness.heard(rsu.id, incarnation: envelope.incarnation, at: now), change.from != .alive {
             shell.record(DetectionRecord(observer: shell.id, peer: rsu.id, state: change.to.rawValue, at: now))
@@ -289,12 +309,9 @@ actor VehicleNode {
         guard envelope.sender != shell.id, let from = envelope.position else { return }
         let outcome = V2VLink.receive(from: from, to: position(at: now), bytes: envelope.payload.count + 64, sentAt: envelope.sentAt,
                                       parameters: map.links.v2v, rng: &shell.rng)
-        switch outcome {
-        case .deliver(let at):
-            shell.count("v2v_received")
-            heldV2V[shell.scheduleOneShot(at: at)] = (envelope.sender, at)
-        case .lost: shell.count("v2v_lost")
-        case .outOfRange: shell.count("v2v_out_of_range")
+        shell.meter("v2v", .v2vBeacon, outcome)
+        if case .deliver(let at) = outcome {
+            heldV2V[shell.scheduleOneShot(at: at)] = (envelope.sender, envelope.sentAt, at)
         }
     }
 

@@ -89,7 +89,9 @@ enum Schema {
                 );
                 """)
         }
-        // Append new migrations here; never edit the one above.
+        // v2-links is registered here by the links work.
+        LinkTables.register(in: &migrator)
+        // Append new migrations here; never edit the ones above.
         return migrator
     }
 
@@ -102,5 +104,5 @@ enum Schema {
         ("detections", "id"),
         ("counters", "node_id, name"),
         ("run_info", "key"),
-    ]
+    ] + LinkTables.exported
 }

@@ -1,4 +1,5 @@
 internal import CZeroMQ
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,8 +53,11 @@ public enum SocketType: Sendable {
 /// A ZeroMQ context. Shut it down with `close()`: blocked calls on its sockets return ETERM, then
 /// the context is terminated once every socket is closed (sockets use LINGER 0, so that is prompt).
 public final class ZMQContext: @unchecked Sendable {
-    // zmq contexts are thread-safe; the handle is immutable.
+    // zmq contexts are thread-safe; the handle is immutable. `terminated` is only read and written
+    // under `lock`.
     let handle: UnsafeMutableRawPointer
+    private let lock = NSLock()
+    private var terminated = false
 
     public init() throws {
         guard let ctx = zmq_ctx_new() else { throw TransportError("zmq_ctx_new") }
@@ -65,9 +69,37 @@ public final class ZMQContext: @unchecked Sendable {
         zmq_ctx_shutdown(handle)
     }
 
-    deinit {
-        zmq_ctx_shutdown(handle)
+    /// Terminates the context once its event loops have stopped: waits (on a plain thread, not
+    /// Swift's pool) until every message still queued on a socket with a linger period has been
+    /// handed to its peer or the linger expired. Call it before the process exits, or the last
+    /// messages (a node's final records) may be lost.
+    public func close() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let thread = Thread { [self] in
+                terminate()
+                done.resume()
+            }
+            thread.name = "convoy-zmq-term"
+            thread.start()
+        }
+    }
+
+    private func terminate() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !terminated else { return }
+        terminated = true
         while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+    }
+
+    deinit {
+        lock.lock()
+        let done = terminated
+        lock.unlock()
+        if !done {
+            zmq_ctx_shutdown(handle)
+            while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+        }
     }
 }
 

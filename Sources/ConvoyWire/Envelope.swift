@@ -16,13 +16,27 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
     case control = 7
     /// The launcher's answer to a control command (JSON payload).
     case controlReply = 8
+
+    /// The name PROTOCOL.md uses (also in the `link_stats` and `link_samples` tables).
+    public var name: String {
+        switch self {
+        case .beacon: "beacon"
+        case .v2vBeacon: "v2v_beacon"
+        case .request: "request"
+        case .reply: "reply"
+        case .record: "record"
+        case .control: "control"
+        case .controlReply: "control_reply"
+        }
+    }
 }
 
 /// The versioned envelope every Convoy message travels in: one ZeroMQ frame.
 ///
 /// Layout (big-endian), documented byte by byte in PROTOCOL.md:
 /// magic "CV", version u8, kind u8, flags u8, sender length u8, sender UTF-8, incarnation u32,
-/// sequence u64, sent_at i64 (µs of emulated time), [x f64, y f64 if flags bit 0], payload length u32, payload.
+/// sequence u64, sent_at i64 (µs of emulated time), [x f64, y f64 if flags bit 0],
+/// [deliver_at i64 µs if flags bit 1], payload length u32, payload.
 public struct Envelope: Sendable, Equatable {
     public static let version: UInt8 = 1
     public static let magic: [UInt8] = [0x43, 0x56]  // "CV"
@@ -37,17 +51,26 @@ public struct Envelope: Sendable, Equatable {
     /// Emulated seconds since the run started, at µs resolution on the wire.
     public var sentAt: Double
     public var position: Position?
+    /// When the emulated link delivers this message (emulated seconds), if the sender applied the
+    /// link model: the receiver compares it with the actual arrival to measure emulation accuracy.
+    public var deliverAt: Double?
     public var payload: [UInt8]
 
     public init(kind: MessageKind, sender: String, incarnation: UInt32, sequence: UInt64, sentAt: Double,
-                position: Position? = nil, payload: [UInt8]) {
+                position: Position? = nil, deliverAt: Double? = nil, payload: [UInt8]) {
         self.kind = kind
         self.sender = sender
         self.incarnation = incarnation
         self.sequence = sequence
         self.sentAt = sentAt
         self.position = position
+        self.deliverAt = deliverAt
         self.payload = payload
+    }
+
+    /// Bytes an envelope adds around a payload.
+    public static func overhead(sender: String, position: Bool, deliverAt: Bool) -> Int {
+        6 + min(sender.utf8.count, maxSenderBytes) + 20 + (position ? 16 : 0) + (deliverAt ? 8 : 0) + 4
     }
 
     public func encoded() -> [UInt8] {
@@ -55,7 +78,7 @@ public struct Envelope: Sendable, Equatable {
         w.raw(Self.magic)
         w.u8(Self.version)
         w.u8(kind.rawValue)
-        w.u8(position == nil ? 0 : 1)
+        w.u8((position == nil ? 0 : 1) | (deliverAt == nil ? 0 : 2))
         let id = Array(sender.utf8.prefix(Self.maxSenderBytes))
         w.u8(UInt8(id.count))
         w.raw(id)
@@ -66,6 +89,7 @@ public struct Envelope: Sendable, Equatable {
             w.f64(position.x)
             w.f64(position.y)
         }
+        if let deliverAt { w.i64(Int64((deliverAt * 1e6).rounded())) }
         w.u32(UInt32(payload.count))
         w.raw(payload)
         return w.bytes
@@ -82,7 +106,7 @@ public struct Envelope: Sendable, Equatable {
         let rawKind = try r.u8()
         guard let kind = MessageKind(rawValue: rawKind) else { throw .unknownKind(rawKind) }
         let flags = try r.u8()
-        guard flags & ~1 == 0 else { throw .invalid("unknown flags \(flags)") }
+        guard flags & ~3 == 0 else { throw .invalid("unknown flags \(flags)") }
         let idLength = Int(try r.u8())
         guard idLength > 0, idLength <= Self.maxSenderBytes,
               let sender = String(validating: try r.raw(idLength), as: UTF8.self)
@@ -99,6 +123,7 @@ public struct Envelope: Sendable, Equatable {
         } else {
             position = nil
         }
+        deliverAt = flags & 2 == 2 ? Double(try r.i64()) / 1e6 : nil
         let length = Int(try r.u32())
         payload = try r.raw(length)
         try r.expectEnd()

@@ -7,17 +7,42 @@ public struct RecordBatch: Codable, Sendable, Equatable {
     public var attempts: [AttemptRecord]
     public var detections: [DetectionRecord]
     public var counters: [CounterRecord]
+    public var linkStats: [LinkStatRecord]
+    public var linkSamples: [LinkSampleRecord]
+    public var handovers: [HandoverRecord]
 
     public init(requests: [RequestRecord] = [], attempts: [AttemptRecord] = [],
-                detections: [DetectionRecord] = [], counters: [CounterRecord] = []) {
+                detections: [DetectionRecord] = [], counters: [CounterRecord] = [],
+                linkStats: [LinkStatRecord] = [], linkSamples: [LinkSampleRecord] = [], handovers: [HandoverRecord] = []) {
         self.requests = requests
         self.attempts = attempts
         self.detections = detections
         self.counters = counters
+        self.linkStats = linkStats
+        self.linkSamples = linkSamples
+        self.handovers = handovers
     }
 
     public var isEmpty: Bool {
         requests.isEmpty && attempts.isEmpty && detections.isEmpty && counters.isEmpty
+            && linkStats.isEmpty && linkSamples.isEmpty && handovers.isEmpty
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case requests, attempts, detections, counters
+        case linkStats = "link_stats", linkSamples = "link_samples", handovers
+    }
+
+    /// Every array may be absent (an empty batch of that kind).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        requests = try c.decodeIfPresent([RequestRecord].self, forKey: .requests) ?? []
+        attempts = try c.decodeIfPresent([AttemptRecord].self, forKey: .attempts) ?? []
+        detections = try c.decodeIfPresent([DetectionRecord].self, forKey: .detections) ?? []
+        counters = try c.decodeIfPresent([CounterRecord].self, forKey: .counters) ?? []
+        linkStats = try c.decodeIfPresent([LinkStatRecord].self, forKey: .linkStats) ?? []
+        linkSamples = try c.decodeIfPresent([LinkSampleRecord].self, forKey: .linkSamples) ?? []
+        handovers = try c.decodeIfPresent([HandoverRecord].self, forKey: .handovers) ?? []
     }
 }
 
@@ -153,5 +178,84 @@ public struct CounterRecord: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id", name, value
+    }
+}
+
+/// Per node, emulated link and message kind: how many messages the node offered to the link model
+/// and what became of them. The recorder keeps the latest totals (upsert by node, link, kind).
+public struct LinkStatRecord: Codable, Sendable, Equatable {
+    public var nodeID: String
+    /// cellular-up, cellular-down, macro-up, macro-down, backhaul, wan, v2v, rsu-beacon.
+    public var link: String
+    /// Message kind: beacon, v2v_beacon, request, reply.
+    public var kind: String
+    public var sent: Int
+    public var delivered: Int
+    public var lost: Int
+    public var outOfRange: Int
+
+    public init(nodeID: String, link: String, kind: String, sent: Int = 0, delivered: Int = 0, lost: Int = 0, outOfRange: Int = 0) {
+        self.nodeID = nodeID
+        self.link = link
+        self.kind = kind
+        self.sent = sent
+        self.delivered = delivered
+        self.lost = lost
+        self.outOfRange = outOfRange
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case nodeID = "node_id", link, kind, sent, delivered, lost, outOfRange = "out_of_range"
+    }
+}
+
+/// One delivered message (a sample of them): when the link model said it would be delivered, and
+/// when it actually was (both emulated seconds). Appended.
+public struct LinkSampleRecord: Codable, Sendable, Equatable {
+    /// The node that observed the delivery.
+    public var nodeID: String
+    public var link: String
+    public var kind: String
+    public var sentAt: Double
+    public var modelledAt: Double
+    public var actualAt: Double
+
+    public init(nodeID: String, link: String, kind: String, sentAt: Double, modelledAt: Double, actualAt: Double) {
+        self.nodeID = nodeID
+        self.link = link
+        self.kind = kind
+        self.sentAt = sentAt
+        self.modelledAt = modelledAt
+        self.actualAt = actualAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case nodeID = "node_id", link, kind, sentAt = "sent_at", modelledAt = "modelled_at", actualAt = "actual_at"
+    }
+}
+
+/// A vehicle's serving cell changed. `event` is attach (none → cell), detach (cell → none) or
+/// handover (cell → another cell); cells are RSU ids or the macro cell's id. Appended.
+public struct HandoverRecord: Codable, Sendable, Equatable {
+    public var vehicleID: String
+    public var at: Double
+    public var event: String
+    public var fromCell: String?
+    public var toCell: String?
+    public var x: Double
+    public var y: Double
+
+    public init(vehicleID: String, at: Double, event: String, fromCell: String?, toCell: String?, x: Double, y: Double) {
+        self.vehicleID = vehicleID
+        self.at = at
+        self.event = event
+        self.fromCell = fromCell
+        self.toCell = toCell
+        self.x = x
+        self.y = y
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case vehicleID = "vehicle_id", at, event, fromCell = "from_cell", toCell = "to_cell", x, y
     }
 }

@@ -48,6 +48,11 @@ struct WireTests {
         let envelope = Envelope(kind: .request, sender: "véh 1", incarnation: 1, sequence: 1, sentAt: -0.000001,
                                 position: nil, payload: request.encoded())
         #expect(try Envelope(decoding: envelope.encoded()) == envelope)
+        let timed = Envelope(kind: .reply, sender: "rsu-1", incarnation: 2, sequence: 9, sentAt: 3.25,
+                             position: Position(x: 1, y: 2), deliverAt: 3.287654, payload: reply.encoded())
+        let bytes = timed.encoded()
+        #expect(bytes[4] == 3)
+        #expect(try Envelope(decoding: bytes) == timed)
     }
 
     @Test func everyTruncationIsRejectedNotCrashed() {
@@ -79,6 +84,8 @@ struct WireTests {
         bad = Self.beaconGolden
         bad[4] = 0x80
         #expect(throws: DecodeError.invalid("unknown flags 128")) { try Envelope(decoding: bad) }
+        bad[4] = 0x03  // says a delivery time follows, but none does
+        #expect(throws: DecodeError.self) { try Envelope(decoding: bad) }
     }
 
     @Test func randomGarbageNeverCrashes() {
