@@ -1,22 +1,48 @@
 import CProcess
 import ConvoyCore
 import ConvoyLinks
+import ConvoyScenario
 import ConvoyTransport
 import ConvoyWire
 import Foundation
 
 /// Topics on the broadcast bus (PUB/SUB prefixes).
-public enum Topic {
-    public static let rsuBeacon = "beacon/rsu"
+///
+/// Radio broadcasts (RSU beacons, V2V beacons) are published on the topic of the grid cell the
+/// sender is in, and a vehicle subscribes to the 3 × 3 cells around it, so that it does not
+/// receive the whole city's broadcasts. The cell is as large as the largest radio range
+/// of the map (RSU radius, V2V range), so every sender in range is in one of those nine cells.
+public struct Topic: Sendable {
     public static let edgeBeacon = "beacon/edge"
     public static let cloudBeacon = "beacon/cloud"
 
-    /// V2V beacons are published per grid cell so receivers subscribe to their surroundings only.
-    public static let v2vCellSize = 500.0
-    public static func v2v(cellX: Int, cellY: Int) -> String { "v2v/\(cellX)/\(cellY)/" }
-    public static func v2vCell(of p: Position) -> (Int, Int) {
-        (Int((p.x / v2vCellSize).rounded(.down)), Int((p.y / v2vCellSize).rounded(.down)))
+    /// Side of a grid cell, metres.
+    public let cellSize: Double
+
+    public init(map: MapSpec) {
+        cellSize = max(map.links.v2v.rangeM, map.rsus.map(\.radius).max() ?? 0, 1).rounded(.up)
     }
+
+    public func cell(of p: Position) -> (x: Int, y: Int) {
+        (Int((p.x / cellSize).rounded(.down)), Int((p.y / cellSize).rounded(.down)))
+    }
+
+    public func rsuBeacon(at p: Position) -> String { Self.name("beacon/rsu", cell(of: p)) }
+    public func v2v(at p: Position) -> String { Self.name("v2v", cell(of: p)) }
+
+    /// The topics of the 3 × 3 cells around `p`, for both broadcast kinds.
+    public func around(_ p: Position) -> Set<String> {
+        let c = cell(of: p)
+        var topics: Set<String> = []
+        for dx in -1...1 {
+            for dy in -1...1 {
+                for prefix in ["beacon/rsu", "v2v"] { topics.insert(Self.name(prefix, (c.x + dx, c.y + dy))) }
+            }
+        }
+        return topics
+    }
+
+    private static func name(_ prefix: String, _ c: (x: Int, y: Int)) -> String { "\(prefix)/\(c.x)/\(c.y)/" }
 }
 
 /// The parts every node process shares: identity, clock, envelopes, record batching and

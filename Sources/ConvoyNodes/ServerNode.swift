@@ -105,8 +105,8 @@ actor ServerNode {
             let rsu = map.rsu(shell.id)!
             position = rsu.position
             compute = rsu.compute
-            cell = CellLink(position: rsu.position, radius: rsu.radius, parameters: links.cellular)
-            upstreamLink = rsu.edge.map { _ in WiredLink(parameters: links.backhaul) }
+            cell = CellLink(position: rsu.position, radius: rsu.radius, parameters: map.cellular(of: rsu))
+            upstreamLink = rsu.edge.map { _ in WiredLink(parameters: map.backhaul(of: rsu)) }
             clientLinkParameters = nil
         case .edge:
             let edge = map.edge(shell.id)!
@@ -313,14 +313,15 @@ actor ServerNode {
                 }
                 return .deliver(at: now)
             }
-            guard let parameters = clientLinkParameters else { return .deliver(at: now) }
+            guard var parameters = clientLinkParameters else { return .deliver(at: now) }
+            if let rsu = shell.config.map.rsu(client.node) { parameters = shell.config.map.backhaul(of: rsu) }
             return clientLinks[client.node, default: WiredLink(parameters: parameters)].transmit(bytes: bytes, now: now, rng: &shell.rng)
         }
     }
 
     private func beacon(now: Double) {
         let topic: String = switch shell.role {
-        case .rsu: Topic.rsuBeacon
+        case .rsu: Topic(map: shell.config.map).rsuBeacon(at: position)
         case .edge: Topic.edgeBeacon
         default: Topic.cloudBeacon
         }

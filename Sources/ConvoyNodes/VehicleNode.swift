@@ -32,7 +32,8 @@ actor VehicleNode {
     private var openRecords: [String: RequestRecord] = [:]
     private var requestSequence = 0
     private var nextRequestAt: Double
-    private var v2vCell: (Int, Int)?
+    private let topics: Topic
+    private var subscribedCell: (x: Int, y: Int)?
     private var neighbours: [String: Double] = [:]
     /// V2V beacons held back until their modelled delivery: (sender, sent at, deliver at).
     private var heldV2V: [UInt64: (sender: String, sentAt: Double, at: Double)] = [:]
@@ -47,7 +48,7 @@ actor VehicleNode {
         let map = config.map
         var sockets: [SocketSpec] = [
             SocketSpec(.pub, connect: [config.busInbound]),
-            SocketSpec(.sub, connect: [config.busOutbound], subscribe: [Array(Topic.rsuBeacon.utf8)]),
+            SocketSpec(.sub, connect: [config.busOutbound]),  // topics follow the vehicle (updateSubscriptions)
             SocketSpec(.push, connect: [config.recorder], lingerMs: 2000),
         ]
         var accessSocket: [String: Int] = [:]
@@ -71,6 +72,7 @@ actor VehicleNode {
         self.shell = shell
         self.trajectory = trajectory
         self.map = shell.config.map
+        self.topics = Topic(map: shell.config.map)
         self.workload = shell.config.scenario.workload
         self.accessSocket = accessSocket
         self.nodeOfSocket = Dictionary(uniqueKeysWithValues: accessSocket.map { ($1, $0) })
@@ -144,7 +146,8 @@ actor VehicleNode {
         let here = position(at: now)
         let views = map.rsus.map { rsu in
             RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: liveness.isAlive(rsu.id),
-                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(rsuLoad[rsu.id]?.queued ?? 0))
+                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(rsuLoad[rsu.id]?.queued ?? 0),
+                    cellular: rsu.cellular)
         }
         let macro = map.macro.map { MacroView(position: $0.position, radius: $0.radius, target: map.cloud.id) }
         return PathChoice.candidates(at: here, rsus: views, macro: macro, cellular: map.links.cellular)
@@ -155,6 +158,7 @@ actor VehicleNode {
     }
 
     private func tick(now: Double) {
+        updateSubscriptions(now: now)
         var routes = candidates(at: now)
         recordHandover(to: routes.first, now: now)
         // RSUs that fell silent: dead if we are still in their range, otherwise just out of reach.
@@ -177,7 +181,6 @@ actor VehicleNode {
             nextRequestAt = now + workload.nextInterval(using: &shell.rng)
         }
         apply(ledger.tick(now: now, candidates: routes))
-        updateV2VSubscriptions(now: now)
         if let drainUntil, ledger.openCount == 0 || now >= drainUntil { return finish(reason: "run-ended") }
         if now >= lastSampleTime && ledger.openCount == 0 { finish(reason: "vehicle-left") }
         if now >= lastSampleTime + workload.deadline + 1 { finish(reason: "vehicle-left") }
@@ -297,9 +300,8 @@ actor VehicleNode {
 
     private func v2vBeacon(now: Double) {
         let here = position(at: now)
-        let (cx, cy) = Topic.v2vCell(of: here)
         let sample = trajectory.samples.last { $0.time <= now }
-        shell.publish(Topic.v2v(cellX: cx, cellY: cy), V2VBeacon(speed: sample?.speed ?? 0, heading: sample?.angle ?? 0),
+        shell.publish(topics.v2v(at: here), V2VBeacon(speed: sample?.speed ?? 0, heading: sample?.angle ?? 0),
                       position: here, on: Sockets.bus)
         neighbours = neighbours.filter { now - $0.value < 3 }
         shell.setCounter("v2v_neighbours", neighbours.count)
@@ -315,19 +317,16 @@ actor VehicleNode {
         }
     }
 
-    /// Subscribes to the V2V topics of the 3 × 3 grid cells around the vehicle.
-    private func updateV2VSubscriptions(now: Double) {
-        let cell = Topic.v2vCell(of: position(at: now))
-        if let old = v2vCell, old == cell { return }
-        func around(_ c: (Int, Int)) -> Set<String> {
-            var topics: Set<String> = []
-            for dx in -1...1 { for dy in -1...1 { topics.insert(Topic.v2v(cellX: c.0 + dx, cellY: c.1 + dy)) } }
-            return topics
-        }
-        let new = around(cell)
-        let old = v2vCell.map(around) ?? []
+    /// Subscribes to the broadcast topics (RSU and V2V beacons) of the 3 × 3 grid cells around the vehicle.
+    private func updateSubscriptions(now: Double) {
+        let here = position(at: now)
+        let cell = topics.cell(of: here)
+        if let old = subscribedCell, old == cell { return }
+        let new = topics.around(here)
+        let old = subscribedCell.map { topics.around(Position(x: (Double($0.x) + 0.5) * topics.cellSize,
+                                                              y: (Double($0.y) + 0.5) * topics.cellSize)) } ?? []
         for topic in old.subtracting(new) { shell.loop.unsubscribe(Sockets.broadcast, prefix: Array(topic.utf8)) }
         for topic in new.subtracting(old) { shell.loop.subscribe(Sockets.broadcast, prefix: Array(topic.utf8)) }
-        v2vCell = cell
+        subscribedCell = cell
     }
 }

@@ -12,14 +12,18 @@ public struct RSUView: Sendable, Equatable {
     public var activeVehicles: Int
     /// Requests waiting at it, from its last beacon.
     public var queued: Int
+    /// Its cell's parameters when they differ from the map-wide ones.
+    public var cellular: CellularParameters?
 
-    public init(id: String, position: Position, radius: Double, alive: Bool, activeVehicles: Int = 0, queued: Int = 0) {
+    public init(id: String, position: Position, radius: Double, alive: Bool, activeVehicles: Int = 0, queued: Int = 0,
+                cellular: CellularParameters? = nil) {
         self.id = id
         self.position = position
         self.radius = radius
         self.alive = alive
         self.activeVehicles = activeVehicles
         self.queued = queued
+        self.cellular = cellular
     }
 }
 
@@ -45,8 +49,9 @@ public enum PathChoice {
     public static func candidates(at position: Position, rsus: [RSUView], macro: MacroView?,
                                   cellular: CellularParameters) -> [Route] {
         let usable = rsus.filter { $0.alive && $0.position.distance(to: position) <= $0.radius }
+            .filter { CellularBudget.rateBitsPerSecond(distance: $0.position.distance(to: position), parameters: $0.cellular ?? cellular) > 0 }
         let ranked = usable.map { rsu -> (RSUView, Double) in
-            let rate = CellularBudget.rateBitsPerSecond(distance: rsu.position.distance(to: position), parameters: cellular,
+            let rate = CellularBudget.rateBitsPerSecond(distance: rsu.position.distance(to: position), parameters: rsu.cellular ?? cellular,
                                                         share: 1 / Double(rsu.activeVehicles + 1))
             return (rsu, rate)
         }.sorted { a, b in

@@ -6,8 +6,22 @@ public enum CSVExport {
     /// The exportable tables, in export order.
     public static var tableNames: [String] { Schema.tables.map(\.name) }
 
-    /// Writes `TABLE.csv` for each table of `tables` (every table when nil) into `directory`,
-    /// which is created if needed, and returns each written table's row count.
+    /// The name under which `--table` selects the per-second time series (`timeseries.csv`).
+    public static let timeSeriesName = "timeseries"
+
+    /// Everything `export` can write: the tables, then the time series.
+    public static var exportNames: [String] { tableNames + [timeSeriesName] }
+
+    /// The column a time window filters each table on; tables not listed (`counters`, `run_info`)
+    /// are exported whole whatever the window.
+    public static let windowColumns: [String: String] = [
+        "nodes": "started_at", "requests": "created_at", "attempts": "sent_at", "faults": "started_at",
+        "detections": "at", "link_samples": "sent_at", "handovers": "at",
+    ]
+
+    /// Writes `NAME.csv` for each name of `tables` (every table and the time series when nil) into
+    /// `directory`, which is created if needed, and returns each written file's row count, keyed by
+    /// name (`timeseries` for the time series).
     ///
     /// Files are RFC 4180 CSV: a header row of the column names, CRLF line ends, a field quoted
     /// (quotes doubled) when it contains a comma, quote, CR or LF. NULL is an empty field,
@@ -16,30 +30,64 @@ public enum CSVExport {
     /// one consistent snapshot of the database; a file appears complete or not at all (it is
     /// written under a temporary name and renamed).
     ///
+    /// With a `window`, a table keeps the rows whose time column (`windowColumns`) lies in
+    /// `[since, until]`, ends included; `counters` and `run_info` are whole. The time series keeps
+    /// the seconds `s` with `since ≤ s ≤ until` (see `TimeSeries.rows` for its columns), computed
+    /// from the whole run, so a second's figures do not depend on the window.
+    ///
     /// - Parameter databasePath: `RUN_DIR/run.sqlite` or `RUN_DIR` (see
     ///   `RunDatabase.openForReading(path:)`, whose errors this throws too).
-    /// - Throws: `RecordingError.unknownTables` (listing the known tables) before anything is
-    ///   written when `tables` names a table that does not exist; `.cannotWrite` when the
-    ///   directory or a file cannot be written.
+    /// A database written by an older Convoy lacks the tables of later migrations: they are
+    /// skipped (no file, no count) when `tables` is nil.
+    ///
+    /// - Throws: `RecordingError.unknownTables` (listing the known names) before anything is
+    ///   written when `tables` names a table that does not exist; `.olderSchema` when it names a
+    ///   table this database is too old to have; `.cannotWrite` when the directory or a file
+    ///   cannot be written.
     @discardableResult
-    public static func export(databasePath: String, to directory: String, tables: [String]?) throws -> [String: Int] {
+    public static func export(databasePath: String, to directory: String, tables: [String]?,
+                              window: TimeWindow = TimeWindow()) throws -> [String: Int] {
         var selected: [(name: String, orderBy: String)] = Schema.tables
+        var withTimeSeries = true
         if let tables {
-            let unknown = tables.filter { name in !Schema.tables.contains { $0.name == name } }
+            let unknown = tables.filter { !exportNames.contains($0) }
             if !unknown.isEmpty {
                 var seen = Set<String>()
-                throw RecordingError.unknownTables(unknown.filter { seen.insert($0).inserted }, known: tableNames)
+                throw RecordingError.unknownTables(unknown.filter { seen.insert($0).inserted }, known: exportNames)
             }
             selected = Schema.tables.filter { tables.contains($0.name) }
+            withTimeSeries = tables.contains(timeSeriesName)
         }
         let database = try RunDatabase.openForReading(path: databasePath)
         defer { try? database.close() }
         try createDirectory(directory)
+        func file(_ name: String) -> String {
+            directory.hasSuffix("/") ? directory + name + ".csv" : directory + "/" + name + ".csv"
+        }
         return try database.writer.read { db in
+            // A database of an older Convoy lacks the tables of later migrations: skipped, unless asked for.
+            let absent = try selected.map(\.name).filter { try !db.tableExists($0) }
+            if tables != nil, !absent.isEmpty {
+                throw RecordingError.olderSchema(path: database.path, missingMigrations: database.missingMigrations)
+            }
             var counts: [String: Int] = [:]
-            for table in selected {
-                let file = directory.hasSuffix("/") ? directory + table.name + ".csv" : directory + "/" + table.name + ".csv"
-                counts[table.name] = try exportTable(db, table: table.name, orderBy: table.orderBy, to: file)
+            for table in selected where !absent.contains(table.name) {
+                let condition = windowColumns[table.name].map { window.sqlCondition(column: $0) } ?? ("1", [])
+                counts[table.name] = try exportTable(db, table: table.name, where: condition, orderBy: table.orderBy,
+                                                     to: file(table.name))
+            }
+            if withTimeSeries {
+                let snapshot = try RunDatabase.snapshot(db)
+                let rows = TimeSeries.rows(requests: snapshot.requests, nodes: snapshot.nodes, faults: snapshot.faults)
+                    .filter { window.contains(Double($0.second)) }
+                try writeFile(file(timeSeriesName)) { writer in
+                    writer.writeRecord(TimeSeries.columns)
+                    for row in rows {
+                        writer.writeRecord(TimeSeries.fields(row))
+                        try writer.flushIfFull()
+                    }
+                }
+                counts[timeSeriesName] = rows.count
             }
             return counts
         }
@@ -60,13 +108,13 @@ public enum CSVExport {
         }
     }
 
-    private static func exportTable(_ db: Database, table: String, orderBy: String, to file: String) throws -> Int {
-        let statement = try db.makeStatement(sql: "SELECT * FROM \(table) ORDER BY \(orderBy)")
+    private static func exportTable(_ db: Database, table: String, where condition: (sql: String, arguments: [Double]),
+                                    orderBy: String, to file: String) throws -> Int {
+        let statement = try db.makeStatement(sql: "SELECT * FROM \(table) WHERE \(condition.sql) ORDER BY \(orderBy)")
+        statement.arguments = StatementArguments(condition.arguments)
         let columnCount = statement.columnCount
-        let temporary = file + ".partial"
-        var writer = try BufferedFileWriter(path: temporary)
         var rowCount = 0
-        do {
+        try writeFile(file) { writer in
             writer.writeRecord(statement.columnNames)
             let rows = try Row.fetchCursor(statement)
             var fields = [String](repeating: "", count: columnCount)
@@ -78,6 +126,17 @@ public enum CSVExport {
                 try writer.flushIfFull()
                 rowCount += 1
             }
+        }
+        return rowCount
+    }
+
+    /// Writes `file` through `body` under a temporary name, then renames it: the file appears
+    /// complete or not at all.
+    private static func writeFile(_ file: String, _ body: (inout BufferedFileWriter) throws -> Void) throws {
+        let temporary = file + ".partial"
+        var writer = try BufferedFileWriter(path: temporary)
+        do {
+            try body(&writer)
             try writer.close()
         } catch {
             try? writer.close()
@@ -89,7 +148,6 @@ public enum CSVExport {
             try? FileManager.default.removeItem(atPath: temporary)
             throw RecordingError.cannotWrite(path: file, reason: reason)
         }
-        return rowCount
     }
 
     /// The CSV text of one value (unquoted).

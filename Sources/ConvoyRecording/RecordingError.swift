@@ -11,8 +11,9 @@ public enum RecordingError: Error, Sendable, Equatable, CustomStringConvertible 
     case notAConvoyDatabase(path: String, reason: String)
     /// `path` was written by a newer Convoy: it has schema migrations this build does not know.
     case newerSchema(path: String, unknownMigrations: [String])
-    /// `path` lacks schema migrations this build needs and it was opened read-only, so they
-    /// cannot be applied.
+    /// `path` was written by an older Convoy: it lacks schema migrations of this build (and so the
+    /// tables they create), and it is opened read-only, so they are not applied. Thrown when such a
+    /// table is asked for.
     case olderSchema(path: String, missingMigrations: [String])
     /// The database could not be created or opened; `reason` is SQLite's or the file system's.
     case cannotOpen(path: String, reason: String)
@@ -44,7 +45,7 @@ public enum RecordingError: Error, Sendable, Equatable, CustomStringConvertible 
                 + unknown.joined(separator: ", ") + "); use that version or a newer one to read it"
         case .olderSchema(let path, let missing):
             return "\(path): written by an older version of Convoy (missing schema migrations: "
-                + missing.joined(separator: ", ") + "); open it writable once to upgrade it"
+                + missing.joined(separator: ", ") + "), so it lacks the tables those add"
         case .cannotOpen(let path, let reason):
             return "\(path): cannot open run database: \(reason)"
         case .unknownTables(let tables, let known):

@@ -1,4 +1,5 @@
 import ConvoyCore
+import ConvoyWire
 
 /// One incarnation of a node process, as the launcher saw it. Row of the `nodes` table;
 /// `(nodeID, incarnation)` is unique. The coding keys are the column names.
@@ -99,4 +100,26 @@ public struct RunSummary: Sendable, Equatable {
 
     /// All requests, open ones included.
     public var total: Int { completed + failed + expired + open }
+}
+
+/// The rows of a run that its results are computed from, read in one transaction
+/// (`RunDatabase.snapshot()`), each array in the order of its `fetch…` method.
+public struct RunSnapshot: Sendable {
+    public var requests: [RequestRecord]
+    public var attempts: [AttemptRecord]
+    public var detections: [DetectionRecord]
+    public var nodes: [NodeRow]
+    public var faults: [FaultRow]
+    /// The `run_info` entries.
+    public var runInfo: [String: String]
+
+    public init(requests: [RequestRecord] = [], attempts: [AttemptRecord] = [], detections: [DetectionRecord] = [],
+                nodes: [NodeRow] = [], faults: [FaultRow] = [], runInfo: [String: String] = [:]) {
+        self.requests = requests
+        self.attempts = attempts
+        self.detections = detections
+        self.nodes = nodes
+        self.faults = faults
+        self.runInfo = runInfo
+    }
 }

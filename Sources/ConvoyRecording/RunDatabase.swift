@@ -21,6 +21,10 @@ public final class RunDatabase: Sendable {
     /// True when opened with `openForReading(path:)`: every recording method then throws
     /// `RecordingError.readOnly`.
     public let isReadOnly: Bool
+    /// The schema migrations of this build that the database lacks (it was written by an older
+    /// Convoy and opened read-only, so they were not applied); empty otherwise. The tables those
+    /// migrations create are absent: `CSVExport` skips them.
+    public let missingMigrations: [String]
 
     /// A `DatabasePool` when writable, a read-only `DatabaseQueue` otherwise.
     let writer: any DatabaseWriter
@@ -72,10 +76,12 @@ public final class RunDatabase: Sendable {
         }
         self.path = path
         self.isReadOnly = false
+        self.missingMigrations = []
         self.writer = pool
     }
 
-    private init(readOnlyQueue: DatabaseQueue, path: String) {
+    private init(readOnlyQueue: DatabaseQueue, path: String, missingMigrations: [String]) {
+        self.missingMigrations = missingMigrations
         self.path = path
         self.isReadOnly = true
         self.writer = readOnlyQueue
@@ -89,8 +95,9 @@ public final class RunDatabase: Sendable {
     ///   `run.sqlite` or a missing file named `run.sqlite` (its message reads
     ///   "RUN_DIR: not a Convoy run directory (no run.sqlite)"); `.missingDatabase` for another
     ///   missing file; `.notAConvoyDatabase` for a file that is not SQLite or has no Convoy schema;
-    ///   `.newerSchema` when a newer Convoy wrote it (it has migrations this build does not know);
-    ///   `.olderSchema` when it lacks migrations this build needs.
+    ///   `.newerSchema` when a newer Convoy wrote it (it has migrations this build does not know).
+    ///   A database of an older Convoy (some of this build's migrations missing) opens, with
+    ///   `missingMigrations` set, so that old runs stay readable.
     public static func openForReading(path: String) throws -> RunDatabase {
         var isDirectory: ObjCBool = false
         var file = path
@@ -111,14 +118,15 @@ public final class RunDatabase: Sendable {
         let migrator = Schema.makeMigrator()
         do {
             let queue = try DatabaseQueue(path: file, configuration: config)
-            try queue.read { db in
+            let missing = try queue.read { db in
                 let applied = try migrator.appliedIdentifiers(db)
                 if applied.isEmpty {
                     throw RecordingError.notAConvoyDatabase(path: file, reason: "no Convoy schema")
                 }
-                try checkSchema(applied: applied, migrator: migrator, path: file, requireAll: true)
+                try checkSchema(applied: applied, migrator: migrator, path: file, requireAll: false)
+                return migrator.migrations.filter { !applied.contains($0) }
             }
-            return RunDatabase(readOnlyQueue: queue, path: file)
+            return RunDatabase(readOnlyQueue: queue, path: file, missingMigrations: missing)
         } catch {
             throw openError(error, path: file)
         }
@@ -174,6 +182,7 @@ public final class RunDatabase: Sendable {
                 for c in batch.counters {
                     try counters.execute(arguments: [c.nodeID, c.name, c.value])
                 }
+                try LinkTables.apply(batch, in: db)
             }
         }
     }
@@ -373,22 +382,12 @@ public final class RunDatabase: Sendable {
 
     /// The attempts, by `request_id` then `attempt`.
     public func fetchAttempts() throws -> [AttemptRecord] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM attempts ORDER BY request_id, attempt").map { row in
-                AttemptRecord(requestID: row["request_id"], attempt: row["attempt"], path: row["path"],
-                              target: row["target"], sentAt: row["sent_at"], endedAt: row["ended_at"],
-                              outcome: row["outcome"], detail: row["detail"])
-            }
-        }
+        try writer.read(Self.attempts)
     }
 
     /// The detections, in the order they were recorded.
     public func fetchDetections() throws -> [DetectionRecord] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM detections ORDER BY id").map { row in
-                DetectionRecord(observer: row["observer"], peer: row["peer"], state: row["state"], at: row["at"])
-            }
-        }
+        try writer.read(Self.detections)
     }
 
     /// The counters, by `node_id` then `name`.
@@ -402,26 +401,63 @@ public final class RunDatabase: Sendable {
 
     /// The node incarnations, by `started_at`, `node_id`, `incarnation`.
     public func fetchNodes() throws -> [NodeRow] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM nodes ORDER BY started_at, node_id, incarnation").map { row in
-                let roleText: String = row["role"]
-                guard let role = NodeRole(rawValue: roleText) else {
-                    throw RecordingError.invalidValue(table: "nodes", column: "role", value: roleText)
-                }
-                return NodeRow(nodeID: row["node_id"], role: role, incarnation: row["incarnation"], pid: row["pid"],
-                               startedAt: row["started_at"], endedAt: row["ended_at"],
-                               exitStatus: row["exit_status"], x: row["x"], y: row["y"])
-            }
-        }
+        try writer.read(Self.nodes)
     }
 
     /// The faults, by id.
     public func fetchFaults() throws -> [FaultRow] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM faults ORDER BY id").map { row in
-                FaultRow(id: row["id"], nodeID: row["node_id"], mode: row["mode"], startedAt: row["started_at"],
-                         endedAt: row["ended_at"], source: row["source"], detail: row["detail"])
+        try writer.read(Self.faults)
+    }
+
+    /// Everything the results (report, time series) are computed from, read in one transaction,
+    /// so the parts agree with each other even while the launcher is still recording.
+    public func snapshot() throws -> RunSnapshot {
+        try writer.read(Self.snapshot)
+    }
+
+    /// `snapshot()` inside a read transaction the caller holds.
+    static func snapshot(_ db: Database) throws -> RunSnapshot {
+        var info: [String: String] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT key, value FROM run_info") {
+            info[row[0]] = row[1] as String
+        }
+        return RunSnapshot(
+            requests: try Row.fetchAll(db, sql: "SELECT * FROM requests ORDER BY created_at, request_id")
+                .map(Self.requestRecord),
+            attempts: try Self.attempts(db), detections: try Self.detections(db), nodes: try Self.nodes(db),
+            faults: try Self.faults(db), runInfo: info)
+    }
+
+    private static func attempts(_ db: Database) throws -> [AttemptRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM attempts ORDER BY request_id, attempt").map { row in
+            AttemptRecord(requestID: row["request_id"], attempt: row["attempt"], path: row["path"],
+                          target: row["target"], sentAt: row["sent_at"], endedAt: row["ended_at"],
+                          outcome: row["outcome"], detail: row["detail"])
+        }
+    }
+
+    private static func detections(_ db: Database) throws -> [DetectionRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM detections ORDER BY id").map { row in
+            DetectionRecord(observer: row["observer"], peer: row["peer"], state: row["state"], at: row["at"])
+        }
+    }
+
+    private static func nodes(_ db: Database) throws -> [NodeRow] {
+        try Row.fetchAll(db, sql: "SELECT * FROM nodes ORDER BY started_at, node_id, incarnation").map { row in
+            let roleText: String = row["role"]
+            guard let role = NodeRole(rawValue: roleText) else {
+                throw RecordingError.invalidValue(table: "nodes", column: "role", value: roleText)
             }
+            return NodeRow(nodeID: row["node_id"], role: role, incarnation: row["incarnation"], pid: row["pid"],
+                           startedAt: row["started_at"], endedAt: row["ended_at"],
+                           exitStatus: row["exit_status"], x: row["x"], y: row["y"])
+        }
+    }
+
+    private static func faults(_ db: Database) throws -> [FaultRow] {
+        try Row.fetchAll(db, sql: "SELECT * FROM faults ORDER BY id").map { row in
+            FaultRow(id: row["id"], nodeID: row["node_id"], mode: row["mode"], startedAt: row["started_at"],
+                     endedAt: row["ended_at"], source: row["source"], detail: row["detail"])
         }
     }
 

@@ -26,6 +26,9 @@ public struct RSUSpec: Sendable, Equatable, Codable {
     public var compute: ComputeSpec?
     /// The edge server that serves this RSU (from the edges' `rsus:` lists).
     public var edge: String?
+    /// This RSU's own cell and backhaul parameters, if the map overrides the map-wide `links:`.
+    public var cellular: CellularParameters?
+    public var backhaul: WiredParameters?
 }
 
 public struct EdgeSpec: Sendable, Equatable, Codable {
@@ -88,10 +91,12 @@ public struct MapSpec: Sendable, Equatable, Codable {
 
         var rsus: [RSUSpec] = []
         var rsuNodes: [Node] = []
+        var rsuOverrides: [(cellular: YAMLFields?, backhaul: YAMLFields?)] = []
         for node in try root.list("rsus") {
             var r = try YAMLFields(node, file: file, path: "rsus[\(rsus.count)]")
             rsus.append(RSUSpec(id: try r.string("id"), position: try position(&r), radius: try r.double("radius", above: 0),
                                 compute: try compute(&r, required: false), edge: nil))
+            rsuOverrides.append((try r.nested("cellular"), try r.nested("backhaul")))
             rsuNodes.append(node)
             try r.rejectUnknownKeys()
         }
@@ -119,6 +124,11 @@ public struct MapSpec: Sendable, Equatable, Codable {
                 try v.rejectUnknownKeys()
             }
             try l.rejectUnknownKeys()
+        }
+        // Per-RSU overrides start from the map-wide values.
+        for (i, (cellularFields, backhaulFields)) in rsuOverrides.enumerated() {
+            if var c = cellularFields { rsus[i].cellular = try cellular(&c, defaults: links.cellular) }
+            if var w = backhaulFields { rsus[i].backhaul = try wired(&w, defaults: links.backhaul) }
         }
         try root.rejectUnknownKeys()
 
@@ -177,6 +187,12 @@ public struct MapSpec: Sendable, Equatable, Codable {
         p.maxRateBitsPerSecond = try f.optionalDouble("max_rate_mbps", above: 0).map { $0 * 1e6 } ?? p.maxRateBitsPerSecond
         p.residualLoss = try f.double("loss", default: p.residualLoss, min: 0, max: 1)
         p.activityWindow = try f.double("activity_window", default: p.activityWindow, above: 0)
+        if let model = try f.optionalString("rate_model") {
+            guard let m = CellularRateModel(rawValue: model) else {
+                throw f.error("rate_model", "expected one of \(CellularRateModel.allCases.map(\.rawValue).joined(separator: ", ")), got '\(model)'")
+            }
+            p.rateModel = m
+        }
         try f.rejectUnknownKeys()
         return p
     }
@@ -192,6 +208,12 @@ public struct MapSpec: Sendable, Equatable, Codable {
     }
 
     public func rsu(_ id: String) -> RSUSpec? { rsus.first { $0.id == id } }
+
+    /// The cell parameters of an RSU: its own if the map overrides them, else the map's.
+    public func cellular(of rsu: RSUSpec) -> CellularParameters { rsu.cellular ?? links.cellular }
+
+    /// The backhaul parameters of an RSU: its own if the map overrides them, else the map's.
+    public func backhaul(of rsu: RSUSpec) -> WiredParameters { rsu.backhaul ?? links.backhaul }
     public func edge(_ id: String) -> EdgeSpec? { edges.first { $0.id == id } }
 
     /// Role of an infrastructure node id of this map.

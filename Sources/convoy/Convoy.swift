@@ -12,7 +12,7 @@ struct Convoy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A vehicular edge emulator: a fleet of real processes over ZeroMQ, recorded in SQLite.",
         version: ConvoyVersion.string,
-        subcommands: [Launch.self, Fail.self, Recover.self, Export.self, TraceCommand.self, Node.self]
+        subcommands: [Launch.self, Fail.self, Recover.self, Export.self, LinkCommand.self, Bench.self, Report.self, Compare.self, TraceCommand.self, Node.self]
     )
 }
 
@@ -111,17 +111,33 @@ func sendControl(_ command: ControlCommand, runDirectory: String) async throws {
 }
 
 struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write the tables of a run as RFC 4180 CSV files.")
+    static let configuration = CommandConfiguration(
+        abstract: "Write the tables of a run, and its per-second time series, as RFC 4180 CSV files.",
+        discussion: """
+            --since/--until keep the rows whose time lies in [since, until] (ends included): created_at for \
+            requests, sent_at for attempts, at for detections and handovers, started_at for nodes and faults, \
+            sent_at for link_samples, and the second for timeseries. counters, run_info and link_stats are \
+            always exported whole.
+            """)
 
     @Argument(help: "A run directory.") var runDirectory: String
     @Option(name: .customLong("out"), help: "Output directory (default: RUN_DIR/csv).") var out: String?
-    @Option(name: .customLong("table"), help: "Export only this table (repeatable).") var tables: [String] = []
+    @Option(name: .customLong("table"), help: "Export only this table, or 'timeseries' (repeatable).") var tables: [String] = []
+    @Option(help: ArgumentHelp("Keep rows from this emulated second on.", valueName: "S")) var since: Double?
+    @Option(help: ArgumentHelp("Keep rows up to this emulated second.", valueName: "S")) var until: Double?
+
+    func validate() throws {
+        if let since, !since.isFinite { throw ValidationError("--since must be a number of seconds") }
+        if let until, !until.isFinite { throw ValidationError("--until must be a number of seconds") }
+        if let since, let until, since > until { throw ValidationError("--since must not be after --until") }
+    }
 
     func run() throws {
         let database = RunDatabase.databasePath(inRunDirectory: runDirectory)
         let target = out ?? URL(fileURLWithPath: runDirectory).appendingPathComponent("csv").path
         do {
-            let counts = try CSVExport.export(databasePath: database, to: target, tables: tables.isEmpty ? nil : tables)
+            let counts = try CSVExport.export(databasePath: database, to: target, tables: tables.isEmpty ? nil : tables,
+                                              window: TimeWindow(since: since, until: until))
             for (table, rows) in counts.sorted(by: { $0.key < $1.key }) {
                 print("\(target)/\(table).csv: \(rows) rows")
             }

@@ -18,14 +18,24 @@ struct EndToEndTests {
         let fail = try Convoy.run(["fail", run, "rsu-2", "--mode", "hang", "--for", "2"], timeout: 20)
         #expect(fail.status == 0, "convoy fail: \(fail.output)")
         // Garbage on rsu-1's access socket (restarted at 7 s) is counted and dropped; rsu-1 lives on.
+        // Sent until rsu-1 (whose restart may be slow on a loaded machine) has counted it.
         let config = try RunConfig.load(runDirectory: run)
         let context = try ZMQContext()
-        let intruder = try await EventLoop.start(context: context, sockets: [SocketSpec(.dealer, connect: [config.endpoint(of: "rsu-1")])])
-        for frame in [[UInt8]("not convoy".utf8), [0x43, 0x56, 0x09, 0x01], [0x43, 0x56, 0x01, 0xee, 0, 1, 0x41]] {
-            intruder.send([frame], on: 0)
+        let intruder = try await EventLoop.start(context: context, sockets: [
+            SocketSpec(.dealer, connect: [config.endpoint(of: "rsu-1")], lingerMs: 1000),
+        ])
+        let garbage: [[UInt8]] = [Array("not convoy".utf8), [0x43, 0x56, 0x09, 0x01], [0x43, 0x56, 0x01, 0xee, 0, 1, 0x41]]
+        var counted = false
+        for _ in 0..<20 where !counted {
+            for frame in garbage { intruder.send([frame], on: 0) }
+            try await Task.sleep(for: .milliseconds(400))
+            let live = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+            counted = try live.fetchCounters().contains { $0.nodeID == "rsu-1" && $0.name == "frames_bad_magic" }
+            try live.close()
         }
-        try await Task.sleep(for: .milliseconds(300))
         await intruder.stop()
+        await context.close()
+        #expect(counted, "rsu-1 never counted the garbage frames")
         let result = try await launch.wait(timeout: 60)
         #expect(result.status == 0, "launch output: \(result.output)")
 
@@ -57,9 +67,9 @@ struct EndToEndTests {
         #expect(try Fixture.csvRows(csv + "/attempts.csv") == attempts.count)
 
         let counters = try db.fetchCounters().filter { $0.nodeID == "rsu-1" }
-        #expect(counters.first { $0.name == "frames_bad_magic" }?.value == 1)
-        #expect(counters.first { $0.name == "frames_unknown_version" }?.value == 1)
-        #expect(counters.first { $0.name == "frames_unknown_kind" }?.value == 1)
+        for name in ["frames_bad_magic", "frames_unknown_version", "frames_unknown_kind"] {
+            #expect((counters.first { $0.name == name }?.value ?? 0) >= 1, "\(name)")
+        }
         let rsu1 = try db.fetchNodes().filter { $0.nodeID == "rsu-1" }.sorted { $0.incarnation < $1.incarnation }
         #expect(rsu1.map(\.exitStatus) == ["killed by signal 9", "exited 0"])
 
@@ -78,7 +88,7 @@ struct EndToEndTests {
             Fixture.commandLine(pid).contains("--id car 1 ")
         })
         kill(victim, SIGKILL)
-        try await Task.sleep(for: .seconds(2))
+        try await Task.sleep(for: .seconds(4))
         kill(launch.process.processIdentifier, SIGINT)
         let result = try await launch.wait(timeout: 30)
         #expect(result.status == 128 + SIGINT, "\(result.output)")
@@ -93,10 +103,11 @@ struct EndToEndTests {
         #expect(victimRequests.allSatisfy { $0.reason == nil || $0.reason!.contains("vehicle-lost") || $0.status == .completed
             || $0.status == .expired })
         // The other vehicles kept completing requests after the kill.
-        let others = requests.filter { $0.vehicleID != "car 1" && $0.status == .completed && $0.createdAt > 4.5 }
-        #expect(!others.isEmpty)
-        let nodes = try db.fetchNodes()
-        #expect(nodes.first { $0.nodeID == "car 1" }?.exitStatus == "killed by signal 9")
+        let victimNode = try #require(try db.fetchNodes().first { $0.nodeID == "car 1" })
+        #expect(victimNode.exitStatus == "killed by signal 9")
+        let killedAt = try #require(victimNode.endedAt)
+        let others = requests.filter { $0.vehicleID != "car 1" && $0.status == .completed && $0.createdAt > killedAt }
+        #expect(!others.isEmpty, "no request created after the kill at \(killedAt) s completed")
     }
 
     @Test(.timeLimit(.minutes(1)))

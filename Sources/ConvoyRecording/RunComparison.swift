@@ -1,0 +1,52 @@
+import Foundation
+
+/// Key metrics of several runs side by side, as `convoy compare` prints them.
+public struct RunComparison: Sendable {
+    /// The metric names, in the order of the rows.
+    public static let metrics = [
+        "scenario", "seed", "requests", "completed %", "failed", "expired", "open", "p50 ms", "p95 ms", "p99 ms",
+        "deadline met %", "faults", "mean detection ms", "mean failover gap ms",
+    ]
+
+    /// The runs, in the order given: a column title and its report.
+    public var runs: [(title: String, report: RunReport)]
+
+    public init(runs: [(title: String, report: RunReport)]) {
+        self.runs = runs
+    }
+
+    /// The values of one run's column, in the order of `metrics` ("-" where a value does not exist).
+    public static func column(_ report: RunReport) -> [String] {
+        let s = report.summary
+        return [
+            report.runInfo["scenario"] ?? "-", report.runInfo["seed"] ?? "-", String(s.total),
+            report.completedPercent.map { String(format: "%.1f", $0) } ?? "-",
+            String(s.failed), String(s.expired), String(s.open),
+            RunReport.ms(s.p50Ms), RunReport.ms(s.p95Ms), RunReport.ms(s.p99Ms),
+            report.deadlineMetPercent.map { String(format: "%.1f", $0) } ?? "-",
+            String(report.faults.count),
+            RunReport.ms(report.meanDetectionSeconds.map { $0 * 1000 }),
+            RunReport.ms(report.meanFailoverGapSeconds.map { $0 * 1000 }),
+        ]
+    }
+
+    /// One row per metric, one column per run, titled by `runs[i].title`.
+    public var text: String {
+        var table = TextTable(["metric"] + runs.map(\.title))
+        let columns = runs.map { Self.column($0.report) }
+        for (index, metric) in Self.metrics.enumerated() {
+            table.add([metric] + columns.map { $0[index] })
+        }
+        return table.render()
+    }
+
+    /// Short, distinct column titles for run directories: their last path components, or the
+    /// paths as given when two last components are equal.
+    public static func titles(for directories: [String]) -> [String] {
+        let names = directories.map { path -> String in
+            let trimmed = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+            return trimmed.split(separator: "/").last.map(String.init) ?? trimmed
+        }
+        return Set(names).count == names.count ? names : directories
+    }
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import ConvoyCore
+import ConvoyTransport
+import Foundation
+
+/// `convoy bench`: benchmarks anyone can re-run (figures in the README).
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: transport overhead per hop.",
+        subcommands: [Transport.self, Echo.self])
+
+    /// One hop = a message leaving one process's actor and reaching another process's actor: the
+    /// sender's outbox and I/O thread, ZeroMQ over ipc://, the receiver's I/O thread and AsyncStream.
+    /// No link model. Messages are paced so that the figure is latency, not queueing.
+    struct Transport: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Per-hop latency of the transport between two processes (no link model).")
+
+        @Option(help: "Messages to time.") var messages = 20_000
+        @Option(help: "Messages per second.") var rate = 2_000.0
+        @Option(help: "Payload bytes per message.") var bytes = 200
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let directory = try makeTemporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let endpoint = "ipc://\(directory)/bench"
+            let context = try ZMQContext()
+            let loop = try await EventLoop.start(context: context, sockets: [SocketSpec(.router, bind: [endpoint])])
+            let child = Process()
+            child.executableURL = URL(fileURLWithPath: executablePath)
+            child.arguments = ["bench", "echo", "--endpoint", endpoint]
+            try child.run()
+            defer { if child.isRunning { child.terminate() } }
+
+            // Wait for the echo process to say hello (its routing id).
+            var peer: [UInt8]?
+            for await event in loop.events {
+                if case .message(_, let frames) = event, frames.count == 2 { peer = frames[0]; break }
+            }
+            guard let peer else { throw ValidationError("the echo process did not connect") }
+
+            let padding = [UInt8](repeating: 0x2a, count: max(0, bytes - 8))
+            let interval = 1 / rate
+            var latencies: [Double] = []
+            latencies.reserveCapacity(messages)
+            let start = EmulationClock.wallNow() + 0.05
+            for i in 0..<messages { loop.send([peer, stamp(0) + padding], on: 0, atWall: start + Double(i) * interval) }
+            for await event in loop.events {
+                guard case .message(_, let frames) = event, frames.count == 2, frames[1].count >= 8 else { continue }
+                let now = EmulationClock.wallNow()
+                latencies.append(now - readStamp(frames[1]))
+                if latencies.count == messages { break }
+            }
+            loop.send([peer, []], on: 0)  // tells the echo process to stop
+            child.waitUntilExit()
+            await loop.stop()
+            await context.close()
+
+            latencies.sort()
+            func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1e6 }
+            let result = ["messages": Double(messages), "p50_us": percentile(0.5), "p90_us": percentile(0.9),
+                          "p99_us": percentile(0.99), "p999_us": percentile(0.999), "max_us": latencies.last! * 1e6]
+            if json {
+                print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+            } else {
+                print(String(format: "transport, one hop between processes over ipc:// (%d messages of %d bytes at %.0f/s):",
+                             messages, bytes, rate))
+                print(String(format: "  p50 %.1f µs   p90 %.1f µs   p99 %.1f µs   p99.9 %.1f µs   max %.1f µs",
+                             result["p50_us"]!, result["p90_us"]!, result["p99_us"]!, result["p999_us"]!, result["max_us"]!))
+            }
+        }
+    }
+
+    /// The other end of `convoy bench transport`: stamps and returns every message it gets.
+    struct Echo: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Echo side of the transport benchmark.", shouldDisplay: false)
+
+        @Option var endpoint: String
+
+        func run() async throws {
+            let context = try ZMQContext()
+            let loop = try await EventLoop.start(context: context, sockets: [
+                SocketSpec(.dealer, connect: [endpoint], routingID: Array("echo".utf8)),
+            ])
+            loop.send([[]], on: 0)  // hello
+            for await event in loop.events {
+                guard case .message(_, let frames) = event, let frame = frames.last else { continue }
+                if frame.isEmpty { break }
+                var reply = frame
+                reply.replaceSubrange(0..<8, with: stamp(EmulationClock.wallNow()))
+                loop.send([reply], on: 0)
+            }
+            await loop.stop()
+            await context.close()
+        }
+    }
+}
+
+private func stamp(_ time: Double) -> [UInt8] {
+    withUnsafeBytes(of: time.bitPattern.bigEndian) { Array($0) }
+}
+
+private func readStamp(_ bytes: [UInt8]) -> Double {
+    var bits: UInt64 = 0
+    for b in bytes.prefix(8) { bits = bits << 8 | UInt64(b) }
+    return Double(bitPattern: bits)
+}
+
+private func makeTemporaryDirectory() throws -> String {
+    var template = Array("/tmp/convoy-bench-XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { throw ValidationError("cannot create a temporary directory") }
+    return String(cString: made)
+}
+
+private var executablePath: String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
