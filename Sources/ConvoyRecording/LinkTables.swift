@@ -84,3 +84,35 @@ enum LinkTables {
         }
     }
 }
+
+extension RunDatabase {
+    /// Link totals, by node, link and kind.
+    public func fetchLinkStats() throws -> [LinkStatRecord] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM link_stats ORDER BY node_id, link, kind").map { row in
+                LinkStatRecord(nodeID: row["node_id"], link: row["link"], kind: row["kind"], sent: row["sent"],
+                               delivered: row["delivered"], lost: row["lost"], outOfRange: row["out_of_range"])
+            }
+        }
+    }
+
+    /// Delivery samples, in the order recorded.
+    public func fetchLinkSamples() throws -> [LinkSampleRecord] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM link_samples ORDER BY id").map { row in
+                LinkSampleRecord(nodeID: row["node_id"], link: row["link"], kind: row["kind"], sentAt: row["sent_at"],
+                                 modelledAt: row["modelled_at"], actualAt: row["actual_at"])
+            }
+        }
+    }
+
+    /// Serving-cell changes, in the order recorded.
+    public func fetchHandovers() throws -> [HandoverRecord] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM handovers ORDER BY id").map { row in
+                HandoverRecord(vehicleID: row["vehicle_id"], at: row["at"], event: row["event"], fromCell: row["from_cell"],
+                               toCell: row["to_cell"], x: row["x"], y: row["y"])
+            }
+        }
+    }
+}

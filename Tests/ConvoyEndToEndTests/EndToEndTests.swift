@@ -59,6 +59,16 @@ struct EndToEndTests {
         let completed = requests.filter { $0.status == .completed }.count
         #expect(Double(completed) >= 0.8 * Double(requests.count), "only \(completed) of \(requests.count) completed")
 
+        // Links: every request crossed a metered cell, samples of modelled vs actual delivery were
+        // recorded, and vehicles changed serving cell when rsu-1 died and came back.
+        let stats = try db.fetchLinkStats()
+        let uplink = stats.filter { $0.link == "cellular-up" && $0.kind == "request" }.reduce(0) { $0 + $1.delivered }
+        #expect(uplink > 0)
+        #expect(try db.fetchLinkSamples().contains { $0.link == "cellular-down" && $0.actualAt >= $0.modelledAt - 0.0005 })
+        let handovers = try db.fetchHandovers()
+        #expect(Set(handovers.filter { $0.event == "attach" }.map(\.vehicleID)) == Set(Fixture.vehicles))
+        #expect(handovers.contains { $0.event == "handover" && $0.fromCell == "rsu-1" })
+
         // Export matches the database.
         let csv = dir.appendingPathComponent("csv").path
         let export = try Convoy.run(["export", run, "--out", csv], timeout: 30)
@@ -119,6 +129,19 @@ struct EndToEndTests {
         #expect(result.output.contains("scenario.yaml:"))
         #expect(result.output.contains("faults[0].mode"))
         #expect(result.output.contains("expected one of crash, hang"))
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func linkPrintsThePapersWorkedNumbers() throws {
+        let result = try Convoy.run(["link", "cellular", "--distance", "100", "--json"], timeout: 20)
+        #expect(result.status == 0, "\(result.output)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+        #expect(abs((json["path_loss_db"] as? Double ?? 0) - 90.5) < 0.05)
+        #expect(abs((json["snr_db"] as? Double ?? 0) - 12.5) < 0.05)
+        #expect(abs((json["rate_bps"] as? Double ?? 0) / 1e6 - 84.6) < 0.05)
+        let bad = try Convoy.run(["link", "cellular"], timeout: 20)
+        #expect(bad.status != 0)
+        #expect(bad.output.contains("--distance"))
     }
 
     @Test(.timeLimit(.minutes(1)))

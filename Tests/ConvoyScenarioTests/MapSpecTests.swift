@@ -267,3 +267,48 @@ private func parse(_ text: String) throws -> MapSpec { try MapSpec.parse(text, f
 }
 
 func isClose(_ a: Double, _ b: Double, _ tolerance: Double = 1e-12) -> Bool { abs(a - b) <= tolerance }
+
+@Suite("Per-RSU link overrides")
+struct RSULinkOverrideTests {
+    @Test func anRSUsOwnCellAndBackhaulStartFromTheMapWideValues() throws {
+        let yaml = """
+        name: m
+        cloud: { id: cloud, compute: { device: a100-80gb } }
+        edges:
+          - { id: e, x: 0, y: 0, rsus: [a, b] }
+        rsus:
+          - { id: a, x: 0, y: 0, radius: 100, cellular: { bandwidth_mhz: 40, rate_model: lte-cqi }, backhaul: { latency_ms: 8 } }
+          - { id: b, x: 10, y: 0, radius: 100 }
+        links:
+          cellular: { noise_dbm: -90 }
+          backhaul: { jitter_ms: 1 }
+        """
+        let map = try MapSpec.parse(yaml, file: "m.yaml")
+        let a = try #require(map.rsu("a")), b = try #require(map.rsu("b"))
+        #expect(map.cellular(of: a).bandwidthHz == 40e6)
+        #expect(map.cellular(of: a).noiseDBm == -90)
+        #expect(map.cellular(of: a).rateModel == .lteCQI)
+        #expect(map.cellular(of: b) == map.links.cellular)
+        #expect(map.backhaul(of: a).latency == 0.008)
+        #expect(map.backhaul(of: a).jitter == 0.001)
+        #expect(map.backhaul(of: b).latency == 0.002)
+    }
+
+    @Test func anUnknownRateModelIsAnErrorAtItsLine() {
+        let yaml = """
+        name: m
+        cloud: { id: cloud, compute: { device: a100-80gb } }
+        rsus:
+          - { id: a, x: 0, y: 0, radius: 100, compute: { device: rtx-4090 } }
+        links:
+          cellular:
+            rate_model: 5g-magic
+        """
+        #expect {
+            try MapSpec.parse(yaml, file: "m.yaml")
+        } throws: { error in
+            let e = error as? InputError
+            return e?.line == 7 && e?.field == "links.cellular.rate_model" && e?.message.contains("lte-cqi") == true
+        }
+    }
+}
