@@ -157,7 +157,7 @@ actor ServerNode {
             shell.schedulePeriodic(Timers.beacon, at: now + interval)
         case Timers.tick:
             checkUpstream(now: now)
-            shell.schedulePeriodic(Timers.tick, at: now + min(0.02, interval / 4))
+            shell.schedulePeriodic(Timers.tick, at: now + interval / 2)
         case Timers.flush:
             shell.flushRecords()
             shell.schedulePeriodic(Timers.flush, at: now + 0.1)

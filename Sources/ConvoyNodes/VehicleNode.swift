@@ -144,13 +144,13 @@ actor VehicleNode {
 
     private func candidates(at now: Double) -> [Route] {
         let here = position(at: now)
-        let views = map.rsus.map { rsu in
-            RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: liveness.isAlive(rsu.id),
-                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(rsuLoad[rsu.id]?.queued ?? 0),
+        let views = map.rsus.lazy.filter { here.distance(to: $0.position) <= $0.radius }.map { rsu in
+            RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: self.liveness.isAlive(rsu.id),
+                    activeVehicles: Int(self.rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(self.rsuLoad[rsu.id]?.queued ?? 0),
                     cellular: rsu.cellular)
         }
         let macro = map.macro.map { MacroView(position: $0.position, radius: $0.radius, target: map.cloud.id) }
-        return PathChoice.candidates(at: here, rsus: views, macro: macro, cellular: map.links.cellular)
+        return PathChoice.candidates(at: here, rsus: Array(views), macro: macro, cellular: map.links.cellular)
     }
 
     private func inRange(of rsu: RSUSpec, at now: Double) -> Bool {
@@ -162,18 +162,24 @@ actor VehicleNode {
         var routes = candidates(at: now)
         recordHandover(to: routes.first, now: now)
         // RSUs that fell silent: dead if we are still in their range, otherwise just out of reach.
-        for change in liveness.check(now: now) {
+        let changes = liveness.check(now: now)
+        for change in changes {
             guard let rsu = map.rsu(change.peer) else { continue }
             if inRange(of: rsu, at: now) {
                 shell.record(DetectionRecord(observer: shell.id, peer: change.peer, state: change.to.rawValue, at: now))
-                if change.to == .dead { apply(ledger.targetLost(change.peer, outcome: "target-dead", now: now, candidates: routes)) }
             } else {
                 liveness.forget(change.peer)
             }
+        }
+        if !changes.isEmpty {
             routes = candidates(at: now)
+            for change in changes where change.to == .dead && liveness.state(of: change.peer) != nil {
+                apply(ledger.targetLost(change.peer, outcome: "target-dead", now: now, candidates: routes))
+            }
         }
         // Attempts to RSUs we drove out of.
-        for rsu in map.rsus where !ledger.inFlight(to: rsu.id).isEmpty && !inRange(of: rsu, at: now) {
+        for target in ledger.targetsInFlight.sorted() {
+            guard let rsu = map.rsu(target), !inRange(of: rsu, at: now) else { continue }
             apply(ledger.targetLost(rsu.id, outcome: "out-of-range", now: now, candidates: routes))
         }
         if now >= nextRequestAt && now < lastSampleTime && drainUntil == nil {

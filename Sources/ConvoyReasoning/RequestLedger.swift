@@ -136,7 +136,12 @@ public struct RequestLedger: Sendable {
     public var openCount: Int { open.count }
     public var openRequestIDs: [String] { open.keys.sorted() }
 
-    /// Targets of the attempts in flight.
+    /// The nodes that attempts are in flight to.
+    public var targetsInFlight: Set<String> {
+        Set(open.values.compactMap { $0.current?.route.target })
+    }
+
+    /// Requests whose current attempt is in flight to `target`.
     public func inFlight(to target: String) -> [String] {
         open.values.filter { $0.current?.route.target == target }.map(\.spec.requestID).sorted()
     }
