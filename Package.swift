@@ -20,6 +20,8 @@ let package = Package(
             pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
+        // zlib, for gzip-compressed traces; used only by ConvoyMobility.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // prctl and posix_spawn, which Swift's Glibc module does not expose conveniently.
         .target(name: "CProcess"),
         // Vocabulary shared by every layer: positions, roles, emulated time, seeded randomness, input errors.
@@ -31,7 +33,7 @@ let package = Package(
             "CZeroMQ", .product(name: "HeapModule", package: "swift-collections"),
         ]),
         // Mobility traces: readers and trajectory interpolation.
-        .target(name: "ConvoyMobility", dependencies: ["ConvoyCore"]),
+        .target(name: "ConvoyMobility", dependencies: ["ConvoyCore", "CZlib"]),
         // Link models (cellular, V2V, backhaul, WAN) and the resource queues that hold messages back.
         .target(name: "ConvoyLinks", dependencies: ["ConvoyCore"]),
         // Compute model, servers, liveness, path choice and failover: pure state machines.

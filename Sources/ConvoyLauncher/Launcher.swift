@@ -50,14 +50,15 @@ public enum Launcher {
     public static func run(_ options: LaunchOptions, output: StatusOutput = .standard) async throws -> LaunchResult {
         var scenario = try Scenario.load(path: options.scenarioPath)
         if let seed = options.seed { scenario.seed = seed }
-        let trace = try Trace.load(path: scenario.tracePath)
-        guard !trace.trajectories.isEmpty else { throw InputError(file: scenario.tracePath, "the trace has no vehicles") }
-        let traceEnd = trace.trajectories.map(\.end).max() ?? 0
+        // Indexed once, cached next to the trace (TRACE.convoy-index), reused while the trace is unchanged.
+        let trace = try TraceCache.index(path: scenario.tracePath)
+        guard !trace.entries.isEmpty else { throw InputError(file: scenario.tracePath, "the trace has no vehicles") }
+        let traceEnd = trace.entries.map(\.end).max() ?? 0
         let duration = options.duration ?? scenario.duration ?? traceEnd
         guard duration > 0 else { throw InputError(file: options.scenarioPath, field: "duration", "must be positive") }
 
         let runDirectory = try RunDirectory.prepare(path: options.runDirectory, scenario: scenario, scenarioPath: options.scenarioPath)
-        let vehicles = try RunDirectory.writeTrajectories(trace.trajectories.filter { $0.start < duration }, in: runDirectory)
+        let vehicles = try RunDirectory.writeTrajectories(of: trace.entries.filter { $0.start < duration }, from: trace, in: runDirectory)
         let socketDirectory = try RunDirectory.makeSocketDirectory()
         defer { try? FileManager.default.removeItem(atPath: socketDirectory) }
 

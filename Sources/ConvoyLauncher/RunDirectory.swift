@@ -41,8 +41,12 @@ enum RunDirectory {
         return safe == id && !id.hasPrefix(".") ? id : "\(safe)-\(index)"
     }
 
-    static func writeTrajectories(_ trajectories: [Trajectory], in directory: String) throws -> [VehiclePlan] {
-        try trajectories.enumerated().map { index, trajectory in
+    /// One trajectory file per vehicle, for the vehicle process to load alone.
+    static func writeTrajectories(of entries: [TraceIndex.Entry], from trace: TraceIndex, in directory: String) throws -> [VehiclePlan] {
+        try entries.enumerated().map { index, entry in
+            guard let trajectory = try trace.trajectory(for: entry.vehicleID) else {
+                throw InputError(file: trace.path, field: "vehicle", "the index lists '\(entry.vehicleID)' but holds no trajectory for it")
+            }
             let name = safeName(trajectory.vehicleID, index: index)
             let path = URL(fileURLWithPath: directory).appendingPathComponent("trajectories/\(name).traj").path
             try TrajectoryFile.write(trajectory, to: path)

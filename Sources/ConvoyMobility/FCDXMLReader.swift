@@ -1,234 +1,177 @@
 import ConvoyCore
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
+#if canImport(Glibc)
+import Glibc
 #endif
 
-/// Reads SUMO FCD XML (`sumo --fcd-output file.xml`) with x/y in metres, streaming it with `XMLParser`.
+/// Reads SUMO FCD XML (`sumo --fcd-output file.xml`), streaming it with `XMLScanner`.
 ///
 /// Structure: `<fcd-export>` holding `<timestep time="…">` elements in strictly increasing time, each
 /// holding `<vehicle id="…" x="…" y="…" [speed="…"] [angle="…"] …/>`. Other attributes and other
 /// elements (`<person>`, `<container>`, …) are ignored; empty timesteps are fine.
 ///
-/// Geo output (`--fcd-output.geo`, lon/lat) is refused for now: SUMO writes it either with `lon`/`lat`
-/// attributes or with degrees in `x`/`y`; the latter is recognised from the configuration SUMO embeds
-/// in a comment before the root element.
+/// Coordinates: x/y metres by default. Geo output is recognised two ways: `lon`/`lat` attributes
+/// (older SUMO), or degrees in `x`/`y` announced by `<fcd-output.geo value="true"/>` in the
+/// configuration SUMO embeds in a comment before the root element; `<fcd-output.utm value="true"/>`
+/// announces UTM metres. With a configuration comment that announces neither, x/y are metres; with
+/// no comment at all, the values decide (see `CoordinateInterpretation.auto`).
 enum FCDXMLReader {
-    static func read(path: String, into assembler: inout TraceAssembler) throws(InputError) {
-        guard let parser = XMLParser(contentsOf: URL(fileURLWithPath: path)) else {
-            throw InputError(file: path, "cannot open the file for reading (missing or not readable)")
-        }
-        let handler = Handler(file: path, assembler: assembler)
-        parser.delegate = handler
-        parser.shouldProcessNamespaces = false
-        parser.shouldResolveExternalEntities = false
-        let succeeded = parser.parse()
-        if let error = handler.error { throw error }
-        if let failure = handler.xmlFailure ?? (succeeded ? nil : (parser.lineNumber, parser.parserError)) {
-            throw xmlError(path: path, line: failure.line, underlying: failure.error)
-        }
-        if handler.rootName == nil {
-            throw InputError(file: path, line: handler.lastLine, "malformed XML: no root element found")
-        }
-        if !handler.rootClosed {
-            throw InputError(
-                file: path, line: handler.lastLine,
-                "truncated XML: the file ends before </fcd-export>")
-        }
-        assembler = handler.assembler
-    }
+    static func read(_ buffer: StreamBuffer, into assembler: inout TraceAssembler) throws(InputError) {
+        var scanner = XMLScanner(buffer: buffer, expectedRoot: "fcd-export")
+        let file = buffer.file
+        var currentTime: Double?
+        var previousTime: Double?
+        var previousTimeText = ""
+        var rootSeen = false
+        var lonLatAttributes: Bool?
+        /// Vehicle indices in the order of the previous timestep, and of this one so far.
+        var previousSlots: [Int] = [], currentSlots: [Int] = []
+        var slot = 0
+        /// Raw id bytes (as written, entities undecoded) by vehicle index.
+        var idBytes: [[UInt8]] = []
 
-    /// The error for a libxml2 failure at `line`: "truncated" when it is on the file's last line (the
-    /// data ran out), "malformed" otherwise.
-    static func xmlError(path: String, line: Int, underlying: Error?) -> InputError {
-        let detail = underlying.map { describe($0 as NSError) } ?? "unknown parser error"
-        let lastLine = (try? readWholeFile(path: path)).map { data -> Int in
-            let newlines = data.reduce(0) { $1 == 0x0A ? $0 + 1 : $0 }
-            return data.last == 0x0A ? newlines : newlines + 1
+        func fail(_ field: String?, _ message: String) -> InputError {
+            InputError(file: file, line: scanner.tokenLine, field: field, message)
         }
-        if let lastLine, line >= lastLine {
-            return InputError(
-                file: path, line: line, "truncated XML: the file ends inside the document (\(detail)); expected it to end with </fcd-export>")
+        func number(_ range: Range<Int>) -> Double? {
+            scanner.buffer.bytes.withUnsafeBufferPointer { window in parseDecimal(window.baseAddress! + range.lowerBound, range.count) }
         }
-        return InputError(file: path, line: line, "malformed XML: \(detail)")
-    }
+        func text(_ range: Range<Int>) -> String { String(decoding: scanner.bytes(range), as: UTF8.self) }
 
-    /// libxml2's most common well-formedness errors, by code (libxml/xmlerror.h).
-    static let libxml2Errors: [Int: String] = [
-        4: "document is empty", 5: "unexpected end of data or extra content after the root element",
-        9: "invalid character", 23: "entity reference without ';'", 26: "undeclared entity",
-        33: "string not started", 34: "string not closed", 38: "'<' inside an attribute value",
-        39: "attribute value not quoted", 40: "attribute value not finished", 41: "attribute without value",
-        42: "attribute given twice", 45: "comment not finished", 65: "space required", 68: "name expected",
-        73: "'>' expected", 74: "'</' expected", 76: "end tag does not match its start tag",
-        77: "element not closed",
-    ]
-
-    static func describe(_ error: NSError) -> String {
-        if let message = error.userInfo[NSLocalizedDescriptionKey] as? String, !message.isEmpty {
-            return message.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        if let known = libxml2Errors[error.code] { return "\(known) (libxml2 error \(error.code))" }
-        return "libxml2 error \(error.code)"
-    }
-
-    /// The SAX handler. Stops at the first problem and keeps it in `error`.
-    private final class Handler: NSObject, XMLParserDelegate {
-        let file: String
-        var assembler: TraceAssembler
-        private(set) var error: InputError?
-        private(set) var rootName: String?
-        private(set) var rootClosed = false
-        /// Last line the parser reported (for errors found after parsing).
-        private(set) var lastLine: Int?
-        /// The first well-formedness error libxml2 reported, and its line.
-        private(set) var xmlFailure: (line: Int, error: Error?)?
-
-        private var depth = 0
-        /// Time of the `<timestep>` being read; nil outside one.
-        private var currentTime: Double?
-        private var previousTime: Double?
-        /// The previous timestep's `time` attribute as written, for messages.
-        private var previousTimeText = ""
-        /// Line of a `fcd-output.geo` option set to true in SUMO's embedded configuration comment.
-        private var geoOptionLine: Int?
-
-        init(file: String, assembler: TraceAssembler) {
-            self.file = file
-            self.assembler = assembler
-        }
-
-        private func fail(_ parser: XMLParser, field: String? = nil, _ message: String) {
-            guard error == nil else { return }
-            error = InputError(file: file, line: parser.lineNumber, field: field, message)
-            parser.abortParsing()
-        }
-
-        func parser(_ parser: XMLParser, foundComment comment: String) {
-            lastLine = parser.lineNumber
-            guard rootName == nil, geoOptionLine == nil,
-                let match = comment.range(
-                    of: #"fcd-output\.geo\s+value\s*=\s*"(true|1|yes|on|t|x)""#,
-                    options: [.regularExpression, .caseInsensitive])
-            else { return }
-            // The parser reports the line where the comment ends; count back to the option's line.
-            let linesAfter = comment[match.upperBound...].reduce(0) { $1 == "\n" ? $0 + 1 : $0 }
-            geoOptionLine = parser.lineNumber - linesAfter
-        }
-
-        func parser(
-            _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-            qualifiedName qName: String?, attributes: [String: String]
-        ) {
-            guard error == nil else { return }
-            lastLine = parser.lineNumber
-            depth += 1
-            if depth == 1 {
-                rootName = elementName
-                guard elementName == "fcd-export" else {
-                    return fail(
-                        parser,
-                        "unknown trace format: XML root element <\(elementName)>; expected SUMO FCD <fcd-export>")
-                }
-                if let line = geoOptionLine {
-                    error = InputError(
-                        file: file, line: line, field: "fcd-output.geo",
-                        "geo coordinates (lon/lat) are not supported yet; export x/y in metres (run SUMO without --fcd-output.geo)")
-                    parser.abortParsing()
-                }
+        while true {
+            let token = try scanner.next()
+            switch token {
+            case .endOfDocument:
                 return
-            }
-            switch elementName {
-            case "timestep": startTimestep(parser, attributes)
-            case "vehicle": readVehicle(parser, attributes)
-            default: break  // <person>, <container>, anything else: not ours.
-            }
-        }
-
-        private func startTimestep(_ parser: XMLParser, _ attributes: [String: String]) {
-            guard currentTime == nil else {
-                return fail(parser, "<timestep> inside another <timestep>; expected </timestep> first")
-            }
-            guard let text = attributes["time"] else {
-                return fail(parser, field: "time", "missing attribute; expected <timestep time=\"seconds\">")
-            }
-            guard let time = parseNumber(text) else {
-                return fail(parser, field: "time", "expected a number of seconds, found \"\(text)\"")
-            }
-            if let previous = previousTime, time <= previous {
-                let what = time == previous ? "repeats" : "goes backwards from"
-                return fail(
-                    parser, field: "time",
-                    "time \(what) the previous timestep (\(text) after \(previousTimeText)); expected increasing times")
-            }
-            currentTime = time
-            previousTime = time
-            previousTimeText = text
-        }
-
-        private func readVehicle(_ parser: XMLParser, _ attributes: [String: String]) {
-            guard let time = currentTime else {
-                return fail(parser, "<vehicle> outside a <timestep>; expected it inside <timestep time=\"…\">")
-            }
-            if attributes["lon"] != nil || attributes["lat"] != nil {
-                return fail(
-                    parser, field: attributes["lon"] != nil ? "lon" : "lat",
-                    "geo coordinates (lon/lat) are not supported yet; export x/y in metres (run SUMO without --fcd-output.geo)")
-            }
-            guard let id = attributes["id"] else {
-                return fail(parser, field: "id", "missing attribute; expected the vehicle id")
-            }
-            guard !id.isEmpty else {
-                return fail(parser, field: "id", "empty vehicle id; expected a non-empty id")
-            }
-            var coordinates: [Double] = []
-            for name in ["x", "y"] {
-                guard let text = attributes[name] else {
-                    return fail(parser, field: name, "missing attribute; expected a coordinate in metres")
+            case .comment(let range):
+                guard !rootSeen else { continue }
+                let comment = text(range)
+                if comment.contains("<sumoConfiguration") { assembler.declared = .metric }
+                for (option, kind) in [("fcd-output.geo", DeclaredCoordinates.geographic), ("fcd-output.utm", .utm)] {
+                    if comment.range(
+                        of: #"<\#(option)\s+value\s*=\s*"(true|1|yes|on|t|x)""#, options: [.regularExpression, .caseInsensitive]) != nil
+                    {
+                        assembler.declared = kind
+                    }
                 }
-                guard let value = parseNumber(text) else {
-                    return fail(parser, field: name, "expected a coordinate in metres, found \"\(text)\"")
-                }
-                coordinates.append(value)
-            }
-            var optional: [Double?] = []
-            for name in ["speed", "angle"] {
-                guard let text = attributes[name] else {
-                    optional.append(nil)
+            case .end(let name):
+                if scanner.equals(name, "timestep") { currentTime = nil }
+            case .start(let name, let selfClosing):
+                if !rootSeen {
+                    rootSeen = true
+                    guard scanner.equals(name, "fcd-export") else {
+                        throw InputError(
+                            file: file, line: scanner.tokenLine,
+                            "unknown trace format: XML root element <\(text(name))>; expected SUMO FCD <fcd-export>")
+                    }
                     continue
                 }
-                guard let value = parseNumber(text) else {
-                    return fail(parser, field: name, "expected a number, found \"\(text)\"")
+                if scanner.equals(name, "vehicle") {
+                    guard let time = currentTime else {
+                        throw fail(nil, "<vehicle> outside a <timestep>; expected it inside <timestep time=\"…\">")
+                    }
+                    // One pass over the attributes, by length and bytes.
+                    var idRange: Range<Int>?, xRange: Range<Int>?, yRange: Range<Int>?, lonRange: Range<Int>?, latRange: Range<Int>?
+                    var speedRange: Range<Int>?, angleRange: Range<Int>?
+                    scanner.buffer.bytes.withUnsafeBufferPointer { window in
+                        for attribute in scanner.attributes {
+                            let n = attribute.name
+                            let p = window.baseAddress! + n.lowerBound
+                            switch n.count {
+                            case 1:
+                                if p[0] == UInt8(ascii: "x") { xRange = attribute.value } else if p[0] == UInt8(ascii: "y") { yRange = attribute.value }
+                            case 2:
+                                if p[0] == UInt8(ascii: "i") && p[1] == UInt8(ascii: "d") { idRange = attribute.value }
+                            case 3:
+                                if memcmp(p, "lon", 3) == 0 { lonRange = attribute.value } else if memcmp(p, "lat", 3) == 0 { latRange = attribute.value }
+                            case 5:
+                                if memcmp(p, "speed", 5) == 0 { speedRange = attribute.value } else if memcmp(p, "angle", 5) == 0 { angleRange = attribute.value }
+                            default:
+                                break
+                            }
+                        }
+                    }
+                    guard let idRange else { throw fail("id", "missing attribute; expected the vehicle id") }
+                    guard !idRange.isEmpty else { throw fail("id", "empty vehicle id; expected a non-empty id") }
+                    // lon/lat attributes (older SUMO geo output) or x/y.
+                    let useLonLat = lonRange != nil || latRange != nil
+                    if lonLatAttributes == nil {
+                        lonLatAttributes = useLonLat
+                        if useLonLat { assembler.declared = .geographic }
+                    } else if lonLatAttributes != useLonLat {
+                        throw fail(useLonLat ? "lon" : "x", "mixes lon/lat and x/y coordinates; expected one kind throughout the file")
+                    }
+                    let names: (String, String) = useLonLat ? ("lon", "lat") : ("x", "y")
+                    let what = useLonLat ? "degrees" : "a coordinate in metres"
+                    guard let xRange = useLonLat ? lonRange : xRange else { throw fail(names.0, "missing attribute; expected \(what)") }
+                    guard let x = number(xRange) else { throw fail(names.0, "expected \(what), found \"\(text(xRange))\"") }
+                    guard let yRange = useLonLat ? latRange : yRange else { throw fail(names.1, "missing attribute; expected \(what)") }
+                    guard let y = number(yRange) else { throw fail(names.1, "expected \(what), found \"\(text(yRange))\"") }
+                    var speed: Double?
+                    if let range = speedRange {
+                        guard let value = number(range) else { throw fail("speed", "expected a number, found \"\(text(range))\"") }
+                        speed = value
+                    }
+                    var angle: Double?
+                    if let range = angleRange {
+                        guard let value = number(range) else { throw fail("angle", "expected a number, found \"\(text(range))\"") }
+                        angle = value
+                    }
+                    let sample = TraceSample(time: time, position: Position(x: x, y: y), speed: speed, angle: angle)
+                    // Fast path: SUMO lists vehicles in the same order step after step, so the vehicle at
+                    // this slot (or the next, when one left) last step is usually this one: compare bytes
+                    // instead of making a String and hashing it.
+                    var vehicle = -1
+                    scanner.buffer.bytes.withUnsafeBufferPointer { window in
+                        let idStart = window.baseAddress! + idRange.lowerBound
+                        var candidateSlot = slot
+                        while candidateSlot < min(slot + 2, previousSlots.count) {
+                            let candidate = previousSlots[candidateSlot]
+                            candidateSlot += 1
+                            let known = idBytes[candidate]
+                            if known.count == idRange.count, known.withUnsafeBufferPointer({ memcmp($0.baseAddress!, idStart, known.count) == 0 }) {
+                                vehicle = candidate
+                                break
+                            }
+                        }
+                    }
+                    if vehicle < 0 {
+                        let id = try scanner.string(idRange)
+                        vehicle = assembler.vehicleIndex(id)
+                        if vehicle == idBytes.count { idBytes.append(Array(scanner.bytes(idRange))) }
+                    }
+                    currentSlots.append(vehicle)
+                    slot += 1
+                    if assembler.append(sample, vehicle: vehicle) != nil {
+                        // Timesteps strictly increase, so a conflict can only be a repeat within this timestep.
+                        let id = try scanner.string(idRange)
+                        throw fail("id", "vehicle \"\(id)\" appears twice in the timestep at time \(previousTimeText)")
+                    }
+                } else if scanner.equals(name, "timestep") {
+                    guard currentTime == nil else {
+                        throw fail(nil, "<timestep> inside another <timestep>; expected </timestep> first")
+                    }
+                    guard let range = scanner.attribute("time") else {
+                        throw fail("time", "missing attribute; expected <timestep time=\"seconds\">")
+                    }
+                    guard let time = number(range) else {
+                        throw fail("time", "expected a number of seconds, found \"\(text(range))\"")
+                    }
+                    if let previous = previousTime, time <= previous {
+                        let what = time == previous ? "repeats" : "goes backwards from"
+                        throw fail(
+                            "time",
+                            "time \(what) the previous timestep (\(text(range)) after \(previousTimeText)); expected increasing times")
+                    }
+                    previousTime = time
+                    swap(&previousSlots, &currentSlots)
+                    currentSlots.removeAll(keepingCapacity: true)
+                    slot = 0
+                    previousTimeText = text(range)
+                    if !selfClosing { currentTime = time }
                 }
-                optional.append(value)
+                // <person>, <container>, anything else: not ours.
             }
-            let sample = TraceSample(
-                time: time, position: Position(x: coordinates[0], y: coordinates[1]),
-                speed: optional[0], angle: optional[1])
-            if assembler.append(sample, vehicleID: id) != nil {
-                // Timesteps strictly increase, so a conflict can only be a repeat within this timestep.
-                fail(parser, field: "id", "vehicle \"\(id)\" appears twice in the timestep at time \(time)")
-            }
-        }
-
-        func parser(
-            _ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?,
-            qualifiedName qName: String?
-        ) {
-            guard error == nil else { return }
-            lastLine = parser.lineNumber
-            depth -= 1
-            if depth == 0 {
-                rootClosed = true
-            } else if elementName == "timestep" {
-                currentTime = nil
-            }
-        }
-
-        func parser(_ parser: XMLParser, parseErrorOccurred parseError: Error) {
-            guard error == nil, xmlFailure == nil else { return }
-            xmlFailure = (parser.lineNumber, parseError)
-            parser.abortParsing()
         }
     }
 }

@@ -1,12 +1,72 @@
 import ConvoyCore
 import Foundation
 
-/// The trace file formats Convoy reads.
-public enum TraceFormat: String, Sendable, CaseIterable {
-    /// SUMO floating car data, XML flavour (`sumo --fcd-output`), x/y in metres.
+/// The trace file formats Convoy reads. Any of them may be gzip-compressed (detected from the
+/// content, not the name).
+public enum TraceFormat: String, Sendable, CaseIterable, Codable {
+    /// SUMO floating car data, XML flavour (`sumo --fcd-output`), in x/y metres, lon/lat
+    /// (`--fcd-output.geo`) or UTM (`--fcd-output.utm`).
     case sumoFCDXML = "sumo-fcd-xml"
-    /// Comma-separated with the header `time,id,x,y` or `time,id,x,y,speed,angle`.
+    /// SUMO floating car data as CSV (`--fcd-output file.csv`, SUMO ≥ 1.24): `;`-separated, columns
+    /// `timestep_time;vehicle_id;vehicle_x;vehicle_y;…`.
+    case sumoFCDCSV = "sumo-fcd-csv"
+    /// Comma-separated with a header naming at least `time,id,x,y` (or `lon,lat`); `speed` and `angle`
+    /// are read when present, other columns are ignored.
     case plainCSV = "csv"
+    /// ns-2 mobility (`$node_(i) set X_ …`, `$ns_ at t "$node_(i) setdest x y speed"`), as SUMO's
+    /// traceExporter writes it.
+    case ns2 = "ns2-mobility"
+    /// Convoy's own indexed trace file (`convoy trace import`).
+    case convoyIndex = "convoy-index"
+}
+
+/// How the numbers of a trace are to be read.
+public enum CoordinateInterpretation: String, Sendable, Equatable, CaseIterable {
+    /// From the file: lon/lat attributes or columns, SUMO's configuration comment, and, when the file
+    /// says nothing, the values: a trace whose x lie in [-180, 180] and y in [-90, 90] and which
+    /// spans less than 1 unit on both axes while moving is taken as lon/lat (no road traffic fits in
+    /// a square metre).
+    case auto
+    /// x/y metres, whatever the file says.
+    case metric
+    /// x = longitude, y = latitude in degrees, whatever the file says.
+    case geographic
+}
+
+/// The frame a trace's positions are in, after loading.
+public enum CoordinateFrame: Sendable, Equatable, CustomStringConvertible {
+    /// x/y metres as written in the file.
+    case metric
+    /// UTM metres as written (SUMO `--fcd-output.utm`), shifted by an offset (0, 0 unless a UTM
+    /// projection with a net offset was given).
+    case utm(offsetX: Double, offsetY: Double)
+    /// Longitude/latitude projected with `projection`; `guessed` when the file did not say it was
+    /// geographic and the values did.
+    case geographic(projection: GeoProjection, guessed: Bool)
+
+    public var description: String {
+        switch self {
+        case .metric: return "x/y metres"
+        case .utm(let dx, let dy):
+            return dx == 0 && dy == 0 ? "UTM metres" : "UTM metres + offset (\(format2(dx)), \(format2(dy)))"
+        case .geographic(let projection, let guessed):
+            return "lon/lat\(guessed ? " (guessed from the values)" : "") projected: \(projection)"
+        }
+    }
+}
+
+/// Options for `Trace.load(path:options:)`.
+public struct TraceLoadOptions: Sendable, Equatable {
+    /// How geographic coordinates are projected; nil: `GeoProjection.defaultProjection` around the
+    /// trace's first sample (in file order). A `.utm` projection also shifts UTM traces by its offset
+    /// (SUMO's netOffset).
+    public var projection: GeoProjection?
+    public var coordinates: CoordinateInterpretation
+
+    public init(projection: GeoProjection? = nil, coordinates: CoordinateInterpretation = .auto) {
+        self.projection = projection
+        self.coordinates = coordinates
+    }
 }
 
 /// A whole mobility trace: every vehicle's trajectory.
@@ -15,11 +75,17 @@ public struct Trace: Sendable, Equatable {
     public var trajectories: [Trajectory]
     /// The format the trace was read from.
     public var format: TraceFormat
+    /// The frame of the positions.
+    public var coordinateFrame: CoordinateFrame
+    /// Whether the file was gzip-compressed.
+    public var gzip: Bool
 
     /// A trace from trajectories in any order; they are sorted by `start`, then `vehicleID`.
-    public init(trajectories: [Trajectory], format: TraceFormat) {
+    public init(trajectories: [Trajectory], format: TraceFormat, coordinateFrame: CoordinateFrame = .metric, gzip: Bool = false) {
         self.trajectories = trajectories.sorted(by: Self.precedes)
         self.format = format
+        self.coordinateFrame = coordinateFrame
+        self.gzip = gzip
     }
 
     /// The trajectory of the vehicle `vehicleID`, if the trace has one.
@@ -27,48 +93,65 @@ public struct Trace: Sendable, Equatable {
         trajectories.first { $0.vehicleID == vehicleID }
     }
 
-    /// Reads a trace file, detecting its format from its content (not its name):
-    /// XML whose root element is `<fcd-export>` is SUMO FCD; text whose first line is the header
-    /// `time,id,x,y[,speed,angle]` is plain CSV.
+    /// `load(path:options:)` with a projection for geographic coordinates.
+    public static func load(path: String, projection: GeoProjection?) throws(InputError) -> Trace {
+        try load(path: path, options: TraceLoadOptions(projection: projection))
+    }
+
+    /// Reads a trace file, detecting its format from its content (not its name), gzip or not:
+    /// XML whose root element is `<fcd-export>` is SUMO FCD; a CSV header with time, id and x/y
+    /// (or lon/lat) columns is SUMO FCD CSV (`;`) or plain CSV (`,`); `$node_(…)`/`$ns_ at` lines are
+    /// ns-2 mobility; a file starting with `CVYTRIDX` is a Convoy trace index.
+    ///
+    /// Streaming: the file is read in 1 MiB chunks, never whole; memory is proportional to the
+    /// samples kept (about 50 bytes each).
     ///
     /// All or nothing: either the whole trace is returned or an `InputError` names the file, the line
     /// (1-based), the field and what was expected. Errors: unreadable or empty file, unknown format,
-    /// malformed or truncated XML, a missing attribute or column, a non-numeric or non-finite number,
-    /// time going backwards, a vehicle twice at the same time, geo (lon/lat) coordinates (not supported
-    /// yet), and a trace without any vehicle.
-    public static func load(path: String) throws(InputError) -> Trace {
-        let format = try detectFormat(path: path)
+    /// truncated or corrupt gzip, malformed or truncated XML, a missing attribute or column, a
+    /// non-numeric or non-finite number, time going backwards, a vehicle twice at the same time,
+    /// degrees out of range, and a trace without any vehicle.
+    public static func load(path: String, options: TraceLoadOptions = TraceLoadOptions()) throws(InputError) -> Trace {
+        if try TraceIndex.isIndex(path: path) {
+            return try TraceIndex.open(path: path).loadTrace()
+        }
+        var buffer = try StreamBuffer(path: path)
+        defer { buffer.close() }
+        let format = try detectFormat(&buffer)
         var assembler = TraceAssembler(file: path)
         switch format {
-        case .sumoFCDXML: try FCDXMLReader.read(path: path, into: &assembler)
-        case .plainCSV: try PlainCSVReader.read(path: path, into: &assembler)
+        case .sumoFCDXML: try FCDXMLReader.read(buffer, into: &assembler)
+        case .sumoFCDCSV, .plainCSV: try CSVTraceReader.read(&buffer, into: &assembler)
+        case .ns2: try NS2Reader.read(&buffer, into: &assembler)
+        case .convoyIndex: preconditionFailure("handled above")
         }
-        let trajectories = assembler.trajectories()
+        let (trajectories, frame) = try assembler.finish(options: options)
         if trajectories.isEmpty {
             throw InputError(file: path, "the trace has no vehicle samples; expected at least one vehicle")
         }
-        return Trace(trajectories: trajectories, format: format)
+        return Trace(trajectories: trajectories, format: assembler.format ?? format, coordinateFrame: frame, gzip: buffer.isGzip)
     }
 
-    /// Decides the format from the file's first bytes. New formats (gzip, geo, ns-2, ...) hook in here.
-    static func detectFormat(path: String) throws(InputError) -> TraceFormat {
-        let prefix = try readPrefix(path: path, maxBytes: 64 * 1024)
-        var start = 0
-        if prefix.starts(with: utf8BOM) { start = 3 }
-        while start < prefix.count, isWhitespace(prefix[start]) { start += 1 }
-        guard start < prefix.count else {
-            throw InputError(file: path, "empty file; expected a SUMO FCD XML or CSV trace")
+    /// Decides the format from the file's first bytes (after decompression).
+    static func detectFormat(_ buffer: inout StreamBuffer) throws(InputError) -> TraceFormat {
+        let path = buffer.file
+        let prefix = try buffer.peek(maxBytes: 64 * 1024)
+        var start = prefix.startIndex
+        if prefix.starts(with: utf8BOM) { start += 3 }
+        while start < prefix.endIndex, isWhitespace(prefix[start]) { start += 1 }
+        guard start < prefix.endIndex else {
+            throw InputError(file: path, "empty file; expected a trace (SUMO FCD XML or CSV, ns-2 mobility, CSV time,id,x,y)")
         }
         if prefix[start] == UInt8(ascii: "<") {
             // The XML reader checks that the root element is <fcd-export>.
             return .sumoFCDXML
         }
-        if let format = try PlainCSVReader.detect(prefix: prefix[start...], file: path) {
-            return format
-        }
+        if NS2Reader.detect(prefix: prefix[start...]) { return .ns2 }
+        if let format = CSVTraceReader.detect(prefix: prefix[start...]) { return format }
         throw InputError(
             file: path, line: 1,
-            "unknown trace format; expected SUMO FCD XML (<fcd-export>) or CSV with the header time,id,x,y[,speed,angle]")
+            "unknown trace format; expected SUMO FCD XML (<fcd-export>) or CSV (time;id;x;y columns), ns-2 mobility "
+                + "($node_(i) set X_ …), or CSV with the header time,id,x,y[,speed,angle]")
     }
 
     static func precedes(_ a: Trajectory, _ b: Trajectory) -> Bool {
@@ -114,7 +197,20 @@ func parseNumber(_ text: String) -> Double? {
     return value
 }
 
+/// What a file says about its coordinates.
+enum DeclaredCoordinates {
+    /// Nothing (x/y columns or attributes without a statement): decided from the values.
+    case unstated
+    /// x/y metres (e.g. SUMO's configuration comment without geo or UTM output).
+    case metric
+    /// Longitude and latitude in degrees.
+    case geographic
+    /// UTM metres (SUMO `--fcd-output.utm`).
+    case utm
+}
+
 /// Collects samples per vehicle while a reader streams through a file, then builds the trajectories.
+/// Positions are kept as read (possibly degrees) and put into the metric frame by `finish`.
 struct TraceAssembler {
     /// Why a sample was refused.
     enum Conflict {
@@ -125,32 +221,105 @@ struct TraceAssembler {
     }
 
     let file: String
+    /// What the file says about its coordinates (set by the reader).
+    var declared = DeclaredCoordinates.unstated
+    /// A more precise format than the one detected (e.g. SUMO FCD CSV rather than plain CSV).
+    var format: TraceFormat?
     private var indexByID: [String: Int] = [:]
     private var ids: [String] = []
     private var samples: [[TraceSample]] = []
+    /// The first sample's raw position in file order (origin of the default projection).
+    private var first: Position?
+    private var minX = Double.infinity, maxX = -Double.infinity, minY = Double.infinity, maxY = -Double.infinity
 
     init(file: String) { self.file = file }
+
+    /// The index of `vehicleID`, registering it when new.
+    mutating func vehicleIndex(_ vehicleID: String) -> Int {
+        if let index = indexByID[vehicleID] { return index }
+        indexByID[vehicleID] = ids.count
+        ids.append(vehicleID)
+        samples.append([])
+        return ids.count - 1
+    }
 
     /// Appends a sample to the vehicle's trajectory unless it is not strictly after the vehicle's
     /// previous sample; then nothing is appended and the conflict is returned.
     mutating func append(_ sample: TraceSample, vehicleID: String) -> Conflict? {
-        if let index = indexByID[vehicleID] {
-            let previous = samples[index][samples[index].count - 1].time
+        append(sample, vehicle: vehicleIndex(vehicleID))
+    }
+
+    /// `append(_:vehicleID:)` by index from `vehicleIndex(_:)`.
+    mutating func append(_ sample: TraceSample, vehicle index: Int) -> Conflict? {
+        if let previous = samples[index].last?.time {
             if sample.time == previous { return .sameTime }
             if sample.time < previous { return .earlier(previous: previous) }
-            samples[index].append(sample)
-        } else {
-            indexByID[vehicleID] = ids.count
-            ids.append(vehicleID)
-            samples.append([sample])
         }
+        samples[index].append(sample)
+        if first == nil { first = sample.position }
+        let p = sample.position
+        if p.x < minX { minX = p.x }
+        if p.x > maxX { maxX = p.x }
+        if p.y < minY { minY = p.y }
+        if p.y > maxY { maxY = p.y }
         return nil
     }
 
-    /// The trajectories, sorted by start, then vehicle id.
-    func trajectories() -> [Trajectory] {
-        zip(ids, samples)
+    /// The last sample of a vehicle, if any.
+    func lastSample(vehicle index: Int) -> TraceSample? { samples[index].last }
+
+    /// Whether the raw values look like degrees (see `CoordinateInterpretation.auto`).
+    var looksGeographic: Bool {
+        guard first != nil, minX >= -180, maxX <= 180, minY >= -90, maxY <= 90 else { return false }
+        let width = maxX - minX, height = maxY - minY
+        return width < 1 && height < 1 && (width > 0 || height > 0)
+    }
+
+    /// The trajectories in the metric frame, sorted by start, then vehicle id, and that frame.
+    mutating func finish(options: TraceLoadOptions) throws(InputError) -> ([Trajectory], CoordinateFrame) {
+        var kind = declared
+        var guessed = false
+        switch options.coordinates {
+        case .metric: kind = .metric
+        case .geographic: kind = .geographic
+        case .auto:
+            if kind == .unstated {
+                guessed = looksGeographic
+                kind = guessed ? .geographic : .metric
+            }
+        }
+        let frame: CoordinateFrame
+        switch kind {
+        case .unstated, .metric:
+            frame = .metric
+        case .utm:
+            let offset = options.projection?.utmOffset ?? (0, 0)
+            frame = .utm(offsetX: offset.x, offsetY: offset.y)
+            if offset != (0, 0) { transform { Position(x: $0.x + offset.x, y: $0.y + offset.y) } }
+        case .geographic:
+            if first != nil {
+                guard minX >= -180, maxX <= 180 else {
+                    throw InputError(file: file, field: "x", "longitude out of range [-180, 180] (\(minX) … \(maxX)); expected degrees")
+                }
+                guard minY >= -90, maxY <= 90 else {
+                    throw InputError(file: file, field: "y", "latitude out of range [-90, 90] (\(minY) … \(maxY)); expected degrees")
+                }
+            }
+            let origin = first ?? Position(x: 0, y: 0)
+            let projection = options.projection ?? GeoProjection.defaultProjection(originLon: origin.x, originLat: origin.y)
+            frame = .geographic(projection: projection, guessed: guessed)
+            transform { projection.project(lon: $0.x, lat: $0.y) }
+        }
+        let trajectories = zip(ids, samples)
+            .filter { !$0.1.isEmpty }
             .map { Trajectory(unchecked: $0.0, samples: $0.1) }
             .sorted(by: Trace.precedes)
+        return (trajectories, frame)
+    }
+
+    private mutating func transform(_ f: (Position) -> Position) {
+        for v in samples.indices {
+            for s in samples[v].indices { samples[v][s].position = f(samples[v][s].position) }
+        }
     }
 }

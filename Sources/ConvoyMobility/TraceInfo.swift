@@ -20,26 +20,67 @@ public struct TraceInfo: Sendable, Equatable, Codable {
         case meanConcurrentVehicles = "mean_concurrent_vehicles", minX = "min_x", minY = "min_y", maxX = "max_x", maxY = "max_y"
     }
 
+    /// The figures of `trace`. Concurrency counts a vehicle as present from its first to its last
+    /// sample except inside gaps (consecutive samples more than its `maxGap` apart), like
+    /// `Trajectory.isPresent(at:)`; the mean is the time-average over the trace's span.
     public init(_ trace: Trace) {
-        format = trace.format.rawValue
-        coordinateFrame = "x/y metres"
+        format = trace.format.rawValue + (trace.gzip ? " (gzip)" : "")
+        coordinateFrame = trace.coordinateFrame.description
         vehicles = trace.trajectories.count
-        let all = trace.trajectories.flatMap(\.samples)
-        samples = all.count
+        var count = 0
+        var minX = Double.infinity, maxX = -Double.infinity, minY = Double.infinity, maxY = -Double.infinity
+        // Intervals between consecutive samples, counted at microsecond resolution (for the median).
+        var intervalCounts: [Int64: Int] = [:]
+        var events: [(time: Double, delta: Int)] = []
+        // Run-length batching: consecutive intervals are nearly always equal.
+        var lastInterval: Int64 = 0, lastIntervalCount = 0
+        for t in trace.trajectories {
+            count += t.samples.count
+            var segmentStart = t.samples.first?.time
+            for (i, sample) in t.samples.enumerated() {
+                let p = sample.position
+                if p.x < minX { minX = p.x }
+                if p.x > maxX { maxX = p.x }
+                if p.y < minY { minY = p.y }
+                if p.y > maxY { maxY = p.y }
+                guard i > 0 else { continue }
+                let interval = sample.time - t.samples[i - 1].time
+                let micros = Int64((interval * 1e6).rounded())
+                if micros == lastInterval {
+                    lastIntervalCount += 1
+                } else {
+                    if lastIntervalCount > 0 { intervalCounts[lastInterval, default: 0] += lastIntervalCount }
+                    lastInterval = micros
+                    lastIntervalCount = 1
+                }
+                if interval > t.maxGap, let begin = segmentStart {
+                    events += [(begin, 1), (t.samples[i - 1].time, -1)]
+                    segmentStart = sample.time
+                }
+            }
+            if let begin = segmentStart, let last = t.samples.last?.time { events += [(begin, 1), (last, -1)] }
+        }
+        if lastIntervalCount > 0 { intervalCounts[lastInterval, default: 0] += lastIntervalCount }
+        samples = count
         start = trace.trajectories.map(\.start).min() ?? 0
         end = trace.trajectories.map(\.end).max() ?? 0
-        var intervals: [Double] = []
-        for t in trace.trajectories { intervals += zip(t.samples.dropFirst(), t.samples).map { $0.time - $1.time } }
-        intervals.sort()
-        samplingInterval = intervals.isEmpty ? nil : intervals[intervals.count / 2]
-        minX = all.map(\.position.x).min() ?? 0
-        maxX = all.map(\.position.x).max() ?? 0
-        minY = all.map(\.position.y).min() ?? 0
-        maxY = all.map(\.position.y).max() ?? 0
-        // Concurrency: sweep over presence intervals [start, end] of every trajectory.
-        var events: [(Double, Int)] = []
-        for t in trace.trajectories { events += [(t.start, 1), (t.end, -1)] }
-        events.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 > $1.1 }
+        let intervals = intervalCounts.sorted { $0.key < $1.key }
+        let total = intervals.reduce(0) { $0 + $1.value }
+        var seen = 0
+        samplingInterval = nil
+        for (micros, n) in intervals {
+            seen += n
+            if seen > total / 2 {
+                samplingInterval = Double(micros) / 1e6
+                break
+            }
+        }
+        self.minX = count > 0 ? minX : 0
+        self.maxX = count > 0 ? maxX : 0
+        self.minY = count > 0 ? minY : 0
+        self.maxY = count > 0 ? maxY : 0
+        // Concurrency: sweep over presence intervals; arrivals before departures at the same instant.
+        events.sort { $0.time != $1.time ? $0.time < $1.time : $0.delta > $1.delta }
         var current = 0, peak = 0, area = 0.0, last = start
         for (time, delta) in events {
             area += Double(current) * (time - last)
@@ -54,7 +95,8 @@ public struct TraceInfo: Sendable, Equatable, Codable {
     public var text: String {
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
         return """
-        format:              \(format) (\(coordinateFrame))
+        format:              \(format)
+        coordinate frame:    \(coordinateFrame)
         vehicles:            \(vehicles)
         samples:             \(samples)
         time span:           \(f(start)) – \(f(end)) s (\(f(end - start)) s)

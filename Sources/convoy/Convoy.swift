@@ -12,7 +12,7 @@ struct Convoy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A vehicular edge emulator: a fleet of real processes over ZeroMQ, recorded in SQLite.",
         version: ConvoyVersion.string,
-        subcommands: [Launch.self, Fail.self, Recover.self, Export.self, LinkCommand.self, Bench.self, Report.self, Compare.self, TraceCommand.self, Node.self]
+        subcommands: [Launch.self, Fail.self, Recover.self, Export.self, LinkCommand.self, Bench.self, Report.self, Compare.self, TraceCommand.self, MapCommand.self, Node.self]
     )
 }
 
@@ -143,35 +143,6 @@ struct Export: ParsableCommand {
             }
         } catch {
             fail(error)
-        }
-    }
-}
-
-struct TraceCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "trace", abstract: "Inspect mobility traces.",
-                                                    subcommands: [Info.self])
-
-    struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Vehicles, samples, time span, concurrency and bounding box of a trace.")
-
-        @Argument(help: "A trace file (SUMO FCD XML in x/y, or CSV time,id,x,y[,speed,angle]).") var file: String
-        @Flag(help: "Print JSON.") var json = false
-
-        func run() throws {
-            let trace: Trace
-            do {
-                trace = try Trace.load(path: file)
-            } catch {
-                fail(error)
-            }
-            let info = TraceInfo(trace)
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(info), as: UTF8.self))
-            } else {
-                print(info.text)
-            }
         }
     }
 }

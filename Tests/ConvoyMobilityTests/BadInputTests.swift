@@ -24,6 +24,7 @@ let badInputs: [BadInput] = [
     // Whole-file problems.
     BadInput(name: "empty file", fileName: "empty.xml", content: "", line: nil, field: nil, message: "empty file"),
     BadInput(name: "whitespace only", fileName: "blank.csv", content: " \n\n\t\n", line: nil, field: nil, message: "empty file"),
+    BadInput(name: "binary garbage", fileName: "trace.bin", content: "\u{01}\u{02}\u{03}PK\n", line: 1, field: nil, message: "unknown trace format"),
     BadInput(name: "unknown text format", fileName: "trace.txt", content: "hello world\n1 2 3\n", line: 1, field: nil, message: "unknown trace format"),
     BadInput(name: "CSV with other columns", fileName: "other.csv", content: "t,vehicle,px,py\n0,a,1,2\n", line: 1, field: nil, message: "unknown trace format"),
     BadInput(name: "unknown XML root", fileName: "routes.xml", content: "<?xml version=\"1.0\"?>\n<routes>\n</routes>\n", line: 2, field: nil, message: "<routes>"),
@@ -64,7 +65,16 @@ let badInputs: [BadInput] = [
     BadInput(name: "CSV unterminated quote", fileName: "quote.csv", content: "time,id,x,y\n0,a,0,0\n1,\"a,1,1\n2,a,2,2\n", line: 3, field: nil, message: "unterminated quoted field"),
     BadInput(name: "CSV text after closing quote", fileName: "after.csv", content: "time,id,x,y\n0,\"a\"b,0,0\n", line: 2, field: nil, message: "after a closing quote"),
     BadInput(name: "CSV header only", fileName: "header.csv", content: "time,id,x,y,speed,angle\n", line: nil, field: nil, message: "no vehicle samples"),
-    BadInput(name: "CSV geo columns", fileName: "geo.csv", content: "time,id,lon,lat\n0,a,11.3,44.5\n", line: 1, field: "lon", message: "not supported yet"),
+    BadInput(name: "CSV non-numeric lat", fileName: "geo.csv", content: "time,id,lon,lat\n0,a,11.3,44.5\n1,a,11.3,north\n", line: 3, field: "lat", message: "expected degrees"),
+    BadInput(name: "SUMO CSV missing column", fileName: "fcd.csv", content: "timestep_time;vehicle_id;vehicle_x\n0;a;1\n", line: 1, field: nil, message: "unknown trace format"),
+    BadInput(name: "SUMO CSV non-numeric y", fileName: "fcd2.csv", content: "timestep_time;vehicle_id;vehicle_x;vehicle_y\n0;a;1;2\n1;a;1;x2\n", line: 3, field: "y", message: "expected a coordinate in metres, found \"x2\""),
+    BadInput(name: "SUMO CSV time going backwards", fileName: "fcd3.csv", content: "timestep_time;vehicle_id;vehicle_x;vehicle_y\n1;a;1;2\n0;a;1;2\n", line: 3, field: "time", message: "goes backwards"),
+
+    // ns-2.
+    BadInput(name: "ns-2 time going backwards", fileName: "back.tcl", content: "$node_(0) set X_ 1\n$node_(0) set Y_ 2\n$ns_ at 2.0 \"$node_(0) setdest 3 4 1\"\n$ns_ at 1.0 \"$node_(0) setdest 5 6 1\"\n", line: 4, field: "time", message: "goes backwards"),
+    BadInput(name: "ns-2 non-numeric coordinate", fileName: "x.tcl", content: "$node_(0) set X_ 1\n$node_(0) set Y_ 2\n$ns_ at 2.0 \"$node_(0) setdest 3 four 1\"\n", line: 3, field: "y", message: "expected a coordinate in metres, found \"four\""),
+    BadInput(name: "ns-2 missing initial position", fileName: "noy.tcl", content: "$node_(0) set X_ 1\n$ns_ at 2.0 \"$node_(0) setdest 3 4 1\"\n", line: 2, field: "Y_", message: "before its initial position"),
+    BadInput(name: "ns-2 unknown command", fileName: "cmd.tcl", content: "$node_(0) set X_ 1\n$node_(0) set Y_ 2\n$ns_ at 2.0 \"$node_(0) start\"\n", line: 3, field: nil, message: "unknown ns-2 mobility command"),
 ]
 
 @Suite struct BadInputTests {

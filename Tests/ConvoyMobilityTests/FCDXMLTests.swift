@@ -58,27 +58,33 @@ import Testing
         #expect(other.trajectories == reference.trajectories)
     }
 
-    @Test func geoOutputIsNotSupportedYet() throws {
-        // SUMO writes --fcd-output.geo as degrees in x/y; the embedded configuration comment says so.
-        let error = try #require(loadError(fixture("fcd_geo.xml")))
-        #expect(error.message.contains("geo coordinates"))
-        #expect(error.message.contains("not supported yet"))
-        #expect(error.field == "fcd-output.geo")
-        #expect(error.line == 14)  // <fcd-output.geo value="true"/> in the header comment
-        #expect(error.file == fixture("fcd_geo.xml"))
-    }
-
-    @Test func lonLatAttributesAreNotSupportedYet() throws {
-        let error = try withTemporaryFile("lonlat.xml", """
+    @Test func lonLatAttributesAreProjected() throws {
+        let trace = try withTemporaryFile("lonlat.xml", """
             <fcd-export>
                 <timestep time="0.00">
                     <vehicle id="a" lon="11.317468" lat="44.498483" speed="1"/>
                 </timestep>
+                <timestep time="1.00">
+                    <vehicle id="a" lon="11.317613" lat="44.498441" speed="1"/>
+                </timestep>
             </fcd-export>
+            """) { try Trace.load(path: $0) }
+        guard case .geographic(.utm(zone: 32, south: false, _, _), guessed: false) = trace.coordinateFrame else {
+            Issue.record("frame \(trace.coordinateFrame)")
+            return
+        }
+        let a = try #require(trace.trajectory(for: "a"))
+        #expect(a.samples[0].position == Position(x: 0, y: 0))
+        // The same two points as Audinot_12_1 at 300 and 301 s in fcd_utm.xml: 11.63 m east, 4.28 m south.
+        #expect(close(a.samples[1].position, Position(x: 11.63, y: -4.28), tolerance: 0.1))
+    }
+
+    @Test func lonLatOutOfRangeIsRefused() throws {
+        let error = try withTemporaryFile("lonlat.xml", """
+            <fcd-export><timestep time="0"><vehicle id="a" lon="200" lat="44.5"/></timestep></fcd-export>
             """) { try #require(loadError($0)) }
-        #expect(error.message.contains("geo coordinates") && error.message.contains("not supported yet"))
-        #expect(error.field == "lon")
-        #expect(error.line == 3)
+        #expect(error.field == "x")
+        #expect(error.message.contains("longitude out of range"))
     }
 
     @Test func unicodeAndSpaceIdsEnteringAndLeaving() throws {
