@@ -16,7 +16,11 @@ actor VehicleNode {
     }
 
     private enum Timers {
-        static let tick: UInt64 = 1, flush: UInt64 = 2, v2v: UInt64 = 3
+        /// Housekeeping every 100 ms (or beacon interval if shorter): position, handovers, subscriptions, records.
+        static let tick: UInt64 = 1
+        static let v2v: UInt64 = 3
+        /// An exact wake-up for the next liveness transition, deadline or request arrival.
+        static let wake: UInt64 = 4
     }
 
     private let shell: NodeShell
@@ -94,7 +98,6 @@ actor VehicleNode {
     private func run() async {
         let now = shell.now
         shell.schedulePeriodic(Timers.tick, at: now)
-        shell.schedulePeriodic(Timers.flush, at: now + 0.1)
         shell.schedulePeriodic(Timers.v2v, at: now + shell.rng.unit())
         for await event in shell.loop.events {
             switch event {
@@ -102,7 +105,23 @@ actor VehicleNode {
             case .message(let socket, let frames): message(socket, frames)
             }
             if finished { break }
+            armWake()
         }
+    }
+
+    /// When the next exact wake-up is armed for (infinity: none).
+    private var armedWake = Double.infinity
+
+    /// Arms a one-shot wake-up at the earliest instant something is due (a peer turning suspect or
+    /// dead, an attempt's reply-by or a deadline, the next request), so the vehicle needs no fast
+    /// polling tick and still acts on time.
+    private func armWake() {
+        var next = min(liveness.nextTransition ?? .infinity, ledger.nextDeadline ?? .infinity)
+        if drainUntil == nil { next = min(next, nextRequestAt) }
+        guard next.isFinite, next < armedWake - 1e-4 else { return }
+        armedWake = next
+        // Liveness thresholds are strict (silent longer than…): wake just after them.
+        shell.schedulePeriodic(Timers.wake, at: next + 1e-4)
     }
 
     /// The run ends (SIGTERM): stop issuing requests, let the open ones finish for a while.
@@ -127,10 +146,11 @@ actor VehicleNode {
         switch id {
         case Timers.tick:
             tick(now: now)
-            shell.schedulePeriodic(Timers.tick, at: now + 0.02)
-        case Timers.flush:
             shell.flushRecords()
-            shell.schedulePeriodic(Timers.flush, at: now + 0.1)
+            shell.schedulePeriodic(Timers.tick, at: now + min(0.1, shell.config.scenario.liveness.beaconInterval))
+        case Timers.wake:
+            armedWake = .infinity
+            tick(now: now)
         case Timers.v2v:
             v2vBeacon(now: now)
             shell.schedulePeriodic(Timers.v2v, at: now + 1)

@@ -75,6 +75,18 @@ public struct LivenessTracker: Sendable {
         return out.sorted { $0.peer < $1.peer }
     }
 
+    /// The earliest instant at which `check(now:)` would report a transition, if any: lets a caller
+    /// wake exactly then instead of polling.
+    public var nextTransition: Double? {
+        peers.values.compactMap { p -> Double? in
+            switch p.state {
+            case .alive: p.lastHeard + config.suspectAfter * config.beaconInterval
+            case .suspect: p.lastHeard + config.deadAfter * config.beaconInterval
+            case .dead: nil
+            }
+        }.min()
+    }
+
     public func state(of peer: String) -> PeerState? { peers[peer]?.state }
 
     /// Alive peers only (never heard = not alive).

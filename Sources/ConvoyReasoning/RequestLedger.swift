@@ -136,6 +136,12 @@ public struct RequestLedger: Sendable {
     public var openCount: Int { open.count }
     public var openRequestIDs: [String] { open.keys.sorted() }
 
+    /// The earliest instant at which `tick(now:candidates:)` has something to do (an attempt's
+    /// reply-by, a deadline, a retry), if any.
+    public var nextDeadline: Double? {
+        open.values.map { r in min(r.deadlineAt, r.current?.replyBy ?? .infinity, r.retryAt ?? .infinity) }.min()
+    }
+
     /// The nodes that attempts are in flight to.
     public var targetsInFlight: Set<String> {
         Set(open.values.compactMap { $0.current?.route.target })
