@@ -8,41 +8,48 @@ import Foundation
 
 /// Topics on the broadcast bus (PUB/SUB prefixes).
 ///
-/// Radio broadcasts (RSU beacons, V2V beacons) are published on the topic of the grid cell the
-/// sender is in, and a vehicle subscribes to the 3 × 3 cells around it, so that it does not
-/// receive the whole city's broadcasts. The cell is as large as the largest radio range
-/// of the map (RSU radius, V2V range), so every sender in range is in one of those nine cells.
+/// A vehicle only receives the broadcasts it could hear: each RSU beacons on its own topic, and a
+/// vehicle subscribes to the RSUs whose coverage it is in (with a margin, so the subscription is
+/// in place before it enters); V2V beacons go on the topic of the sender's grid cell, and a
+/// vehicle subscribes to the 3 × 3 cells around it. The cell is as large as the V2V range, so
+/// every sender in range is in one of those nine cells.
 public struct Topic: Sendable {
     public static let edgeBeacon = "beacon/edge"
     public static let cloudBeacon = "beacon/cloud"
+    /// How far outside an RSU's radius a vehicle already listens to it, metres.
+    public static let subscriptionMargin = 50.0
 
-    /// Side of a grid cell, metres.
+    /// Side of a V2V grid cell, metres.
     public let cellSize: Double
 
     public init(map: MapSpec) {
-        cellSize = max(map.links.v2v.rangeM, map.rsus.map(\.radius).max() ?? 0, 1).rounded(.up)
+        cellSize = max(map.links.v2v.rangeM, 1).rounded(.up)
     }
+
+    public static func rsuBeacon(_ rsu: String) -> String { "beacon/rsu/\(rsu)/" }
 
     public func cell(of p: Position) -> (x: Int, y: Int) {
         (Int((p.x / cellSize).rounded(.down)), Int((p.y / cellSize).rounded(.down)))
     }
 
-    public func rsuBeacon(at p: Position) -> String { Self.name("beacon/rsu", cell(of: p)) }
-    public func v2v(at p: Position) -> String { Self.name("v2v", cell(of: p)) }
+    public func v2v(at p: Position) -> String { Self.v2v(cell(of: p)) }
 
-    /// The topics of the 3 × 3 cells around `p`, for both broadcast kinds.
-    public func around(_ p: Position) -> Set<String> {
+    /// The V2V topics of the 3 × 3 cells around `p`.
+    public func v2vAround(_ p: Position) -> Set<String> {
         let c = cell(of: p)
         var topics: Set<String> = []
         for dx in -1...1 {
-            for dy in -1...1 {
-                for prefix in ["beacon/rsu", "v2v"] { topics.insert(Self.name(prefix, (c.x + dx, c.y + dy))) }
-            }
+            for dy in -1...1 { topics.insert(Self.v2v((c.x + dx, c.y + dy))) }
         }
         return topics
     }
 
-    private static func name(_ prefix: String, _ c: (x: Int, y: Int)) -> String { "\(prefix)/\(c.x)/\(c.y)/" }
+    /// The beacon topics of the RSUs a vehicle at `p` should listen to.
+    public static func rsuBeacons(near p: Position, in map: MapSpec) -> Set<String> {
+        Set(map.rsus.filter { p.distance(to: $0.position) <= $0.radius + subscriptionMargin }.map { rsuBeacon($0.id) })
+    }
+
+    private static func v2v(_ c: (x: Int, y: Int)) -> String { "v2v/\(c.x)/\(c.y)/" }
 }
 
 /// The parts every node process shares: identity, clock, envelopes, record batching and

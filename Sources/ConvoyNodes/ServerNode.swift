@@ -321,7 +321,7 @@ actor ServerNode {
 
     private func beacon(now: Double) {
         let topic: String = switch shell.role {
-        case .rsu: Topic(map: shell.config.map).rsuBeacon(at: position)
+        case .rsu: Topic.rsuBeacon(shell.id)
         case .edge: Topic.edgeBeacon
         default: Topic.cloudBeacon
         }

@@ -37,7 +37,7 @@ actor VehicleNode {
     private var requestSequence = 0
     private var nextRequestAt: Double
     private let topics: Topic
-    private var subscribedCell: (x: Int, y: Int)?
+    private var subscribed: Set<String> = []
     private var neighbours: [String: Double] = [:]
     /// V2V beacons held back until their modelled delivery: (sender, sent at, deliver at).
     private var heldV2V: [UInt64: (sender: String, sentAt: Double, at: Double)] = [:]
@@ -343,16 +343,14 @@ actor VehicleNode {
         }
     }
 
-    /// Subscribes to the broadcast topics (RSU and V2V beacons) of the 3 × 3 grid cells around the vehicle.
+    /// Subscribes to the beacons of the RSUs around the vehicle and to the V2V topics of the 3 × 3
+    /// grid cells around it; unsubscribes from those it moved away from.
     private func updateSubscriptions(now: Double) {
         let here = position(at: now)
-        let cell = topics.cell(of: here)
-        if let old = subscribedCell, old == cell { return }
-        let new = topics.around(here)
-        let old = subscribedCell.map { topics.around(Position(x: (Double($0.x) + 0.5) * topics.cellSize,
-                                                              y: (Double($0.y) + 0.5) * topics.cellSize)) } ?? []
-        for topic in old.subtracting(new) { shell.loop.unsubscribe(Sockets.broadcast, prefix: Array(topic.utf8)) }
-        for topic in new.subtracting(old) { shell.loop.subscribe(Sockets.broadcast, prefix: Array(topic.utf8)) }
-        subscribedCell = cell
+        let wanted = topics.v2vAround(here).union(Topic.rsuBeacons(near: here, in: map))
+        guard wanted != subscribed else { return }
+        for topic in subscribed.subtracting(wanted) { shell.loop.unsubscribe(Sockets.broadcast, prefix: Array(topic.utf8)) }
+        for topic in wanted.subtracting(subscribed) { shell.loop.subscribe(Sockets.broadcast, prefix: Array(topic.utf8)) }
+        subscribed = wanted
     }
 }
