@@ -12,7 +12,9 @@ import Foundation
 /// request and attempt to the recorder.
 actor VehicleNode {
     private enum Sockets {
-        static let bus = 0, broadcast = 1, recorder = 2, firstAccess = 3
+        /// `access` is one ROUTER connected to every RSU (and the cloud, over the macro cell),
+        /// addressing each by its node id.
+        static let bus = 0, broadcast = 1, recorder = 2, access = 3
     }
 
     private enum Timers {
@@ -27,9 +29,8 @@ actor VehicleNode {
     private let trajectory: Trajectory
     private let map: MapSpec
     private let workload: WorkloadSpec
-    /// Access socket index of each reachable node (RSUs, and the cloud over the macro cell).
-    private let accessSocket: [String: Int]
-    private let nodeOfSocket: [Int: String]
+    /// The nodes the access socket is connected to (RSUs, and the cloud over the macro cell).
+    private let reachable: Set<String>
     private var liveness: LivenessTracker
     private var ledger = RequestLedger()
     private var rsuLoad: [String: Beacon] = [:]
@@ -55,31 +56,27 @@ actor VehicleNode {
             SocketSpec(.sub, connect: [config.busOutbound]),  // topics follow the vehicle (updateSubscriptions)
             SocketSpec(.push, connect: [config.recorder], lingerMs: 2000),
         ]
-        var accessSocket: [String: Int] = [:]
         var targets = map.rsus.map(\.id)
         if map.macro != nil { targets.append(map.cloud.id) }
-        for target in targets {
-            accessSocket[target] = sockets.count
-            sockets.append(SocketSpec(.dealer, connect: [config.endpoint(of: target)], routingID: Array(id.utf8)))
-        }
+        sockets.append(SocketSpec(.router, routingID: Array(id.utf8),
+                                  peers: targets.map { (config.endpoint(of: $0), Array($0.utf8)) }))
         let context = try ZMQContext()
         let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)")
         let shell = NodeShell(config: config, id: id, role: .vehicle, incarnation: 1, loop: loop, recorderSocket: Sockets.recorder)
-        let node = VehicleNode(shell: shell, trajectory: trajectory, accessSocket: accessSocket)
+        let node = VehicleNode(shell: shell, trajectory: trajectory, reachable: Set(targets))
         ProcessSignals.onTermination { _ in Task { await node.drain() } }
         await node.run()
         await loop.stop()
         await context.close()
     }
 
-    private init(shell: NodeShell, trajectory: Trajectory, accessSocket: [String: Int]) {
+    private init(shell: NodeShell, trajectory: Trajectory, reachable: Set<String>) {
         self.shell = shell
         self.trajectory = trajectory
         self.map = shell.config.map
         self.topics = Topic(map: shell.config.map)
         self.workload = shell.config.scenario.workload
-        self.accessSocket = accessSocket
-        self.nodeOfSocket = Dictionary(uniqueKeysWithValues: accessSocket.map { ($1, $0) })
+        self.reachable = reachable
         liveness = LivenessTracker(config: shell.config.scenario.liveness)
         // The first request goes out once RSU beacons had a chance to arrive.
         nextRequestAt = max(shell.now, trajectory.start) + 3 * shell.config.scenario.liveness.beaconInterval
@@ -269,11 +266,11 @@ actor VehicleNode {
         let now = shell.now
         shell.record(AttemptRecord(requestID: spec.requestID, attempt: attempt, path: route.path.rawValue, target: route.target,
                                    sentAt: now, outcome: "pending"))
-        guard let socket = accessSocket[route.target] else { return shell.count("routes_without_socket") }
+        guard reachable.contains(route.target) else { return shell.count("routes_without_socket") }
         let request = InferenceRequest(requestID: spec.requestID, attempt: UInt16(clamping: attempt), vehicleID: shell.id,
                                        model: spec.model, inputTokens: UInt32(spec.inputTokens), outputTokens: UInt32(spec.outputTokens),
                                        payloadBytes: UInt32(spec.payloadBytes), deadline: replyBy)
-        shell.send([shell.envelope(request, position: position(at: now))], on: socket)
+        shell.send([Array(route.target.utf8), shell.envelope(request, position: position(at: now))], on: Sockets.access)
     }
 
     // MARK: - Messages
@@ -289,8 +286,9 @@ actor VehicleNode {
             }
             return
         }
-        guard let node = nodeOfSocket[socket], frames.count == 1, let envelope = shell.decode(frames[0]),
-              let reply = shell.decodePayload(InferenceReply.self, envelope) else { return }
+        guard socket == Sockets.access, frames.count == 2, let node = String(validating: frames[0], as: UTF8.self),
+              reachable.contains(node), let envelope = shell.decode(frames[1]),
+              let reply = shell.decodePayload(InferenceReply.self, envelope) else { return shell.count("frames_bad_shape") }
         // A reply over an RSU's cell only reaches a vehicle still in that cell.
         if let rsu = map.rsu(node), !inRange(of: rsu, at: now) { return shell.count("replies_out_of_range") }
         shell.observeArrival(envelope, link: map.rsu(node) != nil ? "cellular-down" : "macro-down")

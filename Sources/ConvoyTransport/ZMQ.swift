@@ -116,9 +116,14 @@ public struct SocketSpec: Sendable {
     public var lingerMs: Int32
     /// ZMQ_SNDHWM / ZMQ_RCVHWM; nil keeps libzmq's default (1000).
     public var highWaterMark: Int32?
+    /// For a ROUTER that connects to other ROUTERs: endpoints to connect to, each under the routing
+    /// id this socket will address it by (ZMQ_CONNECT_ROUTING_ID). One ROUTER then reaches many
+    /// peers by name, instead of one DEALER socket per peer.
+    public var peers: [(endpoint: String, routingID: [UInt8])]
 
     public init(_ type: SocketType, bind: [String] = [], connect: [String] = [], subscribe: [[UInt8]] = [],
-                routingID: [UInt8]? = nil, lingerMs: Int32 = 0, highWaterMark: Int32? = nil) {
+                routingID: [UInt8]? = nil, lingerMs: Int32 = 0, highWaterMark: Int32? = nil,
+                peers: [(endpoint: String, routingID: [UInt8])] = []) {
         self.type = type
         self.bind = bind
         self.connect = connect
@@ -126,6 +131,7 @@ public struct SocketSpec: Sendable {
         self.routingID = routingID
         self.lingerMs = lingerMs
         self.highWaterMark = highWaterMark
+        self.peers = peers
     }
 }
 
@@ -151,6 +157,10 @@ struct Socket {
                 guard zmq_bind(s, endpoint) == 0 else { throw TransportError("zmq_bind(\(endpoint))") }
             }
             for endpoint in spec.connect { try connect(endpoint) }
+            for peer in spec.peers {
+                try setBytes(ZMQ_CONNECT_ROUTING_ID, peer.routingID)
+                try connect(peer.endpoint)
+            }
         } catch {
             zmq_close(s)
             throw error
