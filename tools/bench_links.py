@@ -20,7 +20,7 @@ import tempfile
 import time
 
 
-def write_world(directory: str, vehicles: int, duration: float, seed: int) -> str:
+def write_world(directory: str, vehicles: int, duration: float, seed: int, lifetime: float = 0) -> str:
     rng = random.Random(seed)
     size = 3000.0
     rsus, edges = [], {f"edge-{i}": [] for i in range(1, 4)}
@@ -46,12 +46,16 @@ def write_world(directory: str, vehicles: int, duration: float, seed: int) -> st
     with open(os.path.join(directory, "trace.csv"), "w") as f:
         f.write("time,id,x,y,speed,angle\n")
         for v in range(vehicles):
-            enter = round(10.0 * v / max(1, vehicles), 1)
+            if lifetime > 0:  # turnover: vehicles enter throughout the run and each stays `lifetime` s
+                enter = round((duration - lifetime) * v / max(1, vehicles), 1)
+            else:
+                enter = round(10.0 * v / max(1, vehicles), 1)
+            leave = enter + lifetime if lifetime > 0 else duration + 2
             x, y = rng.uniform(100, size - 100), rng.uniform(100, size - 100)
             heading = rng.uniform(0, 2 * math.pi)
             speed = rng.uniform(8, 15)
             t = enter
-            while t <= duration + 2:
+            while t <= leave:
                 f.write(f"{t:.1f},veh{v},{x:.2f},{y:.2f},{speed:.2f},{math.degrees(heading):.1f}\n")
                 x += speed * math.cos(heading)
                 y += speed * math.sin(heading)
@@ -80,9 +84,9 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
-def measure(convoy: str, vehicles: int, speed: float, duration: float) -> dict:
+def measure(convoy: str, vehicles: int, speed: float, duration: float, lifetime: float = 0) -> dict:
     directory = tempfile.mkdtemp(prefix=f"convoy-bench-{vehicles}-")
-    scenario = write_world(directory, vehicles, duration, seed=1)
+    scenario = write_world(directory, vehicles, duration, seed=1, lifetime=lifetime)
     run = os.path.join(directory, "run")
     started = time.time()
     proc = subprocess.run([convoy, "launch", scenario, "--out", run, "--speed", str(speed)],
@@ -98,11 +102,20 @@ def measure(convoy: str, vehicles: int, speed: float, duration: float) -> dict:
         by_link.setdefault(f"{link}/{kind}", []).append(abs(error) * 1000)
     everything = [abs(e) * 1000 for _, _, e in rows]
     status = dict(db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall())
+    spawned = db.execute("SELECT COUNT(*) FROM nodes WHERE role = 'vehicle'").fetchone()[0]
+    # Peak number of vehicle processes alive at once, from their start and end times.
+    events = []
+    for started, ended in db.execute("SELECT started_at, COALESCE(ended_at, 1e9) FROM nodes WHERE role = 'vehicle'"):
+        events += [(started, 1), (ended, -1)]
+    alive = peak = 0
+    for _, delta in sorted(events, key=lambda e: (e[0], e[1])):
+        alive += delta
+        peak = max(peak, alive)
     return {
         "vehicles": vehicles, "speed": speed, "wall_s": round(wall, 1), "samples": len(everything),
         "p50_ms": percentile(everything, 0.5), "p99_ms": percentile(everything, 0.99),
         "links": {k: {"n": len(v), "p50_ms": percentile(v, 0.5), "p99_ms": percentile(v, 0.99)} for k, v in sorted(by_link.items())},
-        "requests": status, "run": run,
+        "requests": status, "run": run, "vehicle_processes": spawned, "peak_alive": peak,
     }
 
 
@@ -111,19 +124,22 @@ def main() -> int:
     parser.add_argument("--vehicles", type=int, nargs="+", default=[50, 200, 600])
     parser.add_argument("--speed", type=float, nargs="+", default=[1.0])
     parser.add_argument("--duration", type=float, default=40)
+    parser.add_argument("--lifetime", type=float, default=0,
+                        help="seconds each vehicle stays (0: all stay the whole run); with it, vehicles enter throughout")
     parser.add_argument("--convoy", default=os.path.join(os.path.dirname(__file__), "..", ".build", "release", "convoy"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results = []
     for vehicles in args.vehicles:
         for speed in args.speed:
-            result = measure(args.convoy, vehicles, speed, args.duration)
+            result = measure(args.convoy, vehicles, speed, args.duration, args.lifetime)
             results.append(result)
             if args.json:
                 continue
             print(f"{vehicles:4d} vehicles, speed {speed:g}: |actual - modelled| p50 {result['p50_ms']:.3f} ms, "
                   f"p99 {result['p99_ms']:.3f} ms over {result['samples']} deliveries "
-                  f"(wall {result['wall_s']} s; requests {result['requests']})", flush=True)
+                  f"(wall {result['wall_s']} s; {result['vehicle_processes']} vehicle processes, peak {result['peak_alive']} at once; "
+                  f"requests {result['requests']})", flush=True)
             for link, figures in result["links"].items():
                 print(f"      {link:<22} n={figures['n']:<6} p50 {figures['p50_ms']:.3f} ms  p99 {figures['p99_ms']:.3f} ms")
     if args.json:

@@ -174,7 +174,7 @@ actor Supervisor {
         for node in processes.alive() where node.state == .hung { processes.signal(node.id, SIGCONT) }
         for node in processes.alive(.vehicle) { processes.signal(node.id, SIGTERM) }
         // Vehicles drain their open requests (VehicleNode.drain), then exit.
-        let grace = clock.wallDuration(ofEmulated: config.scenario.workload.drainTime) + 2
+        let grace = clock.wallDuration(ofEmulated: config.scenario.workload.drainTime) * 1.5 + 3
         phase = .stoppingVehicles(deadline: EmulationClock.wallNow() + grace)
     }
 
@@ -183,7 +183,9 @@ actor Supervisor {
             try? database.recordNodeEnded(nodeID: node.id, incarnation: node.incarnation, endedAt: max(0, now), exitStatus: how)
             if node.role == .vehicle {
                 // Its last records may still be in flight: close what it left open a little later.
-                vehiclesToClose.append((node.id, now + 0.5 * config.speed, how == "exited 0" ? "vehicle-exited" : "vehicle-lost (\(how))"))
+                let reason = how == "exited 0" ? "vehicle-exited"
+                    : phase == .running ? "vehicle-lost (\(how))" : "run-ended (vehicle stopped at shutdown)"
+                vehiclesToClose.append((node.id, now + 0.5 * config.speed, reason))
             } else if node.state != .crashed && phase == .running {
                 // Not an injected fault: the run goes on (its records are kept) but did not go as scenario'd.
                 output.line("error: \(node.id) \(how) on its own (see \(node.logPath))")
@@ -267,7 +269,8 @@ actor Supervisor {
     private func applyScheduledFaults(now: Double) {
         while let next = scheduledFaults.first, next.at <= now {
             scheduledFaults.removeFirst()
-            let outcome = inject(node: next.node, mode: next.mode, duration: next.duration, source: "scenario")
+            let outcome = inject(node: next.node, mode: next.mode, duration: next.duration, degradation: next.degradation,
+                                 source: "scenario")
             output.line("t=\(String(format: "%.1f", now)) s: \(outcome.message)")
         }
         for (node, fault) in activeFaults {
@@ -278,7 +281,8 @@ actor Supervisor {
         }
     }
 
-    private func inject(node id: String, mode: FaultMode, duration: Double?, source: String) -> ControlReply {
+    private func inject(node id: String, mode: FaultMode, duration: Double?, degradation: Degradation? = nil,
+                        source: String) -> ControlReply {
         guard let role = config.map.role(of: id), role == .rsu || role == .edge || role == .cloud else {
             return ControlReply(ok: false, message: "\(id) is not an RSU, edge server or cloud of this run")
         }
@@ -287,6 +291,7 @@ actor Supervisor {
         }
         guard phase == .running else { return ControlReply(ok: false, message: "the run is stopping") }
         let now = max(0, self.now)
+        var detail = duration.map { "for \($0) s" }
         switch mode {
         case .crash:
             node.state = .crashed
@@ -296,9 +301,21 @@ actor Supervisor {
             node.state = .hung
             processes[id] = node
             kill(node.pid, SIGSTOP)
+        case .partition, .degrade:
+            // Out of band (a file and a signal), so that it reaches a partitioned node too.
+            let fault = ImposedFault(mode: mode, degradation: mode == .degrade ? (degradation ?? .standard) : nil)
+            do {
+                try fault.write(path: config.imposedFaultPath(of: id))
+            } catch {
+                return ControlReply(ok: false, message: "cannot impose \(mode.rawValue) on \(id): \(error)")
+            }
+            kill(node.pid, SIGUSR1)
+            if let d = fault.degradation {
+                detail = "loss \(d.loss), latency \(Int((d.latency * 1000).rounded())) ms" + (detail.map { ", \($0)" } ?? "")
+            }
         }
         let rowID = (try? database.recordFaultStarted(FaultRow(nodeID: id, mode: mode.rawValue, startedAt: now, source: source,
-                                                               detail: duration.map { "for \($0) s" }))) ?? -1
+                                                               detail: detail))) ?? -1
         activeFaults[id] = ActiveFault(rowID: rowID, mode: mode, recoverAt: duration.map { now + $0 })
         let until = duration.map { "for \($0) s" } ?? "until `convoy recover`"
         return ControlReply(ok: true, message: "\(mode.rawValue) \(id) (\(source)) \(until)")
@@ -317,6 +334,10 @@ actor Supervisor {
             processes[id] = resumed
             kill(node.pid, SIGCONT)
             return ControlReply(ok: true, message: "resumed \(id)")
+        case .partition, .degrade:
+            try? FileManager.default.removeItem(atPath: config.imposedFaultPath(of: id))
+            kill(node.pid, SIGUSR1)
+            return ControlReply(ok: true, message: "ended the \(fault.mode.rawValue) of \(id)")
         case .crash:
             do {
                 try spawn(id: id, role: node.role, incarnation: node.incarnation + 1,
@@ -336,7 +357,10 @@ actor Supervisor {
             switch command.action {
             case .fail:
                 if let mode = FaultMode(rawValue: command.mode ?? "crash") {
-                    reply = inject(node: command.node, mode: mode, duration: command.duration, source: "live")
+                    let degradation = mode == .degrade
+                        ? Degradation(loss: command.loss ?? Degradation.standard.loss, latency: command.latency ?? Degradation.standard.latency)
+                        : nil
+                    reply = inject(node: command.node, mode: mode, duration: command.duration, degradation: degradation, source: "live")
                 } else {
                     reply = ControlReply(ok: false, message: "unknown mode \(command.mode ?? "")")
                 }

@@ -103,7 +103,7 @@ final class NodeShell {
                                   before extraFrames: [[UInt8]] = [], through model: (Int) -> LinkOutcome) {
         let body = payload.encoded()
         let bytes = Envelope.overhead(sender: id, position: position != nil, deliverAt: true) + body.count + virtualBytes
-        let outcome = model(bytes)
+        let outcome = degrade(model(bytes))
         meter(link, P.kind, outcome)
         guard case .deliver(let at) = outcome else { return }
         send(extraFrames + [envelope(P.kind, body, position: position, deliverAt: at)], on: socket, at: at)
@@ -193,14 +193,45 @@ final class NodeShell {
         loop.schedule(timer: id, atWall: clock.wall(atEmulated: time))
     }
 
+    // MARK: - Imposed faults (partition, degrade)
+
+    /// The partition or degradation the launcher currently imposes on this node.
+    private(set) var imposed: ImposedFault?
+
+    /// Re-reads the imposed fault (on SIGUSR1, and at start: a restarted node keeps it).
+    func reloadImposedFault() {
+        imposed = ImposedFault.read(path: config.imposedFaultPath(of: id))
+    }
+
+    /// A partitioned node sends and receives nothing (its records still reach the launcher).
+    var partitioned: Bool { imposed?.mode == .partition }
+
+    /// The outcome of a link, made worse by an imposed degradation: lost with its extra loss
+    /// probability, else delivered its extra latency later.
+    func degrade(_ outcome: LinkOutcome) -> LinkOutcome {
+        guard let d = imposed?.degradation, imposed?.mode == .degrade, case .deliver(let at) = outcome else { return outcome }
+        if rng.unit() < d.loss { return .lost }
+        return .deliver(at: at + d.latency)
+    }
+
+    /// Whether an arriving message gets through an imposed partition (counted when it does not).
+    func admitsInbound() -> Bool {
+        if partitioned { count("partition_dropped_in") }
+        return !partitioned
+    }
+
     /// Sends `frames` on `socket` at emulated time `at` (now if in the past).
     func send(_ frames: [[UInt8]], on socket: Int, at time: Double? = nil) {
+        if partitioned && socket != recorderSocket { return count("partition_dropped_out") }
         let wall = time.map { clock.wall(atEmulated: $0) }
         loop.send(frames, on: socket, atWall: wall.flatMap { $0 > EmulationClock.wallNow() ? $0 : nil })
     }
 
+    /// Broadcasts `payload` on `topic`. A degraded node's broadcasts suffer its extra loss (not its
+    /// extra latency); a partitioned node's are not sent.
     func publish<P: WirePayload>(_ topic: String, _ payload: P, position: Position?, on socket: Int) {
-        loop.send([Array(topic.utf8), envelope(payload, position: position)], on: socket)
+        if case .lost = degrade(.deliver(at: 0)) { return count("degrade_dropped_broadcast") }
+        send([Array(topic.utf8), envelope(payload, position: position)], on: socket)
     }
 
     /// Sends the pending records (and changed counters) to the recorder.
@@ -237,7 +268,12 @@ public enum ProcessSignals {
 
     /// Calls `handler` once per SIGTERM/SIGINT, on the main dispatch queue.
     public static func onTermination(_ handler: @escaping @Sendable (Int32) -> Void) {
-        for sig in [SIGTERM, SIGINT] {
+        on([SIGTERM, SIGINT], handler)
+    }
+
+    /// Calls `handler` once per delivery of any of `signals`, on the main dispatch queue.
+    public static func on(_ signals: [Int32], _ handler: @escaping @Sendable (Int32) -> Void) {
+        for sig in signals {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
             source.setEventHandler { handler(sig) }

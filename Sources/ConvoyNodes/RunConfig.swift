@@ -48,6 +48,12 @@ public struct RunConfig: Sendable, Codable, Equatable {
         return "ipc://\(socketDirectory)/n-\(safe)"
     }
 
+    /// Where the launcher puts a partition or degradation it imposes on `node` (see `ImposedFault`).
+    public func imposedFaultPath(of node: String) -> String {
+        let safe = node.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" ? String($0) : "_" }.joined()
+        return URL(fileURLWithPath: runDirectory).appendingPathComponent("faults/\(safe).json").path
+    }
+
     public static func load(runDirectory: String) throws -> RunConfig {
         let path = URL(fileURLWithPath: runDirectory).appendingPathComponent(fileName).path
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -65,5 +71,29 @@ public struct RunConfig: Sendable, Codable, Equatable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let path = URL(fileURLWithPath: runDirectory).appendingPathComponent(Self.fileName)
         try encoder.encode(self).write(to: path, options: .atomic)
+    }
+}
+
+/// A partition or degradation the launcher imposes on a running node: written as JSON to
+/// `RunConfig.imposedFaultPath(of:)`, then the node is sent SIGUSR1 and re-reads it (a missing
+/// file means no fault). Out of band, so that it reaches a partitioned node too.
+public struct ImposedFault: Sendable, Codable, Equatable {
+    public var mode: FaultMode
+    public var degradation: Degradation?
+
+    public init(mode: FaultMode, degradation: Degradation? = nil) {
+        self.mode = mode
+        self.degradation = degradation
+    }
+
+    public static func read(path: String) -> ImposedFault? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONDecoder().decode(ImposedFault.self, from: data)
+    }
+
+    public func write(path: String) throws {
+        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path,
+                                                withIntermediateDirectories: true)
+        try JSONEncoder().encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }

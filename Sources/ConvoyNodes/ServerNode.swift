@@ -47,6 +47,8 @@ actor ServerNode {
     private enum Pending {
         case handle(InferenceRequest, Client, Arrival)
         case reply(InferenceReply, Client)
+        /// A reply from the next hop, held back by this node's degradation.
+        case upstreamReply(InferenceReply)
     }
 
     private let shell: NodeShell
@@ -88,6 +90,7 @@ actor ServerNode {
         let node = ServerNode(shell: NodeShell(config: config, id: id, role: role, incarnation: incarnation, loop: loop,
                                                recorderSocket: Sockets.recorder), upstream: upstream)
         ProcessSignals.onTermination { _ in Task { await node.stop() } }
+        ProcessSignals.on([SIGUSR1]) { _ in Task { await node.reloadImposedFault() } }
         await node.run()
         await loop.stop()
         await context.close()
@@ -125,6 +128,10 @@ actor ServerNode {
         }
     }
 
+    func reloadImposedFault() {
+        shell.reloadImposedFault()
+    }
+
     func stop() {
         guard !stopping else { return }
         stopping = true
@@ -133,6 +140,7 @@ actor ServerNode {
     }
 
     private func run() async {
+        shell.reloadImposedFault()
         let now = shell.now
         shell.schedulePeriodic(Timers.beacon, at: now)
         shell.schedulePeriodic(Timers.tick, at: now + 0.02)
@@ -168,11 +176,13 @@ actor ServerNode {
                 shell.observeDelivery(arrival.link, .request, sentAt: arrival.sentAt, modelledAt: arrival.modelledAt, actualAt: now)
                 handle(request, from: client, now: now)
             case .reply(let reply, let client): sendReply(reply, to: client, now: now)
+            case .upstreamReply(let reply): upstreamReplied(reply)
             }
         }
     }
 
     private func message(_ socket: Int, _ frames: [[UInt8]]) {
+        guard shell.admitsInbound() else { return }
         switch socket {
         case Sockets.clients:
             guard frames.count == 2 else { return shell.count("frames_bad_shape") }
@@ -190,7 +200,11 @@ actor ServerNode {
             guard frames.count == 1, let envelope = shell.decode(frames[0]) else { return }
             guard let reply = shell.decodePayload(InferenceReply.self, envelope) else { return }
             shell.observeArrival(envelope, link: upstreamLinkName)
-            upstreamReplied(reply)
+            switch shell.degrade(.deliver(at: shell.now)) {
+            case .deliver(let at) where at > shell.now: pending[shell.scheduleOneShot(at: at)] = .upstreamReply(reply)
+            case .deliver: upstreamReplied(reply)
+            case .lost, .outOfRange: shell.count("degrade_dropped_in")
+            }
         default:
             break
         }
@@ -208,8 +222,15 @@ actor ServerNode {
         let now = shell.now
         let client = Client(routingID: routingID, node: envelope.sender, isVehicle: request.route.isEmpty)
         guard client.isVehicle else {
-            shell.observeArrival(envelope, link: shell.role == .edge ? "backhaul" : "wan")
-            return handle(request, from: client, now: now)
+            let link = shell.role == .edge ? "backhaul" : "wan"
+            shell.observeArrival(envelope, link: link)
+            switch shell.degrade(.deliver(at: now)) {
+            case .deliver(let at) where at > now:
+                pending[shell.scheduleOneShot(at: at)] = .handle(request, client, Arrival(link: link, sentAt: envelope.sentAt, modelledAt: at))
+            case .deliver: handle(request, from: client, now: now)
+            case .lost, .outOfRange: shell.count("degrade_dropped_in")
+            }
+            return
         }
         guard let from = envelope.position else { return shell.count("requests_without_position") }
         vehiclePositions[envelope.sender] = from
@@ -226,6 +247,7 @@ actor ServerNode {
         } else {
             return shell.count("requests_from_vehicles_without_cell")
         }
+        outcome = shell.degrade(outcome)
         shell.meter(link, .request, outcome)
         guard case .deliver(let at) = outcome else { return }
         let arrival = Arrival(link: link, sentAt: envelope.sentAt, modelledAt: at)

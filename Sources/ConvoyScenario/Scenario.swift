@@ -8,6 +8,26 @@ public enum FaultMode: String, Sendable, Codable, CaseIterable {
     case crash
     /// SIGSTOP, then SIGCONT after the duration.
     case hang
+    /// The node drops everything it would send or receive (its records still reach the launcher).
+    case partition
+    /// Extra loss and latency on everything the node sends or receives.
+    case degrade
+}
+
+/// How a degraded node's links get worse (scenario `loss:` and `latency_ms:` of a degrade fault).
+public struct Degradation: Sendable, Equatable, Codable {
+    /// Probability that a message is lost, on top of the link model.
+    public var loss: Double
+    /// Seconds added to every message's delivery.
+    public var latency: Double
+
+    public init(loss: Double, latency: Double) {
+        self.loss = loss
+        self.latency = latency
+    }
+
+    /// Defaults for `degrade` without parameters: 20 % loss, 50 ms extra latency.
+    public static let standard = Degradation(loss: 0.2, latency: 0.05)
 }
 
 /// A scheduled fault (scenario `faults:`).
@@ -18,12 +38,15 @@ public struct FaultSpec: Sendable, Equatable, Codable {
     public var mode: FaultMode
     /// Seconds until recovery; nil = until `convoy recover`.
     public var duration: Double?
+    /// For `degrade`: how much worse.
+    public var degradation: Degradation?
 
-    public init(at: Double, node: String, mode: FaultMode, duration: Double?) {
+    public init(at: Double, node: String, mode: FaultMode, duration: Double?, degradation: Degradation? = nil) {
         self.at = at
         self.node = node
         self.mode = mode
         self.duration = duration
+        self.degradation = degradation
     }
 }
 
@@ -97,8 +120,17 @@ public struct Scenario: Sendable, Equatable, Codable {
             guard let mode = FaultMode(rawValue: modeText) else {
                 throw f.error("mode", "expected one of \(FaultMode.allCases.map(\.rawValue).joined(separator: ", ")), got '\(modeText)'")
             }
+            let loss = try f.optionalDouble("loss", min: 0)
+            let latency = try f.optionalDouble("latency_ms", min: 0)
+            if mode != .degrade, loss != nil || latency != nil {
+                throw f.error(loss != nil ? "loss" : "latency_ms", "only a degrade fault takes loss and latency_ms")
+            }
+            if let loss, loss > 1 { throw f.error("loss", "expected a probability in [0, 1], got \(loss)") }
+            let degradation = mode == .degrade
+                ? Degradation(loss: loss ?? Degradation.standard.loss, latency: latency.map { $0 / 1000 } ?? Degradation.standard.latency)
+                : nil
             faults.append(FaultSpec(at: try f.double("at", min: 0), node: try f.string("node"), mode: mode,
-                                    duration: try f.optionalDouble("for", above: 0)))
+                                    duration: try f.optionalDouble("for", above: 0), degradation: degradation))
             try f.rejectUnknownKeys()
             faultFields.append(f)
         }

@@ -4,16 +4,21 @@ public struct ControlCommand: Codable, Sendable, Equatable {
     public enum Action: String, Codable, Sendable { case fail, recover }
     public var action: Action
     public var node: String
-    /// crash or hang (fail only).
+    /// crash, hang, partition or degrade (fail only).
     public var mode: String?
     /// Emulated seconds until automatic recovery; nil = until `convoy recover`.
     public var duration: Double?
+    /// degrade only: extra loss probability and extra latency in seconds.
+    public var loss: Double?
+    public var latency: Double?
 
-    public init(action: Action, node: String, mode: String? = nil, duration: Double? = nil) {
+    public init(action: Action, node: String, mode: String? = nil, duration: Double? = nil, loss: Double? = nil, latency: Double? = nil) {
         self.action = action
         self.node = node
         self.mode = mode
         self.duration = duration
+        self.loss = loss
+        self.latency = latency
     }
 }
 

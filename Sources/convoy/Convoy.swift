@@ -74,17 +74,26 @@ struct Fail: AsyncParsableCommand {
 
     @Argument(help: "The run directory of the running launch.") var runDirectory: String
     @Argument(help: "The node to fail (an RSU or edge server id).") var nodeID: String
-    @Option(help: "crash (SIGKILL, restarted on recovery) or hang (SIGSTOP/SIGCONT).") var mode: String = "crash"
+    @Option(help: "crash (SIGKILL, restarted on recovery), hang (SIGSTOP/SIGCONT), partition (drops all its traffic) or degrade (extra loss and latency).")
+    var mode: String = "crash"
+    @Option(help: "degrade: extra loss probability (default 0.2).") var loss: Double?
+    @Option(name: .customLong("latency-ms"), help: "degrade: extra latency in ms (default 50).") var latencyMs: Double?
     @Option(name: .customLong("for"), help: "Emulated seconds until automatic recovery (default: until `convoy recover`).")
     var seconds: Double?
 
     func validate() throws {
-        guard ["crash", "hang"].contains(mode) else { throw ValidationError("--mode must be crash or hang") }
+        guard ["crash", "hang", "partition", "degrade"].contains(mode) else {
+            throw ValidationError("--mode must be crash, hang, partition or degrade")
+        }
+        if mode != "degrade", loss != nil || latencyMs != nil { throw ValidationError("--loss and --latency-ms go with --mode degrade") }
+        if let loss, !(0...1).contains(loss) { throw ValidationError("--loss must be a probability in [0, 1]") }
+        if let latencyMs, !(latencyMs >= 0) { throw ValidationError("--latency-ms must not be negative") }
         if let seconds, !(seconds > 0) { throw ValidationError("--for must be positive") }
     }
 
     func run() async throws {
-        try await sendControl(ControlCommand(action: .fail, node: nodeID, mode: mode, duration: seconds), runDirectory: runDirectory)
+        try await sendControl(ControlCommand(action: .fail, node: nodeID, mode: mode, duration: seconds, loss: loss,
+                                             latency: latencyMs.map { $0 / 1000 }), runDirectory: runDirectory)
     }
 }
 

@@ -128,7 +128,7 @@ struct EndToEndTests {
         #expect(result.status != 0)
         #expect(result.output.contains("scenario.yaml:"))
         #expect(result.output.contains("faults[0].mode"))
-        #expect(result.output.contains("expected one of crash, hang"))
+        #expect(result.output.contains("expected one of crash, hang, partition, degrade"))
     }
 
     @Test(.timeLimit(.minutes(1)))

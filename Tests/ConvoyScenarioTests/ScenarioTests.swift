@@ -103,9 +103,9 @@ faults:
         }
     }
 
-    @Test func faultModeMustBeCrashOrHang() throws {
+    @Test func faultModeMustBeAKnownMode() throws {
         let dir = try TemporaryDirectory()
-        let error = expectInputError(line: 20, field: "faults[0].mode", message: "expected one of crash, hang, got 'freeze'") {
+        let error = expectInputError(line: 20, field: "faults[0].mode", message: "expected one of crash, hang, partition, degrade, got 'freeze'") {
             _ = try load(edited(tinyScenario, [20: "  - { at: 20, node: rsu-2, mode: freeze }"]), in: dir)
         }
         #expect(error?.file == dir.path("scenario.yaml"))
@@ -196,6 +196,44 @@ faults:
     @Test func unreadableScenarioFile() {
         expectInputError(file: "/nonexistent/convoy/s.yaml", line: nil, field: nil, message: "cannot read the scenario") {
             _ = try Scenario.load(path: "/nonexistent/convoy/s.yaml")
+        }
+    }
+}
+
+@Suite("Partition and degrade faults in a scenario")
+struct FaultModeParsingTests {
+    private func scenario(_ faults: String) throws -> Scenario {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("convoy-faultmodes-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try """
+        name: m
+        cloud: { id: cloud, compute: { device: a100-80gb } }
+        rsus:
+          - { id: rsu-1, x: 0, y: 0, radius: 100, compute: { device: rtx-4090 } }
+        """.write(to: dir.appendingPathComponent("map.yaml"), atomically: true, encoding: .utf8)
+        try "time,id,x,y\n0,v,0,0\n1,v,1,0\n".write(to: dir.appendingPathComponent("t.csv"), atomically: true, encoding: .utf8)
+        let text = "name: s\nmap: map.yaml\ntrace: t.csv\nfaults:\n" + faults
+        let path = dir.appendingPathComponent("s.yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return try Scenario.load(path: path)
+    }
+
+    @Test func degradeTakesLossAndLatencyWithDefaults() throws {
+        let s = try scenario("""
+          - { at: 1, node: rsu-1, mode: degrade, loss: 0.3, latency_ms: 40 }
+          - { at: 2, node: rsu-1, mode: degrade }
+          - { at: 3, node: rsu-1, mode: partition, for: 2 }
+        """)
+        #expect(s.faults[0].degradation == Degradation(loss: 0.3, latency: 0.04))
+        #expect(s.faults[1].degradation == .standard)
+        #expect(s.faults[2].mode == .partition && s.faults[2].degradation == nil)
+    }
+
+    @Test func lossOnAnotherModeIsAnError() {
+        #expect {
+            try scenario("  - { at: 1, node: rsu-1, mode: crash, loss: 0.3 }\n")
+        } throws: { error in
+            (error as? InputError)?.field == "faults[0].loss" && (error as? InputError)?.line == 5
         }
     }
 }
