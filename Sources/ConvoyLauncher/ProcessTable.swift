@@ -22,10 +22,49 @@ struct NodeProcess {
     var logPath: String
 }
 
+/// Runs every `posix_spawn` on one thread that lives as long as the launcher. Children ask for
+/// PR_SET_PDEATHSIG, which fires when the *thread* that spawned them exits, not the process:
+/// spawned from Swift's pool, whose idle threads come and go, they would be killed at random.
+final class SpawnThread: @unchecked Sendable {
+    // `jobs` is guarded by `condition`.
+    private let condition = NSCondition()
+    private var jobs: [() -> Void] = []
+
+    init() {
+        let thread = Thread { [self] in
+            while true {
+                condition.lock()
+                while jobs.isEmpty { condition.wait() }
+                let job = jobs.removeFirst()
+                condition.unlock()
+                job()
+            }
+        }
+        thread.name = "convoy-spawn"
+        thread.start()
+    }
+
+    /// Runs `body` on the spawn thread and returns its result (a spawn takes about a millisecond).
+    func run<T>(_ body: @escaping () -> T) -> T {
+        var result: T?
+        let done = DispatchSemaphore(value: 0)
+        condition.lock()
+        jobs.append {
+            result = body()
+            done.signal()
+        }
+        condition.signal()
+        condition.unlock()
+        done.wait()
+        return result!
+    }
+}
+
 /// Spawns and reaps node processes. Children run in their own process group (a terminal's Ctrl-C
 /// reaches only the launcher, which then stops them in order) and die with the launcher (PDEATHSIG).
 struct ProcessTable {
     let executable: String
+    private let spawner = SpawnThread()
     private(set) var nodes: [String: NodeProcess] = [:]
     private var byPID: [pid_t: String] = [:]
 
@@ -42,10 +81,13 @@ struct ProcessTable {
 
     mutating func spawn(id: String, role: NodeRole, incarnation: Int, arguments: [String], logPath: String) throws -> pid_t {
         let argv = [executable] + arguments
-        var cArgs = argv.map { strdup($0) }
-        cArgs.append(nil)
-        defer { for p in cArgs { free(p) } }
-        let pid = convoy_spawn(executable, &cArgs, logPath)
+        let executable = self.executable
+        let pid = spawner.run { () -> pid_t in
+            var cArgs = argv.map { strdup($0) }
+            cArgs.append(nil)
+            defer { for p in cArgs { free(p) } }
+            return convoy_spawn(executable, &cArgs, logPath)
+        }
         guard pid > 0 else { throw SpawnError.failed(id, -pid) }
         nodes[id] = NodeProcess(id: id, role: role, incarnation: incarnation, pid: pid, state: .running, arguments: arguments,
                                 logPath: logPath)

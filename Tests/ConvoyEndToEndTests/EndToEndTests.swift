@@ -121,6 +121,23 @@ struct EndToEndTests {
     }
 
     @Test(.timeLimit(.minutes(1)))
+    func killingTheLauncherTakesItsFleetWithIt() async throws {
+        let dir = try Fixture.makeScenario(duration: 300, faults: "")
+        let run = dir.appendingPathComponent("run").path
+        let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
+        try await Task.sleep(for: .seconds(4))
+        #expect(Fixture.processes(mentioning: run).count > 4)
+        kill(launch.process.processIdentifier, SIGKILL)
+        _ = try await launch.wait(timeout: 10)
+        try await Task.sleep(for: .seconds(1))
+        #expect(Fixture.processes(mentioning: run).isEmpty, "orphans: \(Fixture.processes(mentioning: run))")
+        // What was recorded up to the kill is intact.
+        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        #expect(try db.integrityCheck() == ["ok"])
+        #expect(!(try db.fetchRequests()).isEmpty)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
     func aBadScenarioFailsWithFileLineAndField() throws {
         let dir = try Fixture.makeScenario(duration: 5, faults: "  - { at: 1, node: rsu-1, mode: explode }\n")
         let result = try Convoy.run(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out",
