@@ -67,7 +67,7 @@ public enum Launcher {
                                duration: duration, launcherPID: getpid(), scenario: scenario)
         try config.write()
         let database = try RunDatabase(path: RunDatabase.databasePath(inRunDirectory: runDirectory))
-        for (key, value) in [("convoy_version", ConvoyVersion.string), ("scenario", scenario.name), ("seed", String(scenario.seed)),
+        for (key, value) in [("convoy_version", ConvoyVersion.string), ("scenario", scenario.name), ("seed", String(scenario.seed)), ("policy", scenario.policy),
                              ("speed", String(options.speed)), ("duration", String(duration)),
                              ("trace", scenario.tracePath), ("map", scenario.mapPath),
                              ("started_wall", ISO8601DateFormatter().string(from: Date()))] {

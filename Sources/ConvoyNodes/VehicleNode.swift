@@ -38,6 +38,7 @@ actor VehicleNode {
     private var requestSequence = 0
     private var nextRequestAt: Double
     private let topics: Topic
+    private let policy: any PathPolicy
     private var subscribed: Set<String> = []
     private var neighbours: [String: Double] = [:]
     /// V2V beacons held back until their modelled delivery: (sender, sent at, deliver at).
@@ -75,6 +76,7 @@ actor VehicleNode {
         self.trajectory = trajectory
         self.map = shell.config.map
         self.topics = Topic(map: shell.config.map)
+        self.policy = PathPolicies.named(shell.config.scenario.policy) ?? BestRatePolicy()
         self.workload = shell.config.scenario.workload
         self.reachable = reachable
         liveness = LivenessTracker(config: shell.config.scenario.liveness)
@@ -167,7 +169,9 @@ actor VehicleNode {
                     cellular: rsu.cellular)
         }
         let macro = map.macro.map { MacroView(position: $0.position, radius: $0.radius, target: map.cloud.id) }
-        return PathChoice.candidates(at: here, rsus: Array(views), macro: macro, cellular: map.links.cellular)
+        return policy.rank(PathContext(position: here, rsus: Array(views), macro: macro, cellular: map.links.cellular,
+                                       macroCellular: map.links.macro, wanLatency: map.links.wan.latency,
+                                       payloadBytes: workload.payloadBytes))
     }
 
     private func inRange(of rsu: RSUSpec, at now: Double) -> Bool {

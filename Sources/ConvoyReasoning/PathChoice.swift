@@ -41,28 +41,10 @@ public struct MacroView: Sendable, Equatable {
     }
 }
 
-/// First-cut path policy: the alive RSUs in range, best first, then the cloud over the macro cell.
-///
-/// RSUs are ranked by the cellular rate a new vehicle would get there: Shannon rate at the distance,
-/// shared with the vehicles the RSU says are active (its beacon), then by queue, then by id.
+/// The default path policy (`BestRatePolicy`) as a function, for callers with loose inputs.
 public enum PathChoice {
     public static func candidates(at position: Position, rsus: [RSUView], macro: MacroView?,
                                   cellular: CellularParameters) -> [Route] {
-        let usable = rsus.filter { $0.alive && $0.position.distance(to: position) <= $0.radius }
-            .filter { CellularBudget.rateBitsPerSecond(distance: $0.position.distance(to: position), parameters: $0.cellular ?? cellular) > 0 }
-        let ranked = usable.map { rsu -> (RSUView, Double) in
-            let rate = CellularBudget.rateBitsPerSecond(distance: rsu.position.distance(to: position), parameters: rsu.cellular ?? cellular,
-                                                        share: 1 / Double(rsu.activeVehicles + 1))
-            return (rsu, rate)
-        }.sorted { a, b in
-            if a.1 != b.1 { return a.1 > b.1 }
-            if a.0.queued != b.0.queued { return a.0.queued < b.0.queued }
-            return a.0.id < b.0.id
-        }
-        var routes = ranked.map { Route(.rsu, $0.0.id) }
-        if let macro, macro.position.distance(to: position) <= macro.radius {
-            routes.append(Route(.macro, macro.target))
-        }
-        return routes
+        BestRatePolicy().rank(PathContext(position: position, rsus: rsus, macro: macro, cellular: cellular))
     }
 }

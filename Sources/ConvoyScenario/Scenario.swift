@@ -62,6 +62,8 @@ public struct Scenario: Sendable, Equatable, Codable {
     public var duration: Double?
     public var seed: UInt64
     public var workload: WorkloadSpec
+    /// The vehicles' path policy (`PathPolicies`).
+    public var policy: String
     public var liveness: LivenessConfig
     public var faults: [FaultSpec]
 
@@ -99,6 +101,11 @@ public struct Scenario: Sendable, Equatable, Codable {
             workload.payloadBytes = try w.int("payload_bytes", default: workload.payloadBytes, min: 0)
             workload.resultBytes = try w.int("result_bytes", default: workload.resultBytes, min: 0)
             try w.rejectUnknownKeys()
+        }
+
+        let policy = try root.optionalString("policy") ?? PathPolicies.defaultName
+        guard PathPolicies.named(policy) != nil else {
+            throw root.error("policy", "unknown policy '\(policy)' (known: \(PathPolicies.names.joined(separator: ", ")))")
         }
 
         var liveness = LivenessConfig()
@@ -151,6 +158,6 @@ public struct Scenario: Sendable, Equatable, Codable {
             }
         }
         return Scenario(name: name, mapPath: mapPath, tracePath: tracePath, map: map, duration: duration, seed: seed,
-                        workload: workload, liveness: liveness, faults: faults.sorted { $0.at < $1.at })
+                        workload: workload, policy: policy, liveness: liveness, faults: faults.sorted { $0.at < $1.at })
     }
 }

@@ -237,3 +237,22 @@ struct FaultModeParsingTests {
         }
     }
 }
+
+@Suite("Scenario policy")
+struct ScenarioPolicyTests {
+    @Test func anUnknownPolicyListsTheKnownOnes() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOfFile: root.appendingPathComponent("maps/default.yaml").path, encoding: .utf8)
+        let file = root.appendingPathComponent("maps/x.yaml").path
+        #expect(try Scenario.parse(text, file: file).policy == "best-rate")
+        let withPolicy = text.replacingOccurrences(of: "seed: 1", with: "seed: 1\npolicy: nearest-rsu")
+        #expect(try Scenario.parse(withPolicy, file: file).policy == "nearest-rsu")
+        let bad = text.replacingOccurrences(of: "seed: 1", with: "seed: 1\npolicy: psychic")
+        #expect {
+            try Scenario.parse(bad, file: file)
+        } throws: { error in
+            let e = error as? InputError
+            return e?.field == "policy" && e?.message.contains("least-expected-latency") == true
+        }
+    }
+}
