@@ -44,14 +44,17 @@ public struct RunConfig: Sendable, Codable, Equatable {
 
     /// The ROUTER endpoint an infrastructure node binds (RSU, edge, cloud).
     public func endpoint(of node: String) -> String {
-        let safe = node.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" ? String($0) : "_" }.joined()
-        return "ipc://\(socketDirectory)/n-\(safe)"
+        "ipc://\(socketDirectory)/n-\(Self.fileName(of: node))"
     }
 
     /// Where the launcher puts a partition or degradation it imposes on `node` (see `ImposedFault`).
     public func imposedFaultPath(of node: String) -> String {
-        let safe = node.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" ? String($0) : "_" }.joined()
-        return URL(fileURLWithPath: runDirectory).appendingPathComponent("faults/\(safe).json").path
+        URL(fileURLWithPath: runDirectory).appendingPathComponent("faults/\(Self.fileName(of: node)).json").path
+    }
+
+    /// A node id as a file or endpoint name: characters other than letters, digits and `-` become `_`.
+    private static func fileName(of node: String) -> String {
+        node.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" ? String($0) : "_" }.joined()
     }
 
     public static func load(runDirectory: String) throws -> RunConfig {

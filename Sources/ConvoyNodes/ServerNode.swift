@@ -45,7 +45,8 @@ actor ServerNode {
     }
 
     private enum Pending {
-        case handle(InferenceRequest, Client, Arrival)
+        /// A request to handle; `Arrival` when this node applied the access link (it samples it).
+        case handle(InferenceRequest, Client, Arrival?)
         case reply(InferenceReply, Client)
         /// A reply from the next hop, held back by this node's degradation.
         case upstreamReply(InferenceReply)
@@ -171,13 +172,29 @@ actor ServerNode {
             shell.schedulePeriodic(Timers.flush, at: now + 0.1)
         default:
             guard let item = pending.removeValue(forKey: id) else { return }
-            switch item {
-            case .handle(let request, let client, let arrival):
+            perform(item, now: now)
+        }
+    }
+
+    /// Carries out `item` when `outcome` delivers it: now, or held until its instant. A lost
+    /// message is counted under `dropped` (if given; link outcomes are already metered).
+    private func deliver(_ item: Pending, _ outcome: LinkOutcome, now: Double, dropped: String? = nil) {
+        switch outcome {
+        case .deliver(let at) where at > now: pending[shell.scheduleOneShot(at: at)] = item
+        case .deliver: perform(item, now: now)
+        case .lost, .outOfRange: if let dropped { shell.count(dropped) }
+        }
+    }
+
+    private func perform(_ item: Pending, now: Double) {
+        switch item {
+        case .handle(let request, let client, let arrival):
+            if let arrival {
                 shell.observeDelivery(arrival.link, .request, sentAt: arrival.sentAt, modelledAt: arrival.modelledAt, actualAt: now)
-                handle(request, from: client, now: now)
-            case .reply(let reply, let client): sendReply(reply, to: client, now: now)
-            case .upstreamReply(let reply): upstreamReplied(reply)
             }
+            handle(request, from: client, now: now)
+        case .reply(let reply, let client): sendReply(reply, to: client, now: now)
+        case .upstreamReply(let reply): upstreamReplied(reply)
         }
     }
 
@@ -200,11 +217,8 @@ actor ServerNode {
             guard frames.count == 1, let envelope = shell.decode(frames[0]) else { return }
             guard let reply = shell.decodePayload(InferenceReply.self, envelope) else { return }
             shell.observeArrival(envelope, link: upstreamLinkName)
-            switch shell.degrade(.deliver(at: shell.now)) {
-            case .deliver(let at) where at > shell.now: pending[shell.scheduleOneShot(at: at)] = .upstreamReply(reply)
-            case .deliver: upstreamReplied(reply)
-            case .lost, .outOfRange: shell.count("degrade_dropped_in")
-            }
+            let now = shell.now
+            deliver(.upstreamReply(reply), shell.degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
         default:
             break
         }
@@ -222,15 +236,8 @@ actor ServerNode {
         let now = shell.now
         let client = Client(routingID: routingID, node: envelope.sender, isVehicle: request.route.isEmpty)
         guard client.isVehicle else {
-            let link = shell.role == .edge ? "backhaul" : "wan"
-            shell.observeArrival(envelope, link: link)
-            switch shell.degrade(.deliver(at: now)) {
-            case .deliver(let at) where at > now:
-                pending[shell.scheduleOneShot(at: at)] = .handle(request, client, Arrival(link: link, sentAt: envelope.sentAt, modelledAt: at))
-            case .deliver: handle(request, from: client, now: now)
-            case .lost, .outOfRange: shell.count("degrade_dropped_in")
-            }
-            return
+            shell.observeArrival(envelope, link: shell.role == .edge ? "backhaul" : "wan")
+            return deliver(.handle(request, client, nil), shell.degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
         }
         guard let from = envelope.position else { return shell.count("requests_without_position") }
         vehiclePositions[envelope.sender] = from
@@ -250,13 +257,7 @@ actor ServerNode {
         outcome = shell.degrade(outcome)
         shell.meter(link, .request, outcome)
         guard case .deliver(let at) = outcome else { return }
-        let arrival = Arrival(link: link, sentAt: envelope.sentAt, modelledAt: at)
-        if at > now {
-            pending[shell.scheduleOneShot(at: at)] = .handle(request, client, arrival)
-        } else {
-            shell.observeDelivery(link, .request, sentAt: arrival.sentAt, modelledAt: at, actualAt: now)
-            handle(request, from: client, now: now)
-        }
+        deliver(.handle(request, client, Arrival(link: link, sentAt: envelope.sentAt, modelledAt: at)), outcome, now: now)
     }
 
     private func handle(_ request: InferenceRequest, from client: Client, now: Double) {

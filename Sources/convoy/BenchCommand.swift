@@ -28,7 +28,7 @@ struct Bench: AsyncParsableCommand {
             let context = try ZMQContext()
             let loop = try await EventLoop.start(context: context, sockets: [SocketSpec(.router, bind: [endpoint])])
             let child = Process()
-            child.executableURL = URL(fileURLWithPath: executablePath)
+            child.executableURL = URL(fileURLWithPath: DefaultScenario.executablePath)
             child.arguments = ["bench", "echo", "--endpoint", endpoint]
             try child.run()
             defer { if child.isRunning { child.terminate() } }
@@ -111,8 +111,4 @@ private func makeTemporaryDirectory() throws -> String {
     var template = Array("/tmp/convoy-bench-XXXXXX".utf8CString)
     guard let made = mkdtemp(&template) else { throw ValidationError("cannot create a temporary directory") }
     return String(cString: made)
-}
-
-private var executablePath: String {
-    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }
