@@ -28,6 +28,9 @@ public struct Topic: Sendable {
 
     public static func rsuBeacon(_ rsu: String) -> String { "beacon/rsu/\(rsu)/" }
 
+    /// Requests, replies and cancels to one vehicle over V2V.
+    public static func direct(_ vehicle: String) -> String { "direct/\(vehicle)/" }
+
     public func cell(of p: Position) -> (x: Int, y: Int) {
         (Int((p.x / cellSize).rounded(.down)), Int((p.y / cellSize).rounded(.down)))
     }

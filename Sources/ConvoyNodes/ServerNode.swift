@@ -50,6 +50,8 @@ actor ServerNode {
         case reply(InferenceReply, Client)
         /// A reply from the next hop, held back by this node's degradation.
         case upstreamReply(InferenceReply)
+        /// A client withdraws an attempt.
+        case cancel(InferenceCancel)
     }
 
     private let shell: NodeShell
@@ -64,6 +66,8 @@ actor ServerNode {
     private var liveness: LivenessTracker
     private var forwarded: [String: Forwarded] = [:]
     private var pending: [UInt64: Pending] = [:]
+    /// Replies waiting for their compute to finish, by `requestID#attempt`: the timer that sends each.
+    private var computing: [String: UInt64] = [:]
     private var vehiclePositions: [String: Position] = [:]
     private var stopping = false
 
@@ -193,8 +197,11 @@ actor ServerNode {
                 shell.observeDelivery(arrival.link, .request, sentAt: arrival.sentAt, modelledAt: arrival.modelledAt, actualAt: now)
             }
             handle(request, from: client, now: now)
-        case .reply(let reply, let client): sendReply(reply, to: client, now: now)
+        case .reply(let reply, let client):
+            computing[Self.key(reply.requestID, reply.attempt)] = nil
+            sendReply(reply, to: client, now: now)
         case .upstreamReply(let reply): upstreamReplied(reply)
+        case .cancel(let cancel): withdraw(cancel, now: now)
         }
     }
 
@@ -204,10 +211,16 @@ actor ServerNode {
         case Sockets.clients:
             guard frames.count == 2 else { return shell.count("frames_bad_shape") }
             guard let envelope = shell.decode(frames[1]) else { return }
-            guard let request = shell.decodePayload(InferenceRequest.self, envelope) else {
-                return shell.count("unexpected_kind_\(envelope.kind.rawValue)")
+            switch envelope.kind {
+            case .request:
+                guard let request = shell.decodePayload(InferenceRequest.self, envelope) else { return }
+                receive(request, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count)
+            case .cancel:
+                guard let cancel = shell.decodePayload(InferenceCancel.self, envelope) else { return }
+                receive(cancel, envelope: envelope, frameBytes: frames[1].count)
+            default:
+                shell.count("unexpected_kind_\(envelope.kind.rawValue)")
             }
-            receive(request, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count)
         case Sockets.beacons:
             guard frames.count == 2, let envelope = shell.decode(frames[1]), envelope.sender == upstream else { return }
             if let change = liveness.heard(envelope.sender, incarnation: envelope.incarnation, at: shell.now) {
@@ -241,7 +254,26 @@ actor ServerNode {
         }
         guard let from = envelope.position else { return shell.count("requests_without_position") }
         vehiclePositions[envelope.sender] = from
-        let bytes = frameBytes + Int(request.payloadBytes)
+        guard let (link, outcome) = accessUplink(envelope, from: from, bytes: frameBytes + Int(request.payloadBytes), kind: .request),
+              case .deliver(let at) = outcome else { return }
+        deliver(.handle(request, client, Arrival(link: link, sentAt: envelope.sentAt, modelledAt: at)), outcome, now: now)
+    }
+
+    /// A client withdraws an attempt; from a vehicle it crosses the access link like a request.
+    private func receive(_ cancel: InferenceCancel, envelope: Envelope, frameBytes: Int) {
+        let now = shell.now
+        guard shell.config.map.role(of: envelope.sender) == nil, let from = envelope.position else {
+            shell.observeArrival(envelope, link: shell.role == .edge ? "backhaul" : "wan")
+            return deliver(.cancel(cancel), shell.degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+        }
+        guard let (_, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: .cancel) else { return }
+        deliver(.cancel(cancel), outcome, now: now)
+    }
+
+    /// The uplink of this node's cell (an RSU's, or the cloud's macro cell plus WAN) for a message
+    /// from a vehicle at `from`, degraded and metered; nil if this node has no cell.
+    private func accessUplink(_ envelope: Envelope, from: Position, bytes: Int, kind: MessageKind) -> (String, LinkOutcome)? {
+        let now = shell.now
         let link: String
         var outcome: LinkOutcome
         if cell != nil {
@@ -252,12 +284,34 @@ actor ServerNode {
             outcome = macro!.uplink(vehicle: envelope.sender, from: from, bytes: bytes, sentAt: envelope.sentAt, now: now, rng: &shell.rng)
             if case .deliver(let at) = outcome { outcome = .deliver(at: at + shell.config.map.links.wan.latency) }
         } else {
-            return shell.count("requests_from_vehicles_without_cell")
+            shell.count("requests_from_vehicles_without_cell")
+            return nil
         }
         outcome = shell.degrade(outcome)
-        shell.meter(link, .request, outcome)
-        guard case .deliver(let at) = outcome else { return }
-        deliver(.handle(request, client, Arrival(link: link, sentAt: envelope.sentAt, modelledAt: at)), outcome, now: now)
+        shell.meter(link, kind, outcome)
+        return (link, outcome)
+    }
+
+    private static func key(_ requestID: String, _ attempt: UInt16) -> String { "\(requestID)#\(attempt)" }
+
+    /// Drops a withdrawn attempt: sent on if it was forwarded; its reply is not sent if it is still
+    /// computing here, and the compute is given back when no other attempt waits for the same job.
+    private func withdraw(_ cancel: InferenceCancel, now: Double) {
+        let key = Self.key(cancel.requestID, cancel.attempt)
+        if forwarded.removeValue(forKey: key) != nil {
+            shell.count("cancels_forwarded")
+            shell.transmit(cancel, virtualBytes: 0, position: position, link: upstreamLinkName, on: Sockets.upstream) { bytes in
+                upstreamLink!.transmit(bytes: bytes, now: now, rng: &shell.rng)
+            }
+            return
+        }
+        guard let timer = computing.removeValue(forKey: key) else { return shell.count("cancels_too_late") }
+        pending[timer] = nil
+        shell.count("cancels_applied")
+        let prefix = cancel.requestID + "#"
+        guard !computing.keys.contains(where: { $0.hasPrefix(prefix) }), let saved = server?.cancel(requestID: cancel.requestID, now: now),
+              saved > 0 else { return }
+        shell.count("compute_ms", by: -Int((saved * 1000).rounded()))
     }
 
     private func handle(_ request: InferenceRequest, from client: Client, now: Double) {
@@ -268,12 +322,18 @@ actor ServerNode {
         let route = request.route + [shell.id]
         switch decision {
         case .serve(let job, let duplicate):
-            if duplicate { shell.count("requests_deduplicated") }
+            if duplicate {
+                shell.count("requests_deduplicated")
+            } else {
+                shell.count("compute_ms", by: Int((job.computeTime * 1000).rounded()))
+            }
             let reply = InferenceReply(requestID: request.requestID, attempt: request.attempt, status: .completed, servedBy: shell.id,
                                        route: route, queueWait: job.queueWait, computeTime: job.computeTime,
-                                       resultBytes: UInt32(shell.config.scenario.workload.resultBytes))
+                                       resultBytes: request.resultBytes)
             if job.finishAt > now {
-                pending[shell.scheduleOneShot(at: job.finishAt)] = .reply(reply, client)
+                let timer = shell.scheduleOneShot(at: job.finishAt)
+                pending[timer] = .reply(reply, client)
+                computing[Self.key(request.requestID, request.attempt)] = timer
             } else {
                 sendReply(reply, to: client, now: now)
             }
@@ -290,7 +350,7 @@ actor ServerNode {
         guard upstreamLink != nil else { return }
         var next = request
         next.route = route
-        forwarded["\(request.requestID)#\(request.attempt)"] = Forwarded(client: client, request: request)
+        forwarded[Self.key(request.requestID, request.attempt)] = Forwarded(client: client, request: request)
         // A lost forward is not answered: the client's attempt times out and fails over.
         shell.transmit(next, virtualBytes: Int(request.payloadBytes), position: position, link: upstreamLinkName,
                        on: Sockets.upstream) { bytes in
@@ -299,7 +359,7 @@ actor ServerNode {
     }
 
     private func upstreamReplied(_ reply: InferenceReply) {
-        let key = "\(reply.requestID)#\(reply.attempt)"
+        let key = Self.key(reply.requestID, reply.attempt)
         guard let entry = forwarded.removeValue(forKey: key) else { return shell.count("replies_unmatched") }
         sendReply(reply, to: entry.client, now: shell.now)
     }

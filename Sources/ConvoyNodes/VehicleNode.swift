@@ -8,10 +8,12 @@ import ConvoyWire
 import Foundation
 
 /// A vehicle: follows its trajectory, hears RSU beacons in range, beacons to its neighbours over
-/// V2V, issues inference requests and fails them over (`RequestLedger`), and reports every
-/// request and attempt to the recorder.
+/// V2V, issues inference requests from the scenario's task mix and fails them over
+/// (`RequestLedger`), and reports every request and attempt to the recorder. It may compute on
+/// board, serve or relay its neighbours' requests, and shares shareable results over V2V
+/// (VehicleNode+V2V.swift).
 actor VehicleNode {
-    private enum Sockets {
+    enum Sockets {
         /// `access` is one ROUTER connected to every RSU (and the cloud, over the macro cell),
         /// addressing each by its node id.
         static let bus = 0, broadcast = 1, recorder = 2, access = 3
@@ -25,33 +27,68 @@ actor VehicleNode {
         static let wake: UInt64 = 4
     }
 
-    private let shell: NodeShell
-    private let trajectory: Trajectory
-    private let map: MapSpec
-    private let workload: WorkloadSpec
+    /// Something due at a one-shot timer.
+    enum Due {
+        /// A V2V message held back until its modelled delivery.
+        case v2v(V2VMessage, Envelope, modelledAt: Double)
+        /// An attempt of the vehicle's own request on its on-board compute is answered.
+        case onboard(requestID: String, attempt: Int, ReplyOutcome)
+        /// A neighbour's request computed here: the reply goes back over V2V.
+        case neighbour(InferenceReply, requester: String)
+    }
+
+    let shell: NodeShell
+    let trajectory: Trajectory
+    let map: MapSpec
+    let workload: WorkloadSpec
     /// The nodes the access socket is connected to (RSUs, and the cloud over the macro cell).
-    private let reachable: Set<String>
-    private var liveness: LivenessTracker
-    private var ledger = RequestLedger()
-    private var rsuLoad: [String: Beacon] = [:]
-    private var openRecords: [String: RequestRecord] = [:]
-    private var requestSequence = 0
-    private var nextRequestAt: Double
-    private let topics: Topic
-    private let policy: any PathPolicy
-    private var subscribed: Set<String> = []
-    private var neighbours: [String: Double] = [:]
-    /// V2V beacons held back until their modelled delivery: (sender, sent at, deliver at).
-    private var heldV2V: [UInt64: (sender: String, sentAt: Double, at: Double)] = [:]
+    let reachable: Set<String>
+    var liveness: LivenessTracker
+    var ledger = RequestLedger()
+    var rsuLoad: [String: Beacon] = [:]
+    var openRecords: [String: RequestRecord] = [:]
+    var requestSequence = 0
+    var nextRequestAt: Double
+    /// Arrival times and tasks come from their own stream, so runs of one seed offer the same
+    /// workload whatever the policy or the timing of other events.
+    var arrivalRNG: SeededGenerator
+    /// Arrivals still to come, from the scenario's arrivals file.
+    var listedArrivals: ArraySlice<ArrivalFile.Arrival> = []
+    let topics: Topic
+    let policy: any PathPolicy
+    var subscribed: Set<String> = []
+    var due: [UInt64: Due] = [:]
+    /// On-board compute (scenario `onboard:`), for the vehicle's own requests and its neighbours'.
+    var onboard: ComputeServer?
+    /// On-board jobs by `requestID#attempt`: the timer that answers each (so a cancel can stop it).
+    var onboardTimers: [String: UInt64] = [:]
+    /// Neighbours' requests relayed to an RSU, by `requestID#attempt`.
+    var relayed: [String: (requester: String, rsu: String)] = [:]
+    var neighbours: [String: Neighbour] = [:]
+    /// Shared results heard from neighbours, by key.
+    var sharedResults: [String: SharedResult] = [:]
+    /// Expected compute behind each RSU and the cloud, per task (`MapSpec.serviceTimes`).
+    var serviceTimes: [String: [String: Double]] = [:]
     /// The cell the vehicle would use now (best RSU, else the macro cell), for handover records.
-    private var servingCell: String?
-    private var finished = false
+    var servingCell: String?
+    var finished = false
     /// Set when the run ends: no new requests; open ones may still complete until this time.
-    private var drainUntil: Double?
+    var drainUntil: Double?
+
+    struct Neighbour {
+        var position: Position
+        var heardAt: Double
+        var freeSlots: Int
+        var uplinkRate: Double
+    }
 
     static func run(config: RunConfig, id: String, trajectoryPath: String) async throws {
         let trajectory = try TrajectoryFile.read(path: trajectoryPath)
         let map = config.map
+        var arrivals: [ArrivalFile.Arrival] = []
+        if let path = config.scenario.workload.arrivalsPath {
+            arrivals = try ArrivalFile.load(path: path, tasks: config.scenario.workload.tasks).arrivals[id] ?? []
+        }
         var sockets: [SocketSpec] = [
             SocketSpec(.pub, connect: [config.busInbound]),
             SocketSpec(.sub, connect: [config.busOutbound]),  // topics follow the vehicle (updateSubscriptions)
@@ -64,14 +101,14 @@ actor VehicleNode {
         let context = try ZMQContext()
         let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)")
         let shell = NodeShell(config: config, id: id, role: .vehicle, incarnation: 1, loop: loop, recorderSocket: Sockets.recorder)
-        let node = VehicleNode(shell: shell, trajectory: trajectory, reachable: Set(targets))
+        let node = VehicleNode(shell: shell, trajectory: trajectory, reachable: Set(targets), arrivals: arrivals)
         ProcessSignals.onTermination { _ in Task { await node.drain() } }
         await node.run()
         await loop.stop()
         await context.close()
     }
 
-    private init(shell: NodeShell, trajectory: Trajectory, reachable: Set<String>) {
+    private init(shell: NodeShell, trajectory: Trajectory, reachable: Set<String>, arrivals: [ArrivalFile.Arrival]) {
         self.shell = shell
         self.trajectory = trajectory
         self.map = shell.config.map
@@ -80,12 +117,25 @@ actor VehicleNode {
         self.workload = shell.config.scenario.workload
         self.reachable = reachable
         liveness = LivenessTracker(config: shell.config.scenario.liveness)
+        if let spec = shell.config.scenario.onboard {
+            onboard = ComputeServer(device: spec.profile, slots: spec.slots, queueCapacity: spec.queue)
+        }
+        arrivalRNG = SeededGenerator(seed: shell.config.seed, label: "arrivals/\(shell.id)")
         // The first request goes out once RSU beacons had a chance to arrive.
-        nextRequestAt = max(shell.now, trajectory.start) + 3 * shell.config.scenario.liveness.beaconInterval
+        let firstRequest = trajectory.start + 3 * shell.config.scenario.liveness.beaconInterval
+        if workload.arrival == .file {
+            // Listed arrivals outside the vehicle's time in the trace are skipped.
+            let inTrace = arrivals.filter { $0.time >= trajectory.start && $0.time < min(trajectory.end, shell.config.duration) }
+            if inTrace.count < arrivals.count { shell.count("arrivals_outside_trace", by: arrivals.count - inTrace.count) }
+            listedArrivals = inTrace[...]
+            nextRequestAt = inTrace.first.map { max($0.time, firstRequest) } ?? .infinity
+        } else {
+            nextRequestAt = firstRequest
+        }
     }
 
     /// Where the vehicle is at `time`: interpolated, holding the nearest sample outside the trace.
-    private func position(at time: Double) -> Position {
+    func position(at time: Double) -> Position {
         if let p = trajectory.position(at: time) { return p }
         if time <= trajectory.start { return trajectory.samples.first!.position }
         if time >= trajectory.end { return trajectory.samples.last!.position }
@@ -98,6 +148,7 @@ actor VehicleNode {
         let now = shell.now
         shell.schedulePeriodic(Timers.tick, at: now)
         shell.schedulePeriodic(Timers.v2v, at: now + shell.rng.unit())
+        shell.loop.subscribe(Sockets.broadcast, prefix: Array(Topic.direct(shell.id).utf8))
         for await event in shell.loop.events {
             switch event {
             case .timer(let id): timer(id)
@@ -154,34 +205,92 @@ actor VehicleNode {
             v2vBeacon(now: now)
             shell.schedulePeriodic(Timers.v2v, at: now + 1)
         default:
-            if let held = heldV2V.removeValue(forKey: id) {
-                neighbours[held.sender] = held.at
-                shell.observeDelivery("v2v", .v2vBeacon, sentAt: held.sentAt, modelledAt: held.at, actualAt: now)
+            switch due.removeValue(forKey: id) {
+            case .v2v(let message, let envelope, let modelledAt)?:
+                shell.observeDelivery("v2v", envelope.kind, sentAt: envelope.sentAt, modelledAt: modelledAt, actualAt: now)
+                v2vDelivered(message, from: envelope.sender, position: envelope.position!, now: now)
+            case .onboard(let requestID, let attempt, let outcome)?:
+                onboardTimers[Self.key(requestID, attempt)] = nil
+                apply(ledger.replied(requestID: requestID, attempt: attempt, outcome: outcome, now: now, candidates: candidates(now: now)))
+            case .neighbour(let reply, let requester)?:
+                onboardTimers[Self.key(reply.requestID, Int(reply.attempt))] = nil
+                sendDirect(reply, to: requester, now: now)
+            case nil:
+                break
             }
         }
     }
 
-    private func candidates(at now: Double) -> [Route] {
+    static func key(_ requestID: String, _ attempt: Int) -> String { "\(requestID)#\(attempt)" }
+
+    // MARK: - Paths
+
+    /// What the vehicle's policy ranks, for every request at `now`: the RSUs in range, the macro
+    /// cell, on-board compute and neighbours (per request: its payload, deadline and compute).
+    func candidates(now: Double) -> RequestLedger.Candidates {
         let here = position(at: now)
-        let views = map.rsus.lazy.filter { here.distance(to: $0.position) <= $0.radius }.map { rsu in
-            RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: self.liveness.isAlive(rsu.id),
-                    activeVehicles: Int(self.rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(self.rsuLoad[rsu.id]?.queued ?? 0),
+        let views = map.rsus.filter { here.distance(to: $0.position) <= $0.radius }.map { rsu in
+            RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: liveness.isAlive(rsu.id),
+                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(rsuLoad[rsu.id]?.queued ?? 0),
                     cellular: rsu.cellular)
         }
         let macro = map.macro.map { MacroView(position: $0.position, radius: $0.radius, target: map.cloud.id) }
-        return policy.rank(PathContext(position: here, rsus: Array(views), macro: macro, cellular: map.links.cellular,
-                                       macroCellular: map.links.macro, wanLatency: map.links.wan.latency,
-                                       payloadBytes: workload.payloadBytes))
+        let neighbourViews = neighbours.filter { now - $0.value.heardAt < Self.neighbourTimeout }.map { id, n in
+            NeighbourView(id: id, position: n.position, freeSlots: n.freeSlots, uplinkRate: n.uplinkRate)
+        }
+        var base = PathContext(position: here, rsus: views, macro: macro, cellular: map.links.cellular, macroCellular: map.links.macro,
+                               wanLatency: map.links.wan.latency, neighbours: neighbourViews, v2v: map.links.v2v,
+                               prices: shell.config.scenario.prices)
+        return { [self] spec in
+            let deadlineAt = openRecords[spec.requestID]?.deadlineAt ?? now + spec.deadline
+            base.payloadBytes = spec.payloadBytes
+            base.budget = max(0, deadlineAt - now)
+            base.serviceTime = serviceTimes(for: spec)
+            base.neighbourComputeTime = onboardTime(for: spec)
+            if let onboard {
+                let finish = onboard.estimatedFinish(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens, now: now)
+                base.onboard = OnboardView(id: shell.id, finishIn: finish.map { $0 - now })
+            }
+            return policy.rank(base)
+        }
     }
 
-    private func inRange(of rsu: RSUSpec, at now: Double) -> Bool {
+    private func serviceTimes(for spec: RequestSpec) -> [String: Double] {
+        if let cached = serviceTimes[spec.task] { return cached }
+        let times = map.serviceTimes(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens,
+                                     budget: ledger.config.attemptTimeout)
+        serviceTimes[spec.task] = times
+        return times
+    }
+
+    /// Compute seconds of `spec` on an idle on-board device (every vehicle has the same), nil if none or it does not fit.
+    private func onboardTime(for spec: RequestSpec) -> Double? {
+        guard let device = shell.config.scenario.onboard?.profile, let model = ModelProfile.catalog[spec.model],
+              ComputeModel.fits(model: model, device: device) else { return nil }
+        return ComputeModel.inferenceTime(model: model, device: device, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens)
+    }
+
+    func inRange(of rsu: RSUSpec, at now: Double) -> Bool {
         position(at: now).distance(to: rsu.position) <= rsu.radius
     }
 
+    /// The best alive RSU in range and the rate the vehicle gets there (for relaying and its V2V beacon).
+    func bestRSU(now: Double) -> (id: String, rate: Double)? {
+        let here = position(at: now)
+        let views = map.rsus.filter { here.distance(to: $0.position) <= $0.radius }.map { rsu in
+            RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: liveness.isAlive(rsu.id),
+                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), cellular: rsu.cellular)
+        }
+        return PathContext(position: here, rsus: views, macro: nil, cellular: map.links.cellular).usableRSUs
+            .max { ($0.rate, $1.rsu.id) < ($1.rate, $0.rsu.id) }.map { ($0.rsu.id, $0.rate) }
+    }
+
+    static let neighbourTimeout = 3.0
+
     private func tick(now: Double) {
         updateSubscriptions(now: now)
-        var routes = candidates(at: now)
-        recordHandover(to: routes.first, now: now)
+        var routes = candidates(now: now)
+        recordHandover(now: now)
         // RSUs that fell silent: dead if we are still in their range, otherwise just out of reach.
         let changes = liveness.check(now: now)
         for change in changes {
@@ -193,88 +302,181 @@ actor VehicleNode {
             }
         }
         if !changes.isEmpty {
-            routes = candidates(at: now)
+            routes = candidates(now: now)
             for change in changes where change.to == .dead && liveness.state(of: change.peer) != nil {
                 apply(ledger.targetLost(change.peer, outcome: "target-dead", now: now, candidates: routes))
+                relayTargetLost(change.peer, now: now)
             }
         }
-        // Attempts to RSUs we drove out of.
-        for target in ledger.targetsInFlight.sorted() {
-            guard let rsu = map.rsu(target), !inRange(of: rsu, at: now) else { continue }
-            apply(ledger.targetLost(rsu.id, outcome: "out-of-range", now: now, candidates: routes))
+        // Attempts to RSUs we drove out of, and to neighbours gone silent or out of V2V range.
+        let here = position(at: now)
+        for target in ledger.targetsInFlight.sorted() where target != shell.id {
+            let gone = if let rsu = map.rsu(target) { !inRange(of: rsu, at: now) } else {
+                map.role(of: target) == nil && !neighbourReachable(target, from: here, now: now)
+            }
+            if gone { apply(ledger.targetLost(target, outcome: "out-of-range", now: now, candidates: routes)) }
         }
-        if now >= nextRequestAt && now < lastSampleTime && drainUntil == nil {
+        while now >= nextRequestAt && now < lastSampleTime && drainUntil == nil {
             openRequest(now: now, candidates: routes)
-            nextRequestAt = now + workload.nextInterval(using: &shell.rng)
         }
         apply(ledger.tick(now: now, candidates: routes))
         if let drainUntil, ledger.openCount == 0 || now >= drainUntil { return finish(reason: "run-ended") }
         if now >= lastSampleTime && ledger.openCount == 0 { finish(reason: "vehicle-left") }
-        if now >= lastSampleTime + workload.deadline + 1 { finish(reason: "vehicle-left") }
+        if now >= lastSampleTime + workload.longestDeadline + 1 { finish(reason: "vehicle-left") }
     }
 
-    /// Attach (none → cell), detach (cell → none) or handover (cell → other cell) of the serving cell.
-    private func recordHandover(to best: Route?, now: Double) {
-        let cell = best.map { $0.path == .macro ? (map.macro?.id ?? $0.target) : $0.target }
+    /// Attach (none → cell), detach (cell → none) or handover (cell → other cell) of the serving
+    /// cell: the best RSU in range, else the macro cell.
+    private func recordHandover(now: Double) {
+        let here = position(at: now)
+        let macroCell = map.macro.flatMap { here.distance(to: $0.position) <= $0.radius ? $0.id : nil }
+        let cell = bestRSU(now: now)?.id ?? macroCell
         guard cell != servingCell else { return }
         let event = servingCell == nil ? "attach" : cell == nil ? "detach" : "handover"
-        let here = position(at: now)
         shell.record(HandoverRecord(vehicleID: shell.id, at: now, event: event, fromCell: servingCell, toCell: cell, x: here.x, y: here.y))
         servingCell = cell
     }
 
     // MARK: - Requests
 
-    private func openRequest(now: Double, candidates: [Route]) {
+    private func openRequest(now: Double, candidates: RequestLedger.Candidates) {
+        let task: TaskSpec
+        if workload.arrival == .file {
+            let arrival = listedArrivals.removeFirst()
+            task = arrival.task.flatMap(workload.task(named:)) ?? workload.pickTask(using: &arrivalRNG)
+            nextRequestAt = listedArrivals.first?.time ?? .infinity
+        } else {
+            // On schedule: a late tick does not shift the arrivals after it.
+            task = workload.pickTask(using: &arrivalRNG)
+            nextRequestAt += workload.nextInterval(using: &arrivalRNG)
+        }
         requestSequence += 1
-        let spec = RequestSpec(requestID: "\(shell.id)/\(requestSequence)", model: workload.model, inputTokens: workload.inputTokens,
-                               outputTokens: workload.outputTokens, payloadBytes: workload.payloadBytes, deadline: workload.deadline)
-        let record = RequestRecord(requestID: spec.requestID, vehicleID: shell.id, createdAt: now, deadlineAt: now + spec.deadline,
+        let here = position(at: now)
+        let spec = RequestSpec(requestID: "\(shell.id)/\(requestSequence)", task: task.name, model: task.model,
+                               inputTokens: task.inputTokens, outputTokens: task.outputTokens, payloadBytes: task.payloadBytes,
+                               resultBytes: task.resultBytes, deadline: task.deadline,
+                               sharingKey: task.shareable ? workload.sharingKey(task: task.name, at: here) : nil)
+        var record = RequestRecord(requestID: spec.requestID, vehicleID: shell.id, createdAt: now, deadlineAt: now + spec.deadline,
                                    model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens,
                                    payloadBytes: spec.payloadBytes)
+        record.task = task.name
+        record.cost = 0
         openRecords[spec.requestID] = record
         shell.record(record)
-        apply(ledger.open(spec, now: now, candidates: candidates))
+        // A fresh result a neighbour shared answers it at once.
+        if let key = spec.sharingKey, let shared = freshSharedResult(key, now: now) {
+            return apply([.finished(.init(requestID: spec.requestID, status: .completed, at: now, createdAt: now, attempts: 0,
+                                          reason: nil, reply: Self.cacheHit(shared)))])
+        }
+        apply(ledger.open(spec, now: now, candidates: candidates(spec), width: policy.width))
     }
 
-    private func apply(_ actions: [RequestLedger.Action]) {
+    func apply(_ actions: [RequestLedger.Action]) {
         for action in actions {
             switch action {
             case .send(let spec, let attempt, let route, let replyBy):
+                openRecords[spec.requestID]?.cost? += shell.config.scenario.prices[route.path]
                 send(spec, attempt: attempt, route: route, replyBy: replyBy)
+            case .cancel(let requestID, let attempt, let route):
+                cancel(requestID: requestID, attempt: attempt, route: route)
             case .attemptEnded(let requestID, let attempt, let route, let sentAt, let endedAt, let outcome, let detail):
                 shell.record(AttemptRecord(requestID: requestID, attempt: attempt, path: route.path.rawValue, target: route.target,
                                            sentAt: sentAt, endedAt: endedAt, outcome: outcome, detail: detail))
             case .finished(let done):
-                guard var record = openRecords.removeValue(forKey: done.requestID) else { continue }
-                record.status = done.status
-                record.finishedAt = done.at
-                record.attempts = done.attempts
-                record.reason = done.reason
-                let latency = done.at - done.createdAt
-                record.latencyMs = latency * 1000
-                record.deadlineMet = done.status == .completed && done.at <= record.deadlineAt
-                if let reply = done.reply {
-                    record.servedBy = reply.servedBy
-                    record.path = reply.path
-                    record.queueWaitMs = reply.queueWait * 1000
-                    record.computeMs = reply.computeTime * 1000
-                    record.networkMs = max(0, latency - reply.queueWait - reply.computeTime) * 1000
-                }
-                shell.record(record)
+                finished(done)
             }
         }
+    }
+
+    private func finished(_ done: RequestLedger.Finished) {
+        guard var record = openRecords.removeValue(forKey: done.requestID) else { return }
+        record.status = done.status
+        record.finishedAt = done.at
+        record.attempts = done.attempts
+        record.reason = done.reason
+        let latency = done.at - done.createdAt
+        record.latencyMs = latency * 1000
+        record.deadlineMet = done.status == .completed && done.at <= record.deadlineAt
+        if let reply = done.reply {
+            record.servedBy = reply.servedBy
+            record.path = reply.path
+            record.queueWaitMs = reply.queueWait * 1000
+            record.computeMs = reply.computeTime * 1000
+            record.networkMs = max(0, latency - reply.queueWait - reply.computeTime) * 1000
+            record.cacheHit = reply.path == Self.cachePath
+            if !record.cacheHit!, let task = record.task.flatMap(workload.task(named:)), task.shareable {
+                share(record, task: task, now: done.at)
+            }
+        }
+        shell.record(record)
     }
 
     private func send(_ spec: RequestSpec, attempt: Int, route: Route, replyBy: Double) {
         let now = shell.now
         shell.record(AttemptRecord(requestID: spec.requestID, attempt: attempt, path: route.path.rawValue, target: route.target,
                                    sentAt: now, outcome: "pending"))
-        guard reachable.contains(route.target) else { return shell.count("routes_without_socket") }
         let request = InferenceRequest(requestID: spec.requestID, attempt: UInt16(clamping: attempt), vehicleID: shell.id,
                                        model: spec.model, inputTokens: UInt32(spec.inputTokens), outputTokens: UInt32(spec.outputTokens),
-                                       payloadBytes: UInt32(spec.payloadBytes), deadline: replyBy)
-        shell.send([Array(route.target.utf8), shell.envelope(request, position: position(at: now))], on: Sockets.access)
+                                       payloadBytes: UInt32(spec.payloadBytes), resultBytes: UInt32(spec.resultBytes), deadline: replyBy)
+        switch route.path {
+        case .onboard:
+            computeOwn(request, now: now)
+        case .v2v:
+            sendDirect(request, to: route.target, now: now)
+        case .rsu, .macro:
+            guard reachable.contains(route.target) else { return shell.count("routes_without_socket") }
+            shell.send([Array(route.target.utf8), shell.envelope(request, position: position(at: now))], on: Sockets.access)
+        }
+    }
+
+    /// Withdraws an attempt still in flight: tells its server, or stops the on-board job.
+    private func cancel(requestID: String, attempt: Int, route: Route) {
+        let now = shell.now
+        let cancel = InferenceCancel(requestID: requestID, attempt: UInt16(clamping: attempt))
+        switch route.path {
+        case .onboard:
+            stopOnboard(requestID: requestID, attempt: attempt, now: now)
+        case .v2v:
+            sendDirect(cancel, to: route.target, now: now)
+        case .rsu, .macro:
+            guard reachable.contains(route.target) else { return }
+            shell.send([Array(route.target.utf8), shell.envelope(cancel, position: position(at: now))], on: Sockets.access)
+        }
+    }
+
+    // MARK: - On-board compute
+
+    /// Runs one of the vehicle's own attempts on board; the answer comes back through a timer.
+    private func computeOwn(_ request: InferenceRequest, now: Double) {
+        let attempt = Int(request.attempt)
+        func answer(_ outcome: ReplyOutcome, at time: Double) {
+            let timer = shell.scheduleOneShot(at: time)
+            due[timer] = .onboard(requestID: request.requestID, attempt: attempt, outcome)
+            onboardTimers[Self.key(request.requestID, attempt)] = timer
+        }
+        guard onboard != nil else {
+            return answer(ReplyOutcome(kind: .failed, servedBy: shell.id, path: "onboard", detail: "no on-board compute"), at: now)
+        }
+        switch onboard!.admit(requestID: request.requestID, model: request.model, inputTokens: Int(request.inputTokens),
+                              outputTokens: Int(request.outputTokens), now: now) {
+        case .admitted(let job), .duplicate(let job):
+            if job.admittedAt == now { shell.count("compute_ms", by: Int((job.computeTime * 1000).rounded())) }
+            answer(ReplyOutcome(kind: .completed, servedBy: shell.id, path: "onboard", queueWait: job.queueWait,
+                                computeTime: job.computeTime), at: job.finishAt)
+        case .rejected:
+            answer(ReplyOutcome(kind: .rejected, servedBy: shell.id, path: "onboard", detail: "full"), at: now)
+        case .unsupported(let why):
+            answer(ReplyOutcome(kind: .failed, servedBy: shell.id, path: "onboard", detail: why), at: now)
+        }
+    }
+
+    /// Stops an on-board job whose answer is no longer wanted, giving its compute back.
+    func stopOnboard(requestID: String, attempt: Int, now: Double) {
+        guard let timer = onboardTimers.removeValue(forKey: Self.key(requestID, attempt)) else { return }
+        due[timer] = nil
+        if let saved = onboard?.cancel(requestID: requestID, now: now), saved > 0 {
+            shell.count("compute_ms", by: -Int((saved * 1000).rounded()))
+        }
     }
 
     // MARK: - Messages
@@ -283,11 +485,8 @@ actor VehicleNode {
         let now = shell.now
         if socket == Sockets.broadcast {
             guard frames.count == 2, let envelope = shell.decode(frames[1]) else { return }
-            switch envelope.kind {
-            case .beacon: rsuBeacon(envelope, now: now)
-            case .v2vBeacon: v2vReceived(envelope, now: now)
-            default: shell.count("unexpected_kind_\(envelope.kind.rawValue)")
-            }
+            if envelope.kind == .beacon { return rsuBeacon(envelope, now: now) }
+            v2vReceived(envelope, now: now)
             return
         }
         guard socket == Sockets.access, frames.count == 2, let node = String(validating: frames[0], as: UTF8.self),
@@ -296,19 +495,23 @@ actor VehicleNode {
         // A reply over an RSU's cell only reaches a vehicle still in that cell.
         if let rsu = map.rsu(node), !inRange(of: rsu, at: now) { return shell.count("replies_out_of_range") }
         shell.observeArrival(envelope, link: map.rsu(node) != nil ? "cellular-down" : "macro-down")
+        if relayReplied(reply, now: now) { return }
+        received(reply, over: map.rsu(node) != nil ? "rsu" : "macro", now: now)
+    }
+
+    /// A reply to one of the vehicle's own attempts, over `access` ("rsu", "macro" or "v2v").
+    func received(_ reply: InferenceReply, over access: String, now: Double) {
         let kind: ReplyOutcome.Kind = switch reply.status {
         case .completed: .completed
         case .rejected: .rejected
         case .failed: .failed
         }
-        let path = (map.rsu(node) != nil ? ["rsu"] : ["macro"]) + reply.route.dropFirst().compactMap { hop in
-            map.role(of: hop).map(\.rawValue)
-        }
+        let path = [access] + reply.route.dropFirst().compactMap { hop in map.role(of: hop).map(\.rawValue) }
         let outcome = ReplyOutcome(kind: kind, servedBy: reply.servedBy, path: path.joined(separator: ">"),
                                    queueWait: reply.queueWait, computeTime: reply.computeTime, detail: reply.detail)
         let before = ledger.discardedReplies
         apply(ledger.replied(requestID: reply.requestID, attempt: Int(reply.attempt), outcome: outcome, now: now,
-                             candidates: candidates(at: now)))
+                             candidates: candidates(now: now)))
         if ledger.discardedReplies > before { shell.count("replies_discarded_late") }
     }
 
@@ -321,27 +524,6 @@ actor VehicleNode {
         rsuLoad[rsu.id] = beacon
         if let change = liveness.heard(rsu.id, incarnation: envelope.incarnation, at: now), change.from != .alive {
             shell.record(DetectionRecord(observer: shell.id, peer: rsu.id, state: change.to.rawValue, at: now))
-        }
-    }
-
-    // MARK: - V2V
-
-    private func v2vBeacon(now: Double) {
-        let here = position(at: now)
-        let sample = trajectory.samples.last { $0.time <= now }
-        shell.publish(topics.v2v(at: here), V2VBeacon(speed: sample?.speed ?? 0, heading: sample?.angle ?? 0),
-                      position: here, on: Sockets.bus)
-        neighbours = neighbours.filter { now - $0.value < 3 }
-        shell.setCounter("v2v_neighbours", neighbours.count)
-    }
-
-    private func v2vReceived(_ envelope: Envelope, now: Double) {
-        guard envelope.sender != shell.id, let from = envelope.position else { return }
-        let outcome = V2VLink.receive(from: from, to: position(at: now), bytes: envelope.payload.count + 64, sentAt: envelope.sentAt,
-                                      parameters: map.links.v2v, rng: &shell.rng)
-        shell.meter("v2v", .v2vBeacon, outcome)
-        if case .deliver(let at) = outcome {
-            heldV2V[shell.scheduleOneShot(at: at)] = (envelope.sender, envelope.sentAt, at)
         }
     }
 

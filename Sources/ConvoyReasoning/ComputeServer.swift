@@ -15,6 +15,8 @@ public struct ComputeServer: Sendable {
         public var admittedAt: Double
         public var startAt: Double
         public var finishAt: Double
+        /// The slot it runs on.
+        public var slot = 0
         public var queueWait: Double { startAt - admittedAt }
         public var computeTime: Double { finishAt - startAt }
     }
@@ -53,7 +55,7 @@ public struct ComputeServer: Sendable {
         let start = max(now, slotFreeAt[slot])
         let finish = start + ComputeModel.inferenceTime(model: profile, device: device, inputTokens: inputTokens, outputTokens: outputTokens)
         slotFreeAt[slot] = finish
-        let job = Job(requestID: requestID, admittedAt: now, startAt: start, finishAt: finish)
+        let job = Job(requestID: requestID, admittedAt: now, startAt: start, finishAt: finish, slot: slot)
         jobs[requestID] = job
         return .admitted(job)
     }
@@ -65,6 +67,20 @@ public struct ComputeServer: Sendable {
         }
         let start = max(now, slotFreeAt.min()!)
         return start + ComputeModel.inferenceTime(model: profile, device: device, inputTokens: inputTokens, outputTokens: outputTokens)
+    }
+
+    /// Withdraws the job admitted under `requestID`: its answer is no longer wanted. If nothing was
+    /// scheduled after it on its slot, the slot is free again from now (or from when the job would
+    /// have started) and the job is forgotten; returns the compute seconds saved. A job with others
+    /// queued behind it on its slot keeps its place (the schedule of the others is fixed at
+    /// admission) and saves nothing.
+    @discardableResult
+    public mutating func cancel(requestID: String, now: Double) -> Double {
+        guard let job = jobs[requestID], job.finishAt > now, slotFreeAt[job.slot] == job.finishAt else { return 0 }
+        let freedFrom = max(now, job.startAt)
+        slotFreeAt[job.slot] = freedFrom
+        jobs[requestID] = nil
+        return job.finishAt - freedFrom
     }
 
     /// The job already admitted under `requestID`, if any.

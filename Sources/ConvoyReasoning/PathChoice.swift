@@ -41,6 +41,39 @@ public struct MacroView: Sendable, Equatable {
     }
 }
 
+/// The vehicle's own compute as its policy sees it.
+public struct OnboardView: Sendable, Equatable {
+    /// The vehicle's id (the on-board route's target).
+    public var id: String
+    /// Seconds until the answer if the request were admitted now; nil if it would be refused
+    /// (full, or the model does not fit).
+    public var finishIn: Double?
+
+    public init(id: String, finishIn: Double?) {
+        self.id = id
+        self.finishIn = finishIn
+    }
+}
+
+/// A neighbour vehicle heard over V2V, with what its last beacon offered.
+public struct NeighbourView: Sendable, Equatable {
+    public var id: String
+    public var position: Position
+    /// On-board compute slots it had free.
+    public var freeSlots: Int
+    /// The cellular rate, bits/s, it had at its best RSU (0: none in range, cannot relay).
+    public var uplinkRate: Double
+
+    public init(id: String, position: Position, freeSlots: Int = 0, uplinkRate: Double = 0) {
+        self.id = id
+        self.position = position
+        self.freeSlots = freeSlots
+        self.uplinkRate = uplinkRate
+    }
+
+    public var canCompute: Bool { freeSlots > 0 }
+}
+
 /// The default path policy (`BestRatePolicy`) as a function, for callers with loose inputs.
 public enum PathChoice {
     public static func candidates(at position: Position, rsus: [RSUView], macro: MacroView?,

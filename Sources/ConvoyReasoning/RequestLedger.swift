@@ -1,7 +1,11 @@
 import ConvoyWire
 
 /// How a vehicle reaches compute.
-public enum AccessPath: String, Sendable, Hashable, Codable {
+public enum AccessPath: String, Sendable, Hashable, Codable, CaseIterable {
+    /// The vehicle's own compute.
+    case onboard
+    /// Over V2V to a neighbour vehicle, which computes on board or relays to its RSU.
+    case v2v
     /// Over cellular to an RSU in range, which serves the request or forwards it to its edge server.
     case rsu
     /// Over the macro cell to the cloud.
@@ -24,20 +28,29 @@ public struct Route: Sendable, Hashable, CustomStringConvertible {
 /// What a vehicle wants computed.
 public struct RequestSpec: Sendable, Equatable {
     public var requestID: String
+    /// The task of the mix it is an instance of.
+    public var task: String
     public var model: String
     public var inputTokens: Int
     public var outputTokens: Int
     public var payloadBytes: Int
+    public var resultBytes: Int
     /// Seconds from creation to the deadline.
     public var deadline: Double
+    /// For a shareable task: the key under which its result is shared and reused.
+    public var sharingKey: String?
 
-    public init(requestID: String, model: String, inputTokens: Int, outputTokens: Int, payloadBytes: Int, deadline: Double) {
+    public init(requestID: String, task: String = "default", model: String, inputTokens: Int, outputTokens: Int, payloadBytes: Int,
+                resultBytes: Int = 2_000, deadline: Double, sharingKey: String? = nil) {
         self.requestID = requestID
+        self.task = task
         self.model = model
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
         self.payloadBytes = payloadBytes
+        self.resultBytes = resultBytes
         self.deadline = deadline
+        self.sharingKey = sharingKey
     }
 }
 
@@ -68,14 +81,18 @@ public struct ReplyOutcome: Sendable, Equatable {
 /// passed in; the vehicle carries out the returned actions.
 ///
 /// Rules:
-/// - An attempt goes to the best candidate not yet tried for this request; if every candidate was
-///   tried, they may be tried again after `retryBackoff`. With no candidate at all the request
-///   waits (and expires at its deadline if none appears).
+/// - A request keeps up to `width` attempts in flight at once (1; 2 when hedged), each to a
+///   different node. An attempt goes to the best candidate not yet tried for this request; if
+///   every candidate was tried and nothing is in flight, they may be tried again after
+///   `retryBackoff`. With no candidate at all the request waits (and expires at its deadline if
+///   none appears).
 /// - An attempt ends when its reply arrives, when its target is declared dead or leaves range
-///   (`targetLost`), or after `attemptTimeout` without a reply; the request is then re-sent.
-/// - Only the reply to the current attempt counts: late replies to earlier attempts are discarded,
-///   so a result is delivered at most once.
-/// - At the deadline the request expires; after `maxAttempts` failed attempts it fails.
+///   (`targetLost`), or after `attemptTimeout` without a reply; a replacement is then sent.
+/// - The first completed reply finishes the request; the attempts still in flight end as
+///   `cancelled` and are withdrawn (`cancel` action). Replies to attempts that already ended are
+///   discarded, so a result is delivered at most once.
+/// - At the deadline the request expires (attempts in flight are withdrawn); after `maxAttempts`
+///   attempts it fails.
 public struct RequestLedger: Sendable {
     public struct Config: Sendable, Equatable {
         public var attemptTimeout: Double
@@ -92,7 +109,10 @@ public struct RequestLedger: Sendable {
     public enum Action: Sendable, Equatable {
         /// Send attempt `attempt` of the request on `route`; the server should answer by `replyBy`.
         case send(spec: RequestSpec, attempt: Int, route: Route, replyBy: Double)
-        /// An attempt ended (outcome: replied, rejected, failed, target-dead, out-of-range, timeout, deadline, abandoned).
+        /// Withdraw an attempt still in flight (the request no longer needs it).
+        case cancel(requestID: String, attempt: Int, route: Route)
+        /// An attempt ended (outcome: replied, rejected, failed, target-dead, out-of-range, timeout,
+        /// deadline, cancelled, superseded, abandoned).
         case attemptEnded(requestID: String, attempt: Int, route: Route, sentAt: Double, endedAt: Double, outcome: String, detail: String?)
         /// The request reached its terminal state.
         case finished(Finished)
@@ -106,6 +126,17 @@ public struct RequestLedger: Sendable {
         public var attempts: Int
         public var reason: String?
         public var reply: ReplyOutcome?
+
+        public init(requestID: String, status: RequestStatus, at: Double, createdAt: Double, attempts: Int, reason: String?,
+                    reply: ReplyOutcome?) {
+            self.requestID = requestID
+            self.status = status
+            self.at = at
+            self.createdAt = createdAt
+            self.attempts = attempts
+            self.reason = reason
+            self.reply = reply
+        }
     }
 
     struct Attempt {
@@ -119,8 +150,9 @@ public struct RequestLedger: Sendable {
         var spec: RequestSpec
         var createdAt: Double
         var deadlineAt: Double
+        var width: Int
         var attempts = 0
-        var current: Attempt?
+        var inFlight: [Attempt] = []
         var tried: Set<String> = []
         var retryAt: Double?
         var lastOutcome: String?
@@ -128,7 +160,7 @@ public struct RequestLedger: Sendable {
 
     public let config: Config
     private var open: [String: Open] = [:]
-    /// Replies that arrived for an attempt that was no longer current, or a request already finished.
+    /// Replies that arrived for an attempt that was no longer in flight, or a request already finished.
     public private(set) var discardedReplies = 0
 
     public init(config: Config = Config()) { self.config = config }
@@ -136,25 +168,34 @@ public struct RequestLedger: Sendable {
     public var openCount: Int { open.count }
     public var openRequestIDs: [String] { open.keys.sorted() }
 
+    /// The spec of an open request.
+    public func spec(of requestID: String) -> RequestSpec? { open[requestID]?.spec }
+
     /// The earliest instant at which `tick(now:candidates:)` has something to do (an attempt's
     /// reply-by, a deadline, a retry), if any.
     public var nextDeadline: Double? {
-        open.values.map { r in min(r.deadlineAt, r.current?.replyBy ?? .infinity, r.retryAt ?? .infinity) }.min()
+        open.values.map { r in min(r.deadlineAt, r.inFlight.map(\.replyBy).min() ?? .infinity, r.retryAt ?? .infinity) }.min()
     }
 
     /// The nodes that attempts are in flight to.
     public var targetsInFlight: Set<String> {
-        Set(open.values.compactMap { $0.current?.route.target })
+        Set(open.values.flatMap { $0.inFlight.map(\.route.target) })
     }
 
-    /// Requests whose current attempt is in flight to `target`.
+    /// Requests with an attempt in flight to `target`.
     public func inFlight(to target: String) -> [String] {
-        open.values.filter { $0.current?.route.target == target }.map(\.spec.requestID).sorted()
+        open.values.filter { $0.inFlight.contains { $0.route.target == target } }.map(\.spec.requestID).sorted()
     }
 
-    public mutating func open(_ spec: RequestSpec, now: Double, candidates: [Route]) -> [Action] {
+    /// Opens a request keeping up to `width` attempts in flight.
+    /// The candidate routes for a request, best first (they may depend on the request: its model,
+    /// its payload, the time left to its deadline).
+    public typealias Candidates = (RequestSpec) -> [Route]
+
+    public mutating func open(_ spec: RequestSpec, now: Double, candidates: [Route], width: Int = 1) -> [Action] {
         precondition(open[spec.requestID] == nil, "request ids are unique")
-        var request = Open(spec: spec, createdAt: now, deadlineAt: now + spec.deadline)
+        precondition(width >= 1)
+        var request = Open(spec: spec, createdAt: now, deadlineAt: now + spec.deadline, width: width)
         var actions: [Action] = []
         dispatch(&request, now: now, candidates: candidates, into: &actions)
         store(request, now: now, actions: &actions)
@@ -162,35 +203,52 @@ public struct RequestLedger: Sendable {
     }
 
     public mutating func replied(requestID: String, attempt: Int, outcome: ReplyOutcome, now: Double, candidates: [Route]) -> [Action] {
-        guard var request = open[requestID], let current = request.current, current.number == attempt else {
+        replied(requestID: requestID, attempt: attempt, outcome: outcome, now: now, candidates: { _ in candidates })
+    }
+
+    public mutating func replied(requestID: String, attempt: Int, outcome: ReplyOutcome, now: Double,
+                                 candidates: Candidates) -> [Action] {
+        guard var request = open[requestID], let current = request.inFlight.first(where: { $0.number == attempt }) else {
             discardedReplies += 1
             return []
         }
         var actions: [Action] = []
         switch outcome.kind {
         case .completed:
-            actions.append(.attemptEnded(requestID: requestID, attempt: attempt, route: current.route, sentAt: current.sentAt,
-                                         endedAt: now, outcome: "replied", detail: nil))
-            open[requestID] = nil
-            actions.append(.finished(Finished(requestID: requestID, status: .completed, at: now, createdAt: request.createdAt,
-                                              attempts: request.attempts, reason: nil, reply: outcome)))
+            end(&request, current, outcome: "replied", detail: nil, now: now, into: &actions)
+            complete(request, with: outcome, withdrawing: "cancelled", now: now, into: &actions)
             return actions
         case .rejected, .failed:
             let label = outcome.kind == .rejected ? "rejected" : "failed"
-            end(&request, outcome: label, detail: outcome.detail.isEmpty ? nil : outcome.detail, now: now, into: &actions)
-            dispatch(&request, now: now, candidates: candidates, into: &actions)
+            end(&request, current, outcome: label, detail: outcome.detail.isEmpty ? nil : outcome.detail, now: now, into: &actions)
+            dispatch(&request, now: now, candidates: candidates(request.spec), into: &actions)
         }
         store(request, now: now, actions: &actions)
         return actions
     }
 
+    /// The request was answered without an attempt of its own (a neighbour's shared result):
+    /// it completes now and whatever is in flight is withdrawn. Nothing if it is not open.
+    public mutating func satisfied(requestID: String, by outcome: ReplyOutcome, now: Double) -> [Action] {
+        guard let request = open[requestID] else { return [] }
+        var actions: [Action] = []
+        complete(request, with: outcome, withdrawing: "superseded", now: now, into: &actions)
+        return actions
+    }
+
     /// `target` is dead, or the vehicle left its range: re-send what was in flight to it.
     public mutating func targetLost(_ target: String, outcome: String, now: Double, candidates: [Route]) -> [Action] {
+        targetLost(target, outcome: outcome, now: now, candidates: { _ in candidates })
+    }
+
+    public mutating func targetLost(_ target: String, outcome: String, now: Double, candidates: Candidates) -> [Action] {
         var actions: [Action] = []
         for id in inFlight(to: target) {
             guard var request = open[id] else { continue }
-            end(&request, outcome: outcome, detail: nil, now: now, into: &actions)
-            dispatch(&request, now: now, candidates: candidates.filter { $0.target != target }, into: &actions)
+            for attempt in request.inFlight where attempt.route.target == target {
+                end(&request, attempt, outcome: outcome, detail: nil, now: now, into: &actions)
+            }
+            dispatch(&request, now: now, candidates: candidates(request.spec).filter { $0.target != target }, into: &actions)
             store(request, now: now, actions: &actions)
         }
         return actions
@@ -198,21 +256,28 @@ public struct RequestLedger: Sendable {
 
     /// Advances time: deadlines, attempt time-outs, waiting requests.
     public mutating func tick(now: Double, candidates: [Route]) -> [Action] {
+        tick(now: now, candidates: { _ in candidates })
+    }
+
+    public mutating func tick(now: Double, candidates: Candidates) -> [Action] {
         var actions: [Action] = []
         for id in open.keys.sorted() {
             guard var request = open[id] else { continue }
             if now >= request.deadlineAt {
-                if request.current != nil { end(&request, outcome: "deadline", detail: nil, now: now, into: &actions) }
+                for attempt in request.inFlight {
+                    end(&request, attempt, outcome: "deadline", detail: nil, now: now, into: &actions)
+                    actions.append(.cancel(requestID: id, attempt: attempt.number, route: attempt.route))
+                }
                 open[id] = nil
                 actions.append(.finished(Finished(requestID: id, status: .expired, at: now, createdAt: request.createdAt,
                                                   attempts: request.attempts, reason: request.lastOutcome ?? "no-path", reply: nil)))
                 continue
             }
-            if let current = request.current, now >= current.replyBy {
-                end(&request, outcome: "timeout", detail: nil, now: now, into: &actions)
-                dispatch(&request, now: now, candidates: candidates, into: &actions)
-            } else if request.current == nil, request.retryAt.map({ now >= $0 }) ?? true {
-                dispatch(&request, now: now, candidates: candidates, into: &actions)
+            for attempt in request.inFlight where now >= attempt.replyBy {
+                end(&request, attempt, outcome: "timeout", detail: nil, now: now, into: &actions)
+            }
+            if request.inFlight.count < request.width, request.retryAt.map({ now >= $0 }) ?? true {
+                dispatch(&request, now: now, candidates: candidates(request.spec), into: &actions)
             }
             store(request, now: now, actions: &actions)
         }
@@ -224,7 +289,7 @@ public struct RequestLedger: Sendable {
         var actions: [Action] = []
         for id in open.keys.sorted() {
             guard var request = open[id] else { continue }
-            if request.current != nil { end(&request, outcome: "abandoned", detail: reason, now: now, into: &actions) }
+            for attempt in request.inFlight { end(&request, attempt, outcome: "abandoned", detail: reason, now: now, into: &actions) }
             actions.append(.finished(Finished(requestID: id, status: .failed, at: now, createdAt: request.createdAt,
                                               attempts: request.attempts, reason: reason, reply: nil)))
         }
@@ -234,42 +299,61 @@ public struct RequestLedger: Sendable {
 
     // MARK: -
 
-    private func end(_ request: inout Open, outcome: String, detail: String?, now: Double, into actions: inout [Action]) {
-        guard let current = request.current else { return }
-        actions.append(.attemptEnded(requestID: request.spec.requestID, attempt: current.number, route: current.route,
-                                     sentAt: current.sentAt, endedAt: now, outcome: outcome, detail: detail))
-        request.tried.insert(current.route.target)
-        request.current = nil
+    private func end(_ request: inout Open, _ attempt: Attempt, outcome: String, detail: String?, now: Double,
+                     into actions: inout [Action]) {
+        actions.append(.attemptEnded(requestID: request.spec.requestID, attempt: attempt.number, route: attempt.route,
+                                     sentAt: attempt.sentAt, endedAt: now, outcome: outcome, detail: detail))
+        request.inFlight.removeAll { $0.number == attempt.number }
         request.lastOutcome = outcome
     }
 
-    private func dispatch(_ request: inout Open, now: Double, candidates: [Route], into actions: inout [Action]) {
-        guard request.current == nil else { return }
-        if request.attempts >= config.maxAttempts {
-            request.retryAt = .infinity  // marks it for failing in store()
-            return
+    /// Finishes `request` as completed; the attempts still in flight end as `withdrawn` and are cancelled.
+    private mutating func complete(_ request: Open, with outcome: ReplyOutcome, withdrawing withdrawn: String, now: Double,
+                                   into actions: inout [Action]) {
+        var request = request
+        for attempt in request.inFlight {
+            end(&request, attempt, outcome: withdrawn, detail: nil, now: now, into: &actions)
+            actions.append(.cancel(requestID: request.spec.requestID, attempt: attempt.number, route: attempt.route))
         }
-        var route = candidates.first { !request.tried.contains($0.target) }
-        if route == nil, !candidates.isEmpty {
-            // Everything was tried: wait a little, then start over.
-            if let retryAt = request.retryAt, now >= retryAt {
-                request.tried.removeAll()
-                route = candidates.first
-            } else {
-                if request.retryAt == nil || request.retryAt! < now { request.retryAt = now + config.retryBackoff }
+        open[request.spec.requestID] = nil
+        actions.append(.finished(Finished(requestID: request.spec.requestID, status: .completed, at: now, createdAt: request.createdAt,
+                                          attempts: request.attempts, reason: nil, reply: outcome)))
+    }
+
+    /// Sends attempts until `width` are in flight or no candidate is left.
+    private func dispatch(_ request: inout Open, now: Double, candidates: [Route], into actions: inout [Action]) {
+        while request.inFlight.count < request.width {
+            if request.attempts >= config.maxAttempts {
+                if request.inFlight.isEmpty { request.retryAt = .infinity }  // marks it for failing in store()
                 return
             }
+            let busy = Set(request.inFlight.map(\.route.target))
+            let free = candidates.filter { !busy.contains($0.target) }
+            var route = free.first { !request.tried.contains($0.target) }
+            if route == nil {
+                // Every candidate was tried. A hedge partner just waits for a new path; a request with
+                // nothing in flight waits a little, then starts over.
+                guard request.inFlight.isEmpty, !free.isEmpty else { return }
+                if let retryAt = request.retryAt, now >= retryAt {
+                    request.tried.removeAll()
+                    route = free.first
+                } else {
+                    if request.retryAt == nil || request.retryAt! < now { request.retryAt = now + config.retryBackoff }
+                    return
+                }
+            }
+            guard let route else { return }
+            request.attempts += 1
+            request.retryAt = nil
+            request.tried.insert(route.target)
+            let replyBy = min(request.deadlineAt, now + config.attemptTimeout)
+            request.inFlight.append(Attempt(number: request.attempts, route: route, sentAt: now, replyBy: replyBy))
+            actions.append(.send(spec: request.spec, attempt: request.attempts, route: route, replyBy: replyBy))
         }
-        guard let route else { return }  // no path now: waits for one on the next tick
-        request.attempts += 1
-        request.retryAt = nil
-        let replyBy = min(request.deadlineAt, now + config.attemptTimeout)
-        request.current = Attempt(number: request.attempts, route: route, sentAt: now, replyBy: replyBy)
-        actions.append(.send(spec: request.spec, attempt: request.attempts, route: route, replyBy: replyBy))
     }
 
     private mutating func store(_ request: Open, now: Double, actions: inout [Action]) {
-        if request.current == nil, request.retryAt == .infinity {
+        if request.inFlight.isEmpty, request.retryAt == .infinity {
             open[request.spec.requestID] = nil
             actions.append(.finished(Finished(requestID: request.spec.requestID, status: .failed, at: now,
                                               createdAt: request.createdAt, attempts: request.attempts,

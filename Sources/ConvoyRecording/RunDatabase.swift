@@ -168,7 +168,7 @@ public final class RunDatabase: Sendable {
                         r.requestID, r.vehicleID, r.createdAt, r.deadlineAt, r.model, r.inputTokens,
                         r.outputTokens, r.payloadBytes, r.status?.rawValue, r.finishedAt, r.servedBy,
                         r.path, r.attempts, r.latencyMs, r.reason, r.queueWaitMs, r.computeMs,
-                        r.networkMs, r.deadlineMet,
+                        r.networkMs, r.deadlineMet, r.task, r.cacheHit, r.cost,
                     ])
                 }
                 for a in batch.attempts {
@@ -481,7 +481,7 @@ public final class RunDatabase: Sendable {
             }
             status = value
         }
-        return RequestRecord(
+        var record = RequestRecord(
             requestID: row["request_id"], vehicleID: row["vehicle_id"], createdAt: row["created_at"],
             deadlineAt: row["deadline_at"], model: row["model"], inputTokens: row["input_tokens"],
             outputTokens: row["output_tokens"], payloadBytes: row["payload_bytes"], status: status,
@@ -489,6 +489,13 @@ public final class RunDatabase: Sendable {
             attempts: row["attempts"], latencyMs: row["latency_ms"], reason: row["reason"],
             queueWaitMs: row["queue_wait_ms"], computeMs: row["compute_ms"], networkMs: row["network_ms"],
             deadlineMet: row["deadline_met"])
+        // Columns of migration v3-tasks (absent from older databases).
+        if row.hasColumn("task") {
+            record.task = row["task"]
+            record.cacheHit = row["cache_hit"]
+            record.cost = row["cost"]
+        }
+        return record
     }
 
     /// Checks the applied migrations of a database against this build's.
@@ -545,7 +552,8 @@ public final class RunDatabase: Sendable {
         table: "requests",
         columns: ["request_id", "vehicle_id", "created_at", "deadline_at", "model", "input_tokens",
                   "output_tokens", "payload_bytes", "status", "finished_at", "served_by", "path", "attempts",
-                  "latency_ms", "reason", "queue_wait_ms", "compute_ms", "network_ms", "deadline_met"],
+                  "latency_ms", "reason", "queue_wait_ms", "compute_ms", "network_ms", "deadline_met", "task", "cache_hit",
+                  "cost"],
         key: ["request_id"],
         keepTerminal: "excluded.status IS NOT NULL OR requests.status IS NULL")
 

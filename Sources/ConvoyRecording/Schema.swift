@@ -91,6 +91,13 @@ enum Schema {
         }
         // v2-links is registered here by the links work.
         LinkTables.register(in: &migrator)
+        migrator.registerMigration("v3-tasks") { db in
+            try db.execute(sql: """
+                ALTER TABLE requests ADD COLUMN task TEXT;
+                ALTER TABLE requests ADD COLUMN cache_hit INTEGER;
+                ALTER TABLE requests ADD COLUMN cost REAL;
+                """)
+        }
         // Append new migrations here; never edit the ones above.
         return migrator
     }

@@ -165,9 +165,9 @@ public struct MapSpec: Sendable, Equatable, Codable {
         Position(x: try f.double("x"), y: try f.double("y"))
     }
 
-    private static func compute(_ f: inout YAMLFields, required: Bool) throws -> ComputeSpec? {
-        guard var c = try f.nested("compute") else {
-            if required { throw f.error("compute", "missing (required)") }
+    static func compute(_ f: inout YAMLFields, required: Bool, key: String = "compute") throws -> ComputeSpec? {
+        guard var c = try f.nested(key) else {
+            if required { throw f.error(key, "missing (required)") }
             return nil
         }
         let device = try c.string("device")

@@ -62,8 +62,12 @@ public struct Scenario: Sendable, Equatable, Codable {
     public var duration: Double?
     public var seed: UInt64
     public var workload: WorkloadSpec
+    /// Every vehicle's on-board compute (scenario `onboard:`), if any.
+    public var onboard: ComputeSpec?
     /// The vehicles' path policy (`PathPolicies`).
     public var policy: String
+    /// The price of an attempt on each access path (scenario `prices:`), for the cost-aware policy.
+    public var prices: PathPrices
     public var liveness: LivenessConfig
     public var faults: [FaultSpec]
 
@@ -83,24 +87,14 @@ public struct Scenario: Sendable, Equatable, Codable {
         let duration = try root.optionalDouble("duration", above: 0)
         let seed = UInt64(try root.int("seed", default: 1, min: 0))
 
-        var workload = WorkloadSpec()
-        if var w = try root.nested("workload") {
-            let arrival = try w.optionalString("arrival") ?? workload.arrival.rawValue
-            guard let a = WorkloadSpec.Arrival(rawValue: arrival) else {
-                throw w.error("arrival", "expected poisson or periodic, got '\(arrival)'")
+        let workload = try Self.workload(try root.nested("workload"), resolve: resolve)
+        let onboard = try MapSpec.compute(&root, required: false, key: "onboard")
+        var prices = PathPrices()
+        if var p = try root.nested("prices") {
+            for path in AccessPath.allCases {
+                prices[path] = try p.double(path.rawValue, default: prices[path], min: 0)
             }
-            workload.arrival = a
-            workload.meanInterval = try w.double("mean_interval", default: workload.meanInterval, above: 0)
-            workload.model = try w.optionalString("model") ?? workload.model
-            guard ModelProfile.catalog[workload.model] != nil else {
-                throw w.error("model", "unknown model '\(workload.model)' (known: \(ModelProfile.catalog.keys.sorted().joined(separator: ", ")))")
-            }
-            workload.inputTokens = try w.int("input_tokens", default: workload.inputTokens, min: 1)
-            workload.outputTokens = try w.int("output_tokens", default: workload.outputTokens, min: 1)
-            workload.deadline = try w.double("deadline", default: workload.deadline, above: 0)
-            workload.payloadBytes = try w.int("payload_bytes", default: workload.payloadBytes, min: 0)
-            workload.resultBytes = try w.int("result_bytes", default: workload.resultBytes, min: 0)
-            try w.rejectUnknownKeys()
+            try p.rejectUnknownKeys()
         }
 
         let policy = try root.optionalString("policy") ?? PathPolicies.defaultName
@@ -158,6 +152,74 @@ public struct Scenario: Sendable, Equatable, Codable {
             }
         }
         return Scenario(name: name, mapPath: mapPath, tracePath: tracePath, map: map, duration: duration, seed: seed,
-                        workload: workload, policy: policy, liveness: liveness, faults: faults.sorted { $0.at < $1.at })
+                        workload: workload, onboard: onboard, policy: policy, prices: prices, liveness: liveness,
+                        faults: faults.sorted { $0.at < $1.at })
+    }
+
+    /// `workload:` — an arrival process and a task mix, either a `tasks:` list or, for a single
+    /// task, its fields directly under `workload:`.
+    private static func workload(_ fields: YAMLFields?, resolve: (String) -> String) throws -> WorkloadSpec {
+        var workload = WorkloadSpec()
+        guard var w = fields else { return workload }
+        let arrival = try w.optionalString("arrival") ?? workload.arrival.rawValue
+        guard let a = WorkloadSpec.Arrival(rawValue: arrival) else {
+            throw w.error("arrival", "expected \(WorkloadSpec.Arrival.allCases.map(\.rawValue).joined(separator: ", ")), got '\(arrival)'")
+        }
+        workload.arrival = a
+        workload.meanInterval = try w.double("mean_interval", default: workload.meanInterval, above: 0)
+        workload.freshness = try w.double("freshness", default: workload.freshness, above: 0)
+        workload.sharingArea = try w.double("sharing_area", default: workload.sharingArea, above: 0)
+        let taskNodes = try w.list("tasks")
+        if taskNodes.isEmpty {
+            workload.tasks = [try task(&w, name: "default")]
+        } else {
+            for key in ["model", "input_tokens", "output_tokens", "deadline", "payload_bytes", "result_bytes", "shareable"]
+            where w.node[key] != nil {
+                throw w.error(key, "with a tasks: list, give \(key) per task")
+            }
+            var tasks: [TaskSpec] = []
+            for (i, node) in taskNodes.enumerated() {
+                var t = try YAMLFields(node, file: w.file, path: w.qualified("tasks[\(i)]"))
+                let name = try t.string("name")
+                guard !tasks.contains(where: { $0.name == name }) else { throw t.error("name", "task '\(name)' is listed twice") }
+                var task = try task(&t, name: name)
+                task.weight = try t.double("weight", default: 1, min: 0)
+                try t.rejectUnknownKeys()
+                tasks.append(task)
+            }
+            guard tasks.contains(where: { $0.weight > 0 }) else { throw w.error("tasks", "every task has weight 0") }
+            workload.tasks = tasks
+        }
+        let arrivals = try w.optionalString("arrivals")
+        switch (a, arrivals) {
+        case (.file, nil): throw w.error("arrivals", "missing: arrival: file needs the file listing the arrivals")
+        case (.file, let path?):
+            workload.arrivalsPath = resolve(path)
+            do {
+                _ = try ArrivalFile.load(path: workload.arrivalsPath!, tasks: workload.tasks)
+            } catch let error as InputError where error.line == nil {
+                throw w.error("arrivals", error.message)
+            }
+        case (_, .some): throw w.error("arrivals", "only arrival: file takes an arrivals file")
+        default: break
+        }
+        try w.rejectUnknownKeys()
+        return workload
+    }
+
+    /// The fields of one task (under `workload:` or an item of `workload.tasks`).
+    private static func task(_ f: inout YAMLFields, name: String) throws -> TaskSpec {
+        var task = TaskSpec(name: name)
+        task.model = try f.optionalString("model") ?? task.model
+        guard ModelProfile.catalog[task.model] != nil else {
+            throw f.error("model", "unknown model '\(task.model)' (known: \(ModelProfile.catalog.keys.sorted().joined(separator: ", ")))")
+        }
+        task.inputTokens = try f.int("input_tokens", default: task.inputTokens, min: 1)
+        task.outputTokens = try f.int("output_tokens", default: task.outputTokens, min: 1)
+        task.deadline = try f.double("deadline", default: task.deadline, above: 0)
+        task.payloadBytes = try f.int("payload_bytes", default: task.payloadBytes, min: 0)
+        task.resultBytes = try f.int("result_bytes", default: task.resultBytes, min: 0)
+        task.shareable = try f.bool("shareable", default: task.shareable)
+        return task
     }
 }

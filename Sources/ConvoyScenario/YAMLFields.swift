@@ -113,6 +113,12 @@ struct YAMLFields {
         return x
     }
 
+    mutating func bool(_ key: String, default fallback: Bool) throws -> Bool {
+        guard let v = value(key) else { return fallback }
+        guard let b = v.bool else { throw error(key, "expected true or false, got '\(v.string ?? "a non-scalar")'", at: v) }
+        return b
+    }
+
     mutating func stringList(_ key: String) throws -> [String] {
         guard let v = value(key) else { return [] }
         guard case .sequence(let seq) = v else { throw error(key, "expected a list", at: v) }

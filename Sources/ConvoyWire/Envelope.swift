@@ -16,6 +16,10 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
     case control = 7
     /// The launcher's answer to a control command (JSON payload).
     case controlReply = 8
+    /// Withdraws an attempt (vehicle → server, along the request's path).
+    case cancel = 9
+    /// A shareable result, broadcast over V2V.
+    case sharedResult = 10
 
     /// The name PROTOCOL.md uses (also in the `link_stats` and `link_samples` tables).
     public var name: String {
@@ -27,6 +31,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
         case .record: "record"
         case .control: "control"
         case .controlReply: "control_reply"
+        case .cancel: "cancel"
+        case .sharedResult: "shared_result"
         }
     }
 }

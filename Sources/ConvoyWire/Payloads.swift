@@ -60,25 +60,36 @@ public struct Beacon: WirePayload {
     }
 }
 
-/// A vehicle's V2V beacon; the envelope carries its position.
+/// A vehicle's V2V beacon; the envelope carries its position. It also says what the vehicle can
+/// do for a neighbour: compute on board, or relay to an RSU.
 public struct V2VBeacon: WirePayload {
     public static let kind = MessageKind.v2vBeacon
     public var speed: Double
     public var heading: Double
+    /// On-board compute slots free now (0: none, or no on-board compute).
+    public var freeSlots: UInt8
+    /// The cellular rate, bits/s, the vehicle would get at its best RSU now (0: no RSU in range).
+    public var uplinkRate: Double
 
-    public init(speed: Double, heading: Double) {
+    public init(speed: Double, heading: Double, freeSlots: UInt8 = 0, uplinkRate: Double = 0) {
         self.speed = speed
         self.heading = heading
+        self.freeSlots = freeSlots
+        self.uplinkRate = uplinkRate
     }
 
     public func encode(into w: inout ByteWriter) {
         w.f64(speed)
         w.f64(heading)
+        w.u8(freeSlots)
+        w.f64(uplinkRate)
     }
 
     public init(from r: inout ByteReader) throws(DecodeError) {
         speed = try r.f64()
         heading = try r.f64()
+        freeSlots = try r.u8()
+        uplinkRate = try r.f64()
     }
 }
 
@@ -96,13 +107,16 @@ public struct InferenceRequest: WirePayload {
     public var outputTokens: UInt32
     /// Size of the input the request carries (emulated: the links account for it, the bytes are not sent).
     public var payloadBytes: UInt32
+    /// Size of the answer (emulated like the payload).
+    public var resultBytes: UInt32
     /// Absolute deadline, emulated seconds.
     public var deadline: Double
-    /// Hops taken so far, e.g. ["rsu-3", "edge-1"].
+    /// Hops taken so far, e.g. ["rsu-3", "edge-1"]; a neighbour vehicle relaying the request over
+    /// V2V sends it on with an empty route (it is the RSU's client).
     public var route: [String]
 
     public init(requestID: String, attempt: UInt16, vehicleID: String, model: String, inputTokens: UInt32,
-                outputTokens: UInt32, payloadBytes: UInt32, deadline: Double, route: [String] = []) {
+                outputTokens: UInt32, payloadBytes: UInt32, resultBytes: UInt32 = 2_000, deadline: Double, route: [String] = []) {
         self.requestID = requestID
         self.attempt = attempt
         self.vehicleID = vehicleID
@@ -110,6 +124,7 @@ public struct InferenceRequest: WirePayload {
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
         self.payloadBytes = payloadBytes
+        self.resultBytes = resultBytes
         self.deadline = deadline
         self.route = route
     }
@@ -122,6 +137,7 @@ public struct InferenceRequest: WirePayload {
         w.u32(inputTokens)
         w.u32(outputTokens)
         w.u32(payloadBytes)
+        w.u32(resultBytes)
         w.f64(deadline)
         w.strings(route)
     }
@@ -134,8 +150,71 @@ public struct InferenceRequest: WirePayload {
         inputTokens = try r.u32()
         outputTokens = try r.u32()
         payloadBytes = try r.u32()
+        resultBytes = try r.u32()
         deadline = try r.f64()
         route = try r.strings()
+    }
+}
+
+/// Withdraws one attempt of a request (a hedged request was answered on another path, or a
+/// neighbour's shared result made it unnecessary): the server drops it if it has not answered yet.
+public struct InferenceCancel: WirePayload {
+    public static let kind = MessageKind.cancel
+    public var requestID: String
+    public var attempt: UInt16
+
+    public init(requestID: String, attempt: UInt16) {
+        self.requestID = requestID
+        self.attempt = attempt
+    }
+
+    public func encode(into w: inout ByteWriter) {
+        w.string(requestID)
+        w.u16(attempt)
+    }
+
+    public init(from r: inout ByteReader) throws(DecodeError) {
+        requestID = try r.string()
+        attempt = try r.u16()
+    }
+}
+
+/// The result of a shareable task, broadcast over V2V by the vehicle that obtained it; the
+/// envelope carries its position. Neighbours with a pending task of the same key reuse it.
+public struct SharedResult: WirePayload {
+    public static let kind = MessageKind.sharedResult
+    /// The request that computed it.
+    public var requestID: String
+    /// Task name and area, e.g. `hazard-caption@12,-3`: only a task with the same key can reuse it.
+    public var key: String
+    /// Emulated seconds when the result was obtained (freshness is measured from it).
+    public var computedAt: Double
+    /// Who computed it.
+    public var servedBy: String
+    public var resultBytes: UInt32
+
+    public init(requestID: String, key: String, computedAt: Double, servedBy: String, resultBytes: UInt32) {
+        self.requestID = requestID
+        self.key = key
+        self.computedAt = computedAt
+        self.servedBy = servedBy
+        self.resultBytes = resultBytes
+    }
+
+    public func encode(into w: inout ByteWriter) {
+        w.string(requestID)
+        w.string(key)
+        w.f64(computedAt)
+        w.string(servedBy)
+        w.u32(resultBytes)
+    }
+
+    public init(from r: inout ByteReader) throws(DecodeError) {
+        requestID = try r.string()
+        key = try r.string()
+        computedAt = try r.f64()
+        servedBy = try r.string()
+        resultBytes = try r.u32()
     }
 }
 

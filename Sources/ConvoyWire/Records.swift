@@ -79,6 +79,12 @@ public struct RequestRecord: Codable, Sendable, Equatable {
     public var computeMs: Double?
     public var networkMs: Double?
     public var deadlineMet: Bool?
+    /// The task of the scenario's mix.
+    public var task: String?
+    /// Answered by a neighbour's shared result instead of an attempt of its own.
+    public var cacheHit: Bool?
+    /// Sum of the prices (scenario `prices:`) of the attempts sent.
+    public var cost: Double?
 
     public init(requestID: String, vehicleID: String, createdAt: Double, deadlineAt: Double, model: String,
                 inputTokens: Int, outputTokens: Int, payloadBytes: Int, status: RequestStatus? = nil,
@@ -112,6 +118,7 @@ public struct RequestRecord: Codable, Sendable, Equatable {
         case payloadBytes = "payload_bytes", status, finishedAt = "finished_at", servedBy = "served_by"
         case path, attempts, latencyMs = "latency_ms", reason, queueWaitMs = "queue_wait_ms"
         case computeMs = "compute_ms", networkMs = "network_ms", deadlineMet = "deadline_met"
+        case task, cacheHit = "cache_hit", cost
     }
 }
 
@@ -122,11 +129,13 @@ public struct AttemptRecord: Codable, Sendable, Equatable {
     /// 1 for the first attempt of a request.
     public var attempt: Int
     public var path: String
-    /// The node the vehicle sent the attempt to (an RSU, or the cloud over the macro cell).
+    /// The node the vehicle sent the attempt to (an RSU, the cloud over the macro cell, itself on
+    /// board, or a neighbour vehicle over V2V).
     public var target: String
     public var sentAt: Double
     public var endedAt: Double?
-    /// pending, replied, rejected, target-dead, timeout, superseded, abandoned.
+    /// pending, replied, rejected, failed, target-dead, out-of-range, timeout, deadline, cancelled
+    /// (a hedge partner answered first), superseded (a shared result answered), abandoned.
     public var outcome: String
     public var detail: String?
 

@@ -55,6 +55,20 @@ struct WireTests {
         #expect(try Envelope(decoding: bytes) == timed)
     }
 
+    @Test func cancelSharedResultAndV2VBeaconRoundTrip() throws {
+        let cancel = InferenceCancel(requestID: "veh-1/4", attempt: 2)
+        #expect(try InferenceCancel.decode(cancel.encoded()) == cancel)
+        #expect(cancel.encoded() == [0, 7] + Array("veh-1/4".utf8) + [0, 2])
+        let shared = SharedResult(requestID: "veh-1/4", key: "hazard@3,-2", computedAt: 7.5, servedBy: "edge-1", resultBytes: 1500)
+        #expect(try SharedResult.decode(shared.encoded()) == shared)
+        let beacon = V2VBeacon(speed: 13.9, heading: 90, freeSlots: 1, uplinkRate: 42e6)
+        #expect(try V2VBeacon.decode(beacon.encoded()) == beacon)
+        #expect(beacon.encoded().count == 25)
+        #expect(MessageKind(rawValue: 9) == .cancel && MessageKind(rawValue: 10) == .sharedResult)
+        // A V2V beacon of the old 16-byte layout is refused, not misread.
+        #expect(throws: DecodeError.self) { try V2VBeacon.decode(Array(beacon.encoded().prefix(16))) }
+    }
+
     @Test func everyTruncationIsRejectedNotCrashed() {
         let frame = Self.beaconGolden
         for length in 0..<frame.count {

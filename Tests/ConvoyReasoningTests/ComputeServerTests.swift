@@ -32,6 +32,27 @@ import Testing
         #expect(server.job("c") == c && server.job("zzz") == nil)
     }
 
+    @Test func cancellingTheLastJobOfASlotGivesItsTimeBack() throws {
+        var server = ComputeServer(device: rtx, slots: 1, queueCapacity: 4)
+        let t = serviceTime()
+        let a = try #require(admittedJob(server.admit(requestID: "a", model: "llama-2-13b", inputTokens: 256, outputTokens: 32, now: 0)))
+        let b = try #require(admittedJob(server.admit(requestID: "b", model: "llama-2-13b", inputTokens: 256, outputTokens: 32, now: 0)))
+        // a has b queued behind it: cancelling a saves nothing (b's schedule is fixed).
+        #expect(server.cancel(requestID: "a", now: t / 2) == 0)
+        #expect(server.job("a") == a)
+        // b is last on the slot and has not started: all of it comes back, and the slot is free from a's end.
+        #expect(isRelativelyClose(server.cancel(requestID: "b", now: t / 2), t, 1e-9))
+        #expect(server.job("b") == nil)
+        let c = try #require(admittedJob(server.admit(requestID: "c", model: "llama-2-13b", inputTokens: 256, outputTokens: 32, now: t / 2)))
+        #expect(c.startAt == a.finishAt)
+        // Cancelled halfway through: the other half comes back.
+        #expect(isRelativelyClose(server.cancel(requestID: "c", now: c.startAt + t / 2), t / 2, 1e-9))
+        #expect(server.cancel(requestID: "c", now: c.startAt + t / 2) == 0, "already cancelled")
+        #expect(server.cancel(requestID: "a", now: 10 * t) == 0, "already finished")
+        #expect(server.cancel(requestID: "nobody", now: 0) == 0)
+        _ = b
+    }
+
     @Test func admissionControlRejectsWhenQueueFullAndAllSlotsBusy() throws {
         var server = ComputeServer(device: rtx, slots: 2, queueCapacity: 1)
         let t = serviceTime()

@@ -47,6 +47,64 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         #expect(ledger.discardedReplies == 1)
     }
 
+    @Test func hedgedRequestRefillsAFailedAttemptAndCancelsTheLoserOnce() throws {
+        var ledger = RequestLedger()
+        #expect(ledger.open(spec("r1"), now: 0, candidates: [A, B, C], width: 2) == [
+            .send(spec: spec("r1"), attempt: 1, route: A, replyBy: 2.5),
+            .send(spec: spec("r1"), attempt: 2, route: B, replyBy: 2.5),
+        ])
+        #expect(ledger.targetsInFlight == ["rsu-a", "rsu-b"])
+        // B is full: the next path takes its place; A stays in flight.
+        let refill = ledger.replied(requestID: "r1", attempt: 2, outcome: ReplyOutcome(kind: .rejected, servedBy: "rsu-b", path: "rsu",
+                                                                                      detail: "full"), now: 0.1, candidates: [A, B, C])
+        #expect(refill == [
+            .attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0, endedAt: 0.1, outcome: "rejected", detail: "full"),
+            .send(spec: spec("r1"), attempt: 3, route: C, replyBy: 2.6),
+        ])
+        // The cloud answers first: A is withdrawn.
+        let done = ledger.replied(requestID: "r1", attempt: 3, outcome: completed(by: "cloud", path: "macro"), now: 0.9, candidates: [A])
+        #expect(done.prefix(3) == [
+            .attemptEnded(requestID: "r1", attempt: 3, route: C, sentAt: 0.1, endedAt: 0.9, outcome: "replied", detail: nil),
+            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 0.9, outcome: "cancelled", detail: nil),
+            .cancel(requestID: "r1", attempt: 1, route: A),
+        ])
+        let f = try #require(finishes(done).first)
+        #expect(f.status == .completed && f.attempts == 3 && f.reply?.servedBy == "cloud")
+        // A's answer arrives anyway: discarded, the result was delivered once.
+        #expect(ledger.replied(requestID: "r1", attempt: 1, outcome: completed(by: "rsu-a"), now: 1, candidates: [A]) == [])
+        #expect(ledger.discardedReplies == 1 && ledger.openCount == 0)
+    }
+
+    @Test func hedgePartnerWaitsForASecondPath() {
+        var ledger = RequestLedger()
+        #expect(ledger.open(spec("r1"), now: 0, candidates: [A], width: 2).count == 1)
+        #expect(ledger.tick(now: 0.1, candidates: [A]) == [], "no second path: A alone, not sent twice")
+        #expect(ledger.tick(now: 0.2, candidates: [A, B]) == [.send(spec: spec("r1"), attempt: 2, route: B, replyBy: 2.7)])
+    }
+
+    @Test func aSharedResultSupersedesTheAttemptsInFlight() throws {
+        var ledger = RequestLedger()
+        _ = ledger.open(spec("r1"), now: 0, candidates: [A, B], width: 2)
+        let hit = ReplyOutcome(kind: .completed, servedBy: "edge-1", path: "v2v-cache")
+        let actions = ledger.satisfied(requestID: "r1", by: hit, now: 0.3)
+        #expect(actions.filter { if case .cancel = $0 { true } else { false } } == [
+            .cancel(requestID: "r1", attempt: 1, route: A), .cancel(requestID: "r1", attempt: 2, route: B),
+        ])
+        #expect(actions.contains(.attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0, endedAt: 0.3, outcome: "superseded",
+                                               detail: nil)))
+        let f = try #require(finishes(actions).first)
+        #expect(f.status == .completed && f.reply == hit && f.at == 0.3)
+        #expect(ledger.satisfied(requestID: "r1", by: hit, now: 0.4) == [], "finished already")
+    }
+
+    @Test func expiryWithdrawsWhatIsInFlight() {
+        var ledger = RequestLedger()
+        _ = ledger.open(spec("r1", deadline: 1), now: 0, candidates: [A])
+        let actions = ledger.tick(now: 1, candidates: [A])
+        #expect(actions.contains(.cancel(requestID: "r1", attempt: 1, route: A)))
+        #expect(finishes(actions).map(\.status) == [.expired])
+    }
+
     @Test func targetLostFailsOverAndTheLateReplyIsDiscarded() throws {
         var ledger = RequestLedger()
         _ = ledger.open(spec("r1"), now: 0, candidates: [A, B])
@@ -198,7 +256,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
     // MARK: - Invariants under random event sequences
 
     /// One random history: the actions in order, the ids opened, and how many replies returned nothing.
-    private static func randomHistory(seed: UInt64) -> (actions: [Action], opened: [String], emptyReplies: Int, discarded: Int, stillOpen: Int, config: RequestLedger.Config) {
+    private static func randomHistory(seed: UInt64, width: Int = 1) -> (actions: [Action], opened: [String], emptyReplies: Int, discarded: Int, stillOpen: Int, config: RequestLedger.Config) {
         var rng = SeededGenerator(seed: seed, label: "ledger-invariants")
         let config = RequestLedger.Config(attemptTimeout: 0.8, maxAttempts: 4, retryBackoff: 0.2)
         var ledger = RequestLedger(config: config)
@@ -224,7 +282,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
             case 0:
                 let id = "req-\(opened.count)"
                 opened.append(id)
-                record(ledger.open(spec(id, deadline: 0.5 + rng.unit() * 4), now: now, candidates: candidates()))
+                record(ledger.open(spec(id, deadline: 0.5 + rng.unit() * 4), now: now, candidates: candidates(), width: width))
             case 1, 2:
                 // A reply, often to the latest attempt, sometimes to an older (or never sent) one.
                 guard !opened.isEmpty else { continue }
@@ -248,16 +306,17 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         return (log, opened, emptyReplies, ledger.discardedReplies, ledger.openCount, config)
     }
 
-    @Test(arguments: [1, 2, 3] as [UInt64])
-    func everyRequestFinishesExactlyOnceAndEveryAttemptEndsOnce(seed: UInt64) {
-        let history = Self.randomHistory(seed: seed)
+    @Test(arguments: [(1, 1), (2, 1), (3, 1), (1, 2), (2, 2), (3, 2)] as [(UInt64, Int)])
+    func everyRequestFinishesExactlyOnceAndEveryAttemptEndsOnce(seed: UInt64, width: Int) {
+        let history = Self.randomHistory(seed: seed, width: width)
         #expect(history.opened.count > 300, "the history exercises many requests")
         #expect(history.stillOpen == 0, "the final tick past every deadline closes everything")
 
         struct PerRequest {
             var sends: [(attempt: Int, route: Route, at: Double, replyBy: Double)] = []
             var ended: [Int] = []
-            var inFlight: Int?
+            var inFlight: [Int: Route] = [:]
+            var cancelled: [Int] = []
             var finished: [RequestLedger.Finished] = []
             var actionsAfterFinish = 0
         }
@@ -268,23 +327,29 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
             case .send(let spec, let attempt, let route, let replyBy):
                 var r = state[spec.requestID, default: PerRequest()]
                 if !r.finished.isEmpty { r.actionsAfterFinish += 1 }
-                #expect(r.inFlight == nil, "\(spec.requestID): attempt \(attempt) sent while \(r.inFlight ?? 0) is in flight")
+                #expect(r.inFlight.count < width, "\(spec.requestID): attempt \(attempt) sent while \(r.inFlight.count) are in flight")
+                #expect(!r.inFlight.values.contains(route), "\(spec.requestID): two attempts in flight to \(route)")
                 #expect(attempt == r.sends.count + 1, "\(spec.requestID): attempts are numbered 1, 2, 3…")
                 #expect(attempt <= history.config.maxAttempts)
                 r.sends.append((attempt, route, 0, replyBy))
-                r.inFlight = attempt
+                r.inFlight[attempt] = route
                 state[spec.requestID] = r
             case .attemptEnded(let id, let attempt, let route, _, _, _, _):
                 var r = state[id, default: PerRequest()]
                 if !r.finished.isEmpty { r.actionsAfterFinish += 1 }
-                #expect(r.inFlight == attempt, "\(id): attempt \(attempt) ended but \(String(describing: r.inFlight)) is in flight")
-                #expect(r.sends.last?.route == route)
+                #expect(r.inFlight[attempt] == route, "\(id): attempt \(attempt) ended but it is not in flight")
                 r.ended.append(attempt)
-                r.inFlight = nil
+                r.inFlight[attempt] = nil
+                state[id] = r
+            case .cancel(let id, let attempt, let route):
+                var r = state[id, default: PerRequest()]
+                #expect(r.ended.last == attempt && r.sends.first { $0.attempt == attempt }?.route == route,
+                        "\(id): only an attempt that just ended is withdrawn")
+                r.cancelled.append(attempt)
                 state[id] = r
             case .finished(let f):
                 var r = state[f.requestID, default: PerRequest()]
-                #expect(r.inFlight == nil, "\(f.requestID): finished with an attempt in flight")
+                #expect(r.inFlight.isEmpty, "\(f.requestID): finished with an attempt in flight")
                 #expect(f.attempts == r.sends.count)
                 if f.status == .completed { #expect(f.reply?.kind == .completed && f.reason == nil) } else { #expect(f.reply == nil && f.reason != nil) }
                 r.finished.append(f)
@@ -296,7 +361,8 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
             let r = state[id, default: PerRequest()]
             #expect(r.finished.count == 1, "\(id) finished \(r.finished.count) times")
             #expect(r.actionsAfterFinish == 0, "\(id) has actions after it finished")
-            #expect(r.ended == r.sends.map(\.attempt), "\(id): every sent attempt ends exactly once")
+            #expect(r.ended.sorted() == r.sends.map(\.attempt), "\(id): every sent attempt ends exactly once")
+            if width == 1 { #expect(r.ended == r.sends.map(\.attempt)) }
         }
         #expect(Set(state.keys) == Set(history.opened))
         #expect(history.discarded == history.emptyReplies)

@@ -39,11 +39,36 @@ import Testing
 
     @Test func defaultsAndDrainTime() {
         let spec = WorkloadSpec()
-        #expect(spec.arrival == .poisson && spec.meanInterval == 2 && spec.model == "llama-3-8b")
-        #expect(spec.inputTokens == 256 && spec.outputTokens == 32 && spec.deadline == 5)
-        #expect(ModelProfile.catalog[spec.model] != nil)
+        #expect(spec.arrival == .poisson && spec.meanInterval == 2 && spec.tasks == [TaskSpec()])
+        let task = spec.tasks[0]
+        #expect(task.name == "default" && task.model == "llama-3-8b" && task.inputTokens == 256 && task.outputTokens == 32)
+        #expect(task.deadline == 5 && !task.shareable)
+        #expect(ModelProfile.catalog[task.model] != nil)
         #expect(spec.drainTime == 5)
-        #expect(WorkloadSpec(deadline: 2).drainTime == 2)
-        #expect(WorkloadSpec(deadline: 30).drainTime == 5)
+        #expect(WorkloadSpec(tasks: [TaskSpec(deadline: 2)]).drainTime == 2)
+        #expect(WorkloadSpec(tasks: [TaskSpec(deadline: 2), TaskSpec(name: "b", deadline: 30)]).drainTime == 5)
+        #expect(WorkloadSpec(tasks: [TaskSpec(deadline: 2), TaskSpec(name: "b", deadline: 3)]).longestDeadline == 3)
+    }
+
+    @Test func taskMixIsDrawnByWeight() {
+        let spec = WorkloadSpec(tasks: [TaskSpec(name: "a", weight: 3), TaskSpec(name: "b", weight: 1), TaskSpec(name: "never", weight: 0)])
+        var rng = SeededGenerator(seed: 5, label: "mix")
+        var counts: [String: Int] = [:]
+        for _ in 0..<20_000 { counts[spec.pickTask(using: &rng).name, default: 0] += 1 }
+        #expect(counts["never"] == nil)
+        let share = Double(counts["a"] ?? 0) / 20_000
+        #expect(abs(share - 0.75) < 0.015, "share of a: \(share)")
+        // A single task draws nothing: the random stream is that of a scenario without a mix.
+        var a = SeededGenerator(seed: 1), b = SeededGenerator(seed: 1)
+        _ = WorkloadSpec().pickTask(using: &a)
+        #expect(a.next() == b.next())
+    }
+
+    @Test func sharingKeysAreTaskAndArea() {
+        let spec = WorkloadSpec(sharingArea: 100)
+        #expect(spec.sharingKey(task: "hazard", at: Position(x: 150, y: -20)) == "hazard@1,-1")
+        #expect(spec.sharingKey(task: "hazard", at: Position(x: 199.9, y: -99)) == "hazard@1,-1")
+        #expect(spec.sharingKey(task: "hazard", at: Position(x: 200, y: -20)) == "hazard@2,-1")
+        #expect(spec.sharingKey(task: "plan", at: Position(x: 150, y: -20)) == "plan@1,-1")
     }
 }

@@ -51,8 +51,9 @@ faults:
             FaultSpec(at: 70, node: "rsu-6", mode: .hang, duration: 10),
         ])
         #expect(scenario.duration == 120 && scenario.seed == 1)
-        #expect(scenario.workload == WorkloadSpec(arrival: .poisson, meanInterval: 2, model: "llama-3-8b", inputTokens: 256,
-                                                  outputTokens: 32, deadline: 5, payloadBytes: 20_000, resultBytes: 2_000))
+        #expect(scenario.workload.arrival == .poisson && scenario.workload.meanInterval == 2)
+        #expect(!scenario.workload.tasks.isEmpty)
+        #expect(scenario.workload.tasks.allSatisfy { ModelProfile.catalog[$0.model] != nil })
         #expect(scenario.liveness == LivenessConfig(beaconInterval: 0.1, suspectAfter: 2, deadAfter: 3))
         for fault in scenario.faults { #expect(scenario.map.role(of: fault.node) == .rsu) }
     }
@@ -65,8 +66,11 @@ faults:
         #expect(scenario.tracePath == dir.path("traces/trace.csv"))
         #expect(scenario.map.name == "tiny" && scenario.map.rsus.count == 2)
         #expect(scenario.duration == 60 && scenario.seed == 7)
-        #expect(scenario.workload == WorkloadSpec(arrival: .periodic, meanInterval: 1.5, model: "llama-2-13b", inputTokens: 128,
-                                                  outputTokens: 16, deadline: 3, payloadBytes: 1000, resultBytes: 500))
+        #expect(scenario.workload == WorkloadSpec(arrival: .periodic, meanInterval: 1.5, tasks: [
+            TaskSpec(name: "default", model: "llama-2-13b", inputTokens: 128, outputTokens: 16, deadline: 3, payloadBytes: 1000,
+                     resultBytes: 500),
+        ]))
+        #expect(scenario.onboard == nil && scenario.prices == PathPrices() && scenario.policy == "best-rate")
         #expect(scenario.liveness == LivenessConfig(beaconInterval: 0.2, suspectAfter: 3, deadAfter: 5))
         // Sorted by time; `for` absent = until recovered by hand.
         #expect(scenario.faults == [
@@ -126,7 +130,7 @@ faults:
             _ = try load(edited(tinyScenario, [9: "  model: gpt-5"]), in: dir)
         }
         #expect(error?.message.contains("llama-3-8b") == true, "the message lists the known models")
-        expectInputError(line: 7, field: "workload.arrival", message: "expected poisson or periodic, got 'bursty'") {
+        expectInputError(line: 7, field: "workload.arrival", message: "expected poisson, periodic, file, got 'bursty'") {
             _ = try load(edited(tinyScenario, [7: "  arrival: bursty"]), in: dir)
         }
         expectInputError(line: 10, field: "workload.input_tokens", message: "≥ 1") {
@@ -134,6 +138,116 @@ faults:
         }
         expectInputError(line: 12, field: "workload.deadline", message: "> 0") {
             _ = try load(edited(tinyScenario, [12: "  deadline: 0"]), in: dir)
+        }
+    }
+
+    @Test func taskMixOnboardComputeAndPrices() throws {
+        let dir = try TemporaryDirectory()
+        let scenario = try load("""
+            name: mix
+            map: map.yaml
+            trace: traces/trace.csv
+            policy: cost-aware
+            onboard: { device: jetson-agx-orin, slots: 2, queue: 1 }
+            prices: { rsu: 2, macro: 5.5 }
+            workload:
+              arrival: poisson
+              mean_interval: 3
+              freshness: 4
+              sharing_area: 150
+              tasks:
+                - { name: hazard, weight: 3, model: llama-3-8b, output_tokens: 8, shareable: true }
+                - { name: plan, model: llama-2-13b, deadline: 8, payload_bytes: 50000, result_bytes: 100 }
+            """, in: dir)
+        #expect(scenario.policy == "cost-aware")
+        #expect(scenario.onboard == ComputeSpec(device: "jetson-agx-orin", slots: 2, queue: 1))
+        var prices = PathPrices()
+        prices.rsu = 2
+        prices.macro = 5.5
+        #expect(scenario.prices == prices && scenario.prices[.v2v] == 0.5 && scenario.prices[.onboard] == 0)
+        #expect(scenario.workload.freshness == 4 && scenario.workload.sharingArea == 150)
+        #expect(scenario.workload.tasks == [
+            TaskSpec(name: "hazard", weight: 3, model: "llama-3-8b", outputTokens: 8, shareable: true),
+            TaskSpec(name: "plan", model: "llama-2-13b", deadline: 8, payloadBytes: 50_000, resultBytes: 100),
+        ])
+        #expect(scenario.workload.longestDeadline == 8 && scenario.workload.drainTime == 5)
+    }
+
+    @Test func taskMixErrorsNameTheTask() throws {
+        let dir = try TemporaryDirectory()
+        let head = "name: mix\nmap: map.yaml\ntrace: traces/trace.csv\nworkload:\n  tasks:\n"
+        expectInputError(line: 6, field: "workload.tasks[0].model", message: "unknown model 'gpt-5'") {
+            _ = try load(head + "    - { name: a, model: gpt-5 }\n", in: dir)
+        }
+        expectInputError(line: 7, field: "workload.tasks[1].name", message: "task 'a' is listed twice") {
+            _ = try load(head + "    - { name: a }\n    - { name: a }\n", in: dir)
+        }
+        expectInputError(line: 6, field: "workload.tasks[0].shareable", message: "expected true or false") {
+            _ = try load(head + "    - { name: a, shareable: maybe }\n", in: dir)
+        }
+        expectInputError(line: 6, field: "workload.tasks[0].weight", message: "≥ 0") {
+            _ = try load(head + "    - { name: a, weight: -1 }\n", in: dir)
+        }
+        expectInputError(line: 6, field: "workload.tasks", message: "every task has weight 0") {
+            _ = try load(head + "    - { name: a, weight: 0 }\n", in: dir)
+        }
+        expectInputError(line: 7, field: "workload.model", message: "give model per task") {
+            _ = try load(head + "    - { name: a }\n  model: llama-3-8b\n", in: dir)
+        }
+        expectInputError(line: 4, field: "onboard.device", message: "unknown device 'tpu'") {
+            _ = try load("name: x\nmap: map.yaml\ntrace: traces/trace.csv\nonboard: { device: tpu }\n", in: dir)
+        }
+        expectInputError(line: 4, field: "prices.rsuu", message: "unknown key") {
+            _ = try load("name: x\nmap: map.yaml\ntrace: traces/trace.csv\nprices: { rsuu: 1 }\n", in: dir)
+        }
+        expectInputError(line: 4, field: "policy", message: "unknown policy 'fastest'") {
+            _ = try load("name: x\nmap: map.yaml\ntrace: traces/trace.csv\npolicy: fastest\n", in: dir)
+        }
+    }
+
+    @Test func arrivalsFromAFile() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("arrivals.csv", "# listed arrivals\ntime,vehicle,task\n2.5,v1,b\n1,v1,\n0.5,v2,a\n")
+        let text = """
+            name: listed
+            map: map.yaml
+            trace: traces/trace.csv
+            workload:
+              arrival: file
+              arrivals: arrivals.csv
+              tasks:
+                - { name: a }
+                - { name: b, model: llama-2-13b }
+            """
+        let scenario = try load(text, in: dir)
+        #expect(scenario.workload.arrival == .file && scenario.workload.arrivalsPath == dir.path("arrivals.csv"))
+        let file = try ArrivalFile.load(path: dir.path("arrivals.csv"), tasks: scenario.workload.tasks)
+        #expect(file.count == 3)
+        #expect(file.arrivals["v1"] == [.init(time: 1, task: nil), .init(time: 2.5, task: "b")])
+        #expect(file.arrivals["v2"] == [.init(time: 0.5, task: "a")])
+        // Bad lines are reported with the arrivals file's own line numbers.
+        try dir.write("arrivals.csv", "time,vehicle,task\n1,v1,a\nsoon,v1,a\n")
+        expectInputError(file: dir.path("arrivals.csv"), line: 3, field: "time", message: "expected seconds ≥ 0, got 'soon'") {
+            _ = try load(text, in: dir)
+        }
+        try dir.write("arrivals.csv", "time,vehicle,task\n1,v1,c\n")
+        expectInputError(line: 2, field: "task", message: "unknown task 'c' (tasks: a, b)") { _ = try load(text, in: dir) }
+        try dir.write("arrivals.csv", "time,car\n")
+        expectInputError(line: 1, field: "car", message: "unknown column") { _ = try load(text, in: dir) }
+        try dir.write("arrivals.csv", "time,task\n")
+        expectInputError(line: 1, field: "vehicle", message: "missing column") { _ = try load(text, in: dir) }
+        try dir.write("arrivals.csv", "time,vehicle\n1,v1,extra\n")
+        expectInputError(line: 2, field: nil, message: "expected 2 fields, got 3") { _ = try load(text, in: dir) }
+        try dir.write("arrivals.csv", "")
+        expectInputError(line: 1, field: nil, message: "empty") { _ = try load(text, in: dir) }
+        expectInputError(line: 6, field: "workload.arrivals", message: "cannot read") {
+            _ = try load(text.replacingOccurrences(of: "arrivals.csv", with: "missing.csv"), in: dir)
+        }
+        expectInputError(line: 5, field: "workload.arrivals", message: "missing: arrival: file needs") {
+            _ = try load(text.replacingOccurrences(of: "  arrivals: arrivals.csv\n", with: ""), in: dir)
+        }
+        expectInputError(line: 6, field: "workload.arrivals", message: "only arrival: file takes") {
+            _ = try load(text.replacingOccurrences(of: "arrival: file", with: "arrival: poisson"), in: dir)
         }
     }
 

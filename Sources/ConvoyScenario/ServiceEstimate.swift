@@ -1,0 +1,29 @@
+import ConvoyReasoning
+
+extension MapSpec {
+    /// Expected seconds of compute, plus the wired hops to reach it, behind each RSU and the cloud
+    /// for a request of `model` — what a vehicle's path policy adds to the upload time. An RSU
+    /// counts its own compute when it would answer within `budget` (as `ServingDecision` does),
+    /// else its edge server's (with the backhaul both ways), else the cloud's (with the WAN too).
+    /// Idle servers are assumed; advertised queues are accounted separately.
+    public func serviceTimes(model: String, inputTokens: Int, outputTokens: Int, budget: Double) -> [String: Double] {
+        func time(_ compute: ComputeSpec?) -> Double? {
+            guard let compute, let profile = ModelProfile.catalog[model], ComputeModel.fits(model: profile, device: compute.profile)
+            else { return nil }
+            return ComputeModel.inferenceTime(model: profile, device: compute.profile, inputTokens: inputTokens, outputTokens: outputTokens)
+        }
+        let cloudTime = time(cloud.compute) ?? 0
+        var times = [cloud.id: cloudTime]
+        for rsu in rsus {
+            if let own = time(rsu.compute), own <= budget {
+                times[rsu.id] = own
+            } else if let edgeID = rsu.edge, let edge = edge(edgeID) {
+                let backhaul = 2 * backhaul(of: rsu).latency
+                times[rsu.id] = backhaul + (time(edge.compute).flatMap { $0 <= budget ? $0 : nil } ?? (2 * links.wan.latency + cloudTime))
+            } else {
+                times[rsu.id] = time(rsu.compute) ?? 0
+            }
+        }
+        return times
+    }
+}
