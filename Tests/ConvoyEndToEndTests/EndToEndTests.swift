@@ -174,10 +174,16 @@ struct EndToEndTests {
 enum Fixture {
     static let vehicles = ["car 1", "car,2", "car\"3", "càr-4"]
 
-    static func makeScenario(duration: Int, faults: String) throws -> URL {
+    static let defaultWorkload =
+        "workload: { arrival: poisson, mean_interval: 0.5, model: llama-3-8b, input_tokens: 128, output_tokens: 16, deadline: 4 }"
+
+    /// A scenario on a 800 m line with two RSUs, one edge, the cloud and a macro cell (or `map`),
+    /// four vehicles driving along it, `workload` and `extra` top-level lines.
+    static func makeScenario(duration: Int, faults: String, map customMap: String? = nil, workload: String = defaultWorkload,
+                             extra: String = "") throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("convoy-e2e-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let map = """
+        let map = customMap ?? """
         name: line
         cloud: { id: cloud, compute: { device: a100-80gb, slots: 8, queue: 64 } }
         macro: { id: macro, x: 400, y: 0, radius: 2000 }
@@ -196,7 +202,8 @@ enum Fixture {
         trace: trace.csv
         duration: \(duration)
         seed: 3
-        workload: { arrival: poisson, mean_interval: 0.5, model: llama-3-8b, input_tokens: 128, output_tokens: 16, deadline: 4 }
+        \(workload)
+        \(extra)
         liveness: { beacon_interval: 0.1, suspect_after: 2, dead_after: 3 }
         faults:
         \(faults.isEmpty ? "  []" : faults)
