@@ -29,6 +29,22 @@ MAJOR_TYPES = ("highway.motorway", "highway.trunk", "highway.primary",
 TLS_BONUS = 2.0    # prefer a junction with traffic lights over a plain one
 
 
+
+# Every vehicle carries a Jetson AGX Orin; three tasks, one of them shareable (README, "Workload").
+DEFAULT_WORKLOAD = """\
+policy: best-rate                # see README, "Path policies"
+onboard: { device: jetson-agx-orin, slots: 1, queue: 1 }   # each vehicle's own compute
+workload:
+  arrival: poisson
+  mean_interval: 2.0             # seconds between a vehicle's requests
+  freshness: 10                  # seconds a shared result stays usable
+  sharing_area: 200              # metres: shared results are valid within one such square
+  tasks:
+    - { name: scene-caption, weight: 3, model: llama-3-8b, input_tokens: 256, output_tokens: 32, deadline: 5.0, payload_bytes: 20000, result_bytes: 2000, shareable: true }
+    - { name: route-advice, weight: 1, model: llama-2-13b, input_tokens: 512, output_tokens: 64, deadline: 8.0, payload_bytes: 8000, result_bytes: 4000 }
+    - { name: lane-hint, weight: 1, model: llama-3-8b-q4, input_tokens: 128, output_tokens: 16, deadline: 3.0, payload_bytes: 30000, result_bytes: 500 }
+"""
+
 def log(msg):
     print("[scenario] " + msg, file=sys.stderr)
 
@@ -329,14 +345,7 @@ def main():
         w("trace: ../traces/monaco.fcd.xml  # relative to this file\n")
         w("duration: 120                    # seconds of emulated time\n")
         w("seed: 1\n")
-        w("workload:\n")
-        w("  arrival: poisson\n")
-        w("  mean_interval: 2.0             # seconds between a vehicle's requests\n")
-        w("  model: llama-3-8b\n")
-        w("  input_tokens: 256\n")
-        w("  output_tokens: 32\n")
-        w("  deadline: 5.0                  # seconds\n")
-        w("  payload_bytes: 20000\n")
+        w(DEFAULT_WORKLOAD)
         w("liveness:\n")
         w("  beacon_interval: 0.1           # seconds\n")
         w("  suspect_after: 2               # missed beacons\n")

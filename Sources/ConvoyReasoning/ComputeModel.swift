@@ -17,6 +17,9 @@ public struct ModelProfile: Sendable, Equatable, Codable {
         let profiles = [
             // Llama-3-8B, FP16: 32 layers, hidden 4096, GQA with 8 KV heads of 128 → 2·32·8·128·2 B = 131 072 B/token.
             ModelProfile(name: "llama-3-8b", parameters: 8.03e9, bytesPerParameter: 2, layers: 32, hiddenSize: 4096, kvBytesPerToken: 131_072),
+            // The same with 4-bit weights (FP16 KV): small enough to answer on a vehicle's own Jetson.
+            ModelProfile(name: "llama-3-8b-q4", parameters: 8.03e9, bytesPerParameter: 0.5, layers: 32, hiddenSize: 4096,
+                         kvBytesPerToken: 131_072),
             // Llama-2-13B, 4-bit weights, FP16 KV: 40 layers, hidden 5120 → 2·40·5120·2 B = 819 200 B/token.
             ModelProfile(name: "llama-2-13b", parameters: 13.0e9, bytesPerParameter: 0.5, layers: 40, hiddenSize: 5120, kvBytesPerToken: 819_200),
             // Llama-2-70B, 4-bit weights, GQA 8 KV heads: 80 layers → 2·80·8·128·2 B = 327 680 B/token.

@@ -18,6 +18,12 @@ public struct RunReport: Sendable {
     public var reasons: [(status: RequestStatus, reason: String, count: Int)]
     /// Requests by the `path` they were served on (NULL — never served — as "(none)"), by path name.
     public var paths: [PathStats]
+    /// The same, by task of the scenario's mix (`path` holds the task name).
+    public var tasks: [PathStats]
+    /// Requests answered by a neighbour's shared result.
+    public var cacheHits: Int
+    /// Sum of the prices of every attempt sent (scenario `prices:`).
+    public var cost: Double
     /// Completed requests by `served_by`, most first.
     public var servers: [(node: String, completed: Int)]
     /// Attempts by `outcome`, most first.
@@ -73,6 +79,32 @@ public struct RunReport: Sendable {
     }
 
     /// Attempt outcomes that mean the target was lost rather than that it answered.
+    /// Request counts and completed-latency percentiles per value of `key`, sorted by it.
+    static func groups(_ requests: [RequestRecord], key: (RequestRecord) -> String) -> [PathStats] {
+        var stats: [String: PathStats] = [:]
+        var latencies: [String: [Double]] = [:]
+        for r in requests {
+            let k = key(r)
+            var s = stats[k] ?? PathStats(path: k)
+            switch r.status {
+            case nil: s.open += 1
+            case .completed?:
+                s.completed += 1
+                if let latency = r.latencyMs { latencies[k, default: []].append(latency) }
+            case .failed?: s.failed += 1
+            case .expired?: s.expired += 1
+            }
+            stats[k] = s
+        }
+        for (k, values) in latencies {
+            let sorted = values.sorted()
+            stats[k]?.p50Ms = Statistics.percentile(50, ofSorted: sorted)
+            stats[k]?.p95Ms = Statistics.percentile(95, ofSorted: sorted)
+            stats[k]?.p99Ms = Statistics.percentile(99, ofSorted: sorted)
+        }
+        return stats.values.sorted { $0.path < $1.path }
+    }
+
     public static let lostTargetOutcomes: Set<String> = ["target-dead", "out-of-range", "timeout"]
 
     /// Reads the database (one snapshot) and computes the report.
@@ -87,54 +119,41 @@ public struct RunReport: Sendable {
 
         var summary = RunSummary(completed: 0, failed: 0, expired: 0, open: 0, p50Ms: nil, p95Ms: nil, p99Ms: nil,
                                  vehiclesWithRequests: Set(requests.map(\.vehicleID)).count)
-        var byPath: [String: PathStats] = [:]
-        var pathLatencies: [String: [Double]] = [:]
         var latencies: [Double] = []
         var reasonCounts: [String: Int] = [:]   // "status\u{0}reason"
         var servedBy: [String: Int] = [:]
         deadlineMet = 0
         finished = 0
+        cacheHits = 0
+        cost = 0
         for r in requests {
-            let path = r.path ?? "(none)"
-            var stats = byPath[path] ?? PathStats(path: path)
             switch r.status {
             case nil:
                 summary.open += 1
-                stats.open += 1
             case .completed?:
                 summary.completed += 1
-                stats.completed += 1
-                if let latency = r.latencyMs {
-                    latencies.append(latency)
-                    pathLatencies[path, default: []].append(latency)
-                }
+                if let latency = r.latencyMs { latencies.append(latency) }
                 servedBy[r.servedBy ?? "(none)", default: 0] += 1
+                if r.cacheHit == true { cacheHits += 1 }
             case .failed?:
                 summary.failed += 1
-                stats.failed += 1
             case .expired?:
                 summary.expired += 1
-                stats.expired += 1
             }
+            cost += r.cost ?? 0
             if let status = r.status {
                 finished += 1
                 if r.deadlineMet == true { deadlineMet += 1 }
                 if status != .completed { reasonCounts[status.rawValue + "\u{0}" + (r.reason ?? "(none)"), default: 0] += 1 }
             }
-            byPath[path] = stats
         }
         latencies.sort()
         summary.p50Ms = Statistics.percentile(50, ofSorted: latencies)
         summary.p95Ms = Statistics.percentile(95, ofSorted: latencies)
         summary.p99Ms = Statistics.percentile(99, ofSorted: latencies)
         self.summary = summary
-        for (path, values) in pathLatencies {
-            let sorted = values.sorted()
-            byPath[path]?.p50Ms = Statistics.percentile(50, ofSorted: sorted)
-            byPath[path]?.p95Ms = Statistics.percentile(95, ofSorted: sorted)
-            byPath[path]?.p99Ms = Statistics.percentile(99, ofSorted: sorted)
-        }
-        paths = byPath.values.sorted { $0.path < $1.path }
+        paths = Self.groups(requests) { $0.path ?? "(none)" }
+        tasks = Self.groups(requests) { $0.task ?? "(none)" }
         reasons = reasonCounts.map { key, count in
             let parts = key.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false)
             return (RequestStatus(rawValue: String(parts[0]))!, String(parts[1]), count)
@@ -236,13 +255,19 @@ public struct RunReport: Sendable {
             out += table.render(indent: 2)
         }
 
-        out += "\nBy path\n"
-        var byPath = TextTable(["path", "total", "completed", "failed", "expired", "open", "p50 ms", "p95 ms", "p99 ms"])
-        for p in paths {
-            byPath.add([p.path, String(p.total), String(p.completed), String(p.failed), String(p.expired), String(p.open),
-                        Self.ms(p.p50Ms), Self.ms(p.p95Ms), Self.ms(p.p99Ms)])
+        for (title, column, groups) in [("By path", "path", paths), ("By task", "task", tasks)] {
+            out += "\n\(title)\n"
+            var table = TextTable([column, "total", "completed", "failed", "expired", "open", "p50 ms", "p95 ms", "p99 ms"])
+            for p in groups {
+                table.add([p.path, String(p.total), String(p.completed), String(p.failed), String(p.expired), String(p.open),
+                           Self.ms(p.p50Ms), Self.ms(p.p95Ms), Self.ms(p.p99Ms)])
+            }
+            out += groups.isEmpty ? "  (no requests)\n" : table.render(indent: 2)
         }
-        out += paths.isEmpty ? "  (no requests)\n" : byPath.render(indent: 2)
+        if cacheHits > 0 || cost > 0 {
+            out += "  cache hits (a neighbour's shared result): \(cacheHits); cost of the attempts sent: "
+                + String(format: "%.1f", cost) + "\n"
+        }
         if !servers.isEmpty {
             out += "\nCompleted, by server\n"
             var table = TextTable(["served by", "completed"])

@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct ComputeModelTests {
     @Test func catalogHasTheDocumentedProfiles() throws {
-        #expect(Set(ModelProfile.catalog.keys) == ["llama-3-8b", "llama-2-13b", "llama-2-70b"])
+        #expect(Set(ModelProfile.catalog.keys) == ["llama-3-8b", "llama-3-8b-q4", "llama-2-13b", "llama-2-70b"])
         #expect(Set(DeviceProfile.catalog.keys) == ["jetson-agx-orin", "rtx-4090", "a100-80gb"])
         for (name, profile) in ModelProfile.catalog { #expect(profile.name == name) }
         for (name, profile) in DeviceProfile.catalog { #expect(profile.name == name) }
@@ -22,6 +22,18 @@ import Testing
         let step = (34.5e9 + 256 * 327_680) / (0.55 * 204.8e9) + 0.002
         #expect(isRelativelyClose(rate, 1 / step, 1e-12))
         #expect(rate > 3.1 && rate < 3.4)
+    }
+
+    /// Llama-3-8B with 4-bit weights on a vehicle's Orin: about 26 tokens/s (published llama.cpp and
+    /// MLC figures for 4-bit 7–8B models on AGX Orin are 20–40 tokens/s), four times FP16.
+    @Test func llama8B4BitOnJetsonOrinIsFastEnoughOnBoard() throws {
+        let orin = try device("jetson-agx-orin")
+        let q4 = ComputeModel.decodeRate(model: try model("llama-3-8b-q4"), device: orin, context: 256)
+        let fp16 = ComputeModel.decodeRate(model: try model("llama-3-8b"), device: orin, context: 256)
+        #expect(q4 > 20 && q4 < 35, "rate \(q4) tok/s")
+        #expect(q4 / fp16 > 3.5 && q4 / fp16 < 4.1)
+        let answer = ComputeModel.inferenceTime(model: try model("llama-3-8b-q4"), device: orin, inputTokens: 256, outputTokens: 32)
+        #expect(answer > 1 && answer < 2, "\(answer) s for 256 in, 32 out")
     }
 
     /// Published: Llama-2-13B 4-bit on an RTX 4090 decodes at about 100–110 tokens/s.
