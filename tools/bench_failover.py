@@ -12,19 +12,11 @@ Usage: tools/bench-failover [--crashes 100] [--duration 170] [--speed 1] [--seed
 """
 import argparse
 import os
-import random
-import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
 
-
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p))]
+from convoy_bench import launch, percentile, random_crashes, write_scenario
 
 
 def main() -> int:
@@ -36,40 +28,14 @@ def main() -> int:
     parser.add_argument("--convoy", default=os.path.join(os.path.dirname(__file__), "..", ".build", "release", "convoy"))
     args = parser.parse_args()
 
-    root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-    default = open(os.path.join(root, "maps", "default.yaml")).read()
-    rsus = sorted(set(re.findall(r"id: (rsu-\d+)", open(os.path.join(root, "maps", "monaco.yaml")).read())))
-    rng = random.Random(args.seed)
-    busy_until = {r: -1.0 for r in rsus}
-    faults = []
-    while len(faults) < args.crashes:
-        at = round(rng.uniform(5, args.duration - 10), 1)
-        rsu = rng.choice(rsus)
-        length = round(rng.uniform(3, 8), 1)
-        if any(abs(at - f[0]) < 1e-9 and f[1] == rsu for f in faults) or at < busy_until[rsu] + 1:
-            continue
-        # keep crashes of one RSU apart: the RSU must be back (and beaconing) before its next crash
-        if any(f[1] == rsu and not (at >= f[0] + f[2] + 1 or at + length + 1 <= f[0]) for f in faults):
-            continue
-        faults.append((at, rsu, length))
-    faults.sort()
+    faults = random_crashes(args.crashes, args.duration, args.seed)
     directory = tempfile.mkdtemp(prefix="convoy-failover-")
-    body = default.split("\nfaults:")[0]
-    body = body.replace("map: monaco.yaml", f"map: {os.path.join(root, 'maps', 'monaco.yaml')}")
-    body = body.replace("trace: ../traces/monaco.fcd.xml", f"trace: {os.path.join(root, 'traces', 'monaco.fcd.xml')}")
-    body = re.sub(r"\nduration: .*", f"\nduration: {args.duration}", body)
-    scenario = os.path.join(directory, "scenario.yaml")
-    with open(scenario, "w") as f:
-        f.write(body + "\nfaults:\n")
-        for at, rsu, length in faults:
-            f.write(f"  - {{ at: {at}, node: {rsu}, mode: crash, for: {length} }}\n")
+    scenario = write_scenario(os.path.join(directory, "scenario.yaml"), args.duration, faults)
     run = os.path.join(directory, "run")
-    proc = subprocess.run([args.convoy, "launch", scenario, "--out", run, "--speed", str(args.speed)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:], file=sys.stderr)
+    database = launch(args.convoy, scenario, run, args.speed)
+    if database is None:
         return 1
-    db = sqlite3.connect(os.path.join(run, "run.sqlite"))
+    db = sqlite3.connect(database)
     status = dict(db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall())
     crashes = db.execute("SELECT node_id, started_at, ended_at FROM faults WHERE mode = 'crash'").fetchall()
     detections, gaps = [], []

@@ -359,9 +359,9 @@ struct ScenarioPolicyTests {
         let text = try String(contentsOfFile: root.appendingPathComponent("maps/default.yaml").path, encoding: .utf8)
         let file = root.appendingPathComponent("maps/x.yaml").path
         #expect(try Scenario.parse(text, file: file).policy == "best-rate")
-        let withPolicy = text.replacingOccurrences(of: "seed: 1", with: "seed: 1\npolicy: nearest-rsu")
+        let withPolicy = text.replacingOccurrences(of: "policy: best-rate", with: "policy: nearest-rsu")
         #expect(try Scenario.parse(withPolicy, file: file).policy == "nearest-rsu")
-        let bad = text.replacingOccurrences(of: "seed: 1", with: "seed: 1\npolicy: psychic")
+        let bad = text.replacingOccurrences(of: "policy: best-rate", with: "policy: psychic")
         #expect {
             try Scenario.parse(bad, file: file)
         } throws: { error in
