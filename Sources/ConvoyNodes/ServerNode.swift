@@ -409,7 +409,7 @@ actor ServerNode {
         default: Topic.cloudBeacon
         }
         let beacon = Beacon(role: shell.role,
-                            activeVehicles: UInt16(clamping: cell?.activeVehicles(now: now) ?? 0),
+                            activeVehicles: UInt16(clamping: (cell ?? macro)?.activeVehicles(now: now) ?? 0),
                             queued: UInt16(clamping: server?.waiting(now: now) ?? 0),
                             busySlots: UInt16(clamping: server?.busy(now: now) ?? 0),
                             slots: UInt16(clamping: server?.slots ?? 0))

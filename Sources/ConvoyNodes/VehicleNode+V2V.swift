@@ -162,10 +162,12 @@ extension VehicleNode {
 
     // MARK: - Result sharing
 
-    /// Broadcasts the result of a completed shareable request to the vehicles around.
+    /// Broadcasts the result of a completed shareable request to the vehicles around, under the key
+    /// of where it was asked.
     func share(_ record: RequestRecord, task: TaskSpec, now: Double) {
         let here = position(at: now)
-        let shared = SharedResult(requestID: record.requestID, key: workload.sharingKey(task: task.name, at: here), computedAt: now,
+        let key = workload.sharingKey(task: task.name, at: position(at: record.createdAt))
+        let shared = SharedResult(requestID: record.requestID, key: key, computedAt: now,
                                   servedBy: record.servedBy ?? shell.id, resultBytes: UInt32(task.resultBytes))
         shell.publish(topics.v2v(at: here), shared, position: here, on: Sockets.bus)
         shell.count("results_shared")

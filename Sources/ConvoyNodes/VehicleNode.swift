@@ -46,6 +46,8 @@ actor VehicleNode {
     var liveness: LivenessTracker
     var ledger = RequestLedger()
     var rsuLoad: [String: Beacon] = [:]
+    /// The macro cell's load, from the cloud's beacons (heard within the macro cell).
+    var macroLoad: Beacon?
     var openRecords: [String: RequestRecord] = [:]
     var requestSequence = 0
     var nextRequestAt: Double
@@ -149,6 +151,7 @@ actor VehicleNode {
         shell.schedulePeriodic(Timers.tick, at: now)
         shell.schedulePeriodic(Timers.v2v, at: now + shell.rng.unit())
         shell.loop.subscribe(Sockets.broadcast, prefix: Array(Topic.direct(shell.id).utf8))
+        if map.macro != nil { shell.loop.subscribe(Sockets.broadcast, prefix: Array(Topic.cloudBeacon.utf8)) }
         for await event in shell.loop.events {
             switch event {
             case .timer(let id): timer(id)
@@ -229,12 +232,11 @@ actor VehicleNode {
     /// cell, on-board compute and neighbours (per request: its payload, deadline and compute).
     func candidates(now: Double) -> RequestLedger.Candidates {
         let here = position(at: now)
-        let views = map.rsus.filter { here.distance(to: $0.position) <= $0.radius }.map { rsu in
-            RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: liveness.isAlive(rsu.id),
-                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(rsuLoad[rsu.id]?.queued ?? 0),
-                    cellular: rsu.cellular)
+        let views = rsuViews(at: here)
+        let macro = map.macro.map {
+            MacroView(position: $0.position, radius: $0.radius, target: map.cloud.id, activeVehicles: Int(macroLoad?.activeVehicles ?? 0),
+                      queued: Int(macroLoad?.queued ?? 0))
         }
-        let macro = map.macro.map { MacroView(position: $0.position, radius: $0.radius, target: map.cloud.id) }
         let neighbourViews = neighbours.filter { now - $0.value.heardAt < Self.neighbourTimeout }.map { id, n in
             NeighbourView(id: id, position: n.position, freeSlots: n.freeSlots, uplinkRate: n.uplinkRate)
         }
@@ -252,6 +254,15 @@ actor VehicleNode {
                 base.onboard = OnboardView(id: shell.id, finishIn: finish.map { $0 - now })
             }
             return policy.rank(base)
+        }
+    }
+
+    /// The RSUs whose radius covers `here`, as the vehicle knows them (liveness, advertised load).
+    private func rsuViews(at here: Position) -> [RSUView] {
+        map.rsus.filter { here.distance(to: $0.position) <= $0.radius }.map { rsu in
+            RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: liveness.isAlive(rsu.id),
+                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(rsuLoad[rsu.id]?.queued ?? 0),
+                    cellular: rsu.cellular)
         }
     }
 
@@ -277,11 +288,7 @@ actor VehicleNode {
     /// The best alive RSU in range and the rate the vehicle gets there (for relaying and its V2V beacon).
     func bestRSU(now: Double) -> (id: String, rate: Double)? {
         let here = position(at: now)
-        let views = map.rsus.filter { here.distance(to: $0.position) <= $0.radius }.map { rsu in
-            RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: liveness.isAlive(rsu.id),
-                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), cellular: rsu.cellular)
-        }
-        return PathContext(position: here, rsus: views, macro: nil, cellular: map.links.cellular).usableRSUs
+        return PathContext(position: here, rsus: rsuViews(at: here), macro: nil, cellular: map.links.cellular).usableRSUs
             .max { ($0.rate, $1.rsu.id) < ($1.rate, $0.rsu.id) }.map { ($0.rsu.id, $0.rate) }
     }
 
@@ -397,13 +404,13 @@ actor VehicleNode {
         let latency = done.at - done.createdAt
         record.latencyMs = latency * 1000
         record.deadlineMet = done.status == .completed && done.at <= record.deadlineAt
+        record.cacheHit = done.reply?.path == Self.cachePath
         if let reply = done.reply {
             record.servedBy = reply.servedBy
             record.path = reply.path
             record.queueWaitMs = reply.queueWait * 1000
             record.computeMs = reply.computeTime * 1000
             record.networkMs = max(0, latency - reply.queueWait - reply.computeTime) * 1000
-            record.cacheHit = reply.path == Self.cachePath
             if !record.cacheHit!, let task = record.task.flatMap(workload.task(named:)), task.shareable {
                 share(record, task: task, now: done.at)
             }
@@ -485,7 +492,7 @@ actor VehicleNode {
         let now = shell.now
         if socket == Sockets.broadcast {
             guard frames.count == 2, let envelope = shell.decode(frames[1]) else { return }
-            if envelope.kind == .beacon { return rsuBeacon(envelope, now: now) }
+            if envelope.kind == .beacon { return serverBeacon(envelope, now: now) }
             v2vReceived(envelope, now: now)
             return
         }
@@ -515,7 +522,13 @@ actor VehicleNode {
         if ledger.discardedReplies > before { shell.count("replies_discarded_late") }
     }
 
-    private func rsuBeacon(_ envelope: Envelope, now: Double) {
+    private func serverBeacon(_ envelope: Envelope, now: Double) {
+        if envelope.sender == map.cloud.id, let macro = map.macro {
+            // The cloud beacons the macro cell's load, heard within the macro cell.
+            guard position(at: now).distance(to: macro.position) <= macro.radius else { return }
+            macroLoad = shell.decodePayload(Beacon.self, envelope)
+            return
+        }
         guard let rsu = map.rsu(envelope.sender), let beacon = shell.decodePayload(Beacon.self, envelope) else { return }
         // RSU beacons are broadcast over the cell: heard only within its radius.
         let heard = inRange(of: rsu, at: now)

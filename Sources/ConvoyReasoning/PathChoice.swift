@@ -33,11 +33,16 @@ public struct MacroView: Sendable, Equatable {
     public var radius: Double
     /// The node the macro cell leads to (the cloud).
     public var target: String
+    /// Vehicles active in the macro cell and requests waiting at the cloud, from the cloud's last beacon.
+    public var activeVehicles: Int
+    public var queued: Int
 
-    public init(position: Position, radius: Double, target: String) {
+    public init(position: Position, radius: Double, target: String, activeVehicles: Int = 0, queued: Int = 0) {
         self.position = position
         self.radius = radius
         self.target = target
+        self.activeVehicles = activeVehicles
+        self.queued = queued
     }
 }
 

@@ -127,7 +127,8 @@ public struct PathContext: Sendable {
     }
 
     /// Expected seconds from sending on `route` to the answer (upload at the rate the vehicle
-    /// would get, advertised queues, compute behind the route); nil if the route is unusable.
+    /// would get in a cell shared with the vehicles its owner advertises, advertised queues,
+    /// compute behind the route); nil if the route is unusable.
     public func expectedLatency(_ route: Route) -> Double? {
         switch route.path {
         case .rsu:
@@ -135,8 +136,10 @@ public struct PathContext: Sendable {
             return bits / u.rate + Self.queuePenalty * Double(u.rsu.queued) + (serviceTime[route.target] ?? 0)
         case .macro:
             guard let macro, macroRoute != nil else { return nil }
-            let rate = CellularBudget.rateBitsPerSecond(distance: macro.position.distance(to: position), parameters: macroCellular)
-            return rate > 0 ? bits / rate + wanLatency + (serviceTime[route.target] ?? 0) : nil
+            let rate = CellularBudget.rateBitsPerSecond(distance: macro.position.distance(to: position), parameters: macroCellular,
+                                                        share: 1 / Double(macro.activeVehicles + 1))
+            guard rate > 0 else { return nil }
+            return bits / rate + wanLatency + Self.queuePenalty * Double(macro.queued) + (serviceTime[route.target] ?? 0)
         case .onboard:
             return onboard?.finishIn
         case .v2v:

@@ -4,8 +4,8 @@ import Foundation
 public struct RunComparison: Sendable {
     /// The metric names, in the order of the rows.
     public static let metrics = [
-        "scenario", "seed", "requests", "completed %", "failed", "expired", "open", "p50 ms", "p95 ms", "p99 ms",
-        "deadline met %", "faults", "mean detection ms", "mean failover gap ms",
+        "scenario", "seed", "policy", "requests", "completed %", "failed", "expired", "open", "p50 ms", "p95 ms", "p99 ms",
+        "deadline met %", "attempts / request", "cache hits", "cost", "faults", "mean detection ms", "mean failover gap ms",
     ]
 
     /// The runs, in the order given: a column title and its report.
@@ -19,11 +19,13 @@ public struct RunComparison: Sendable {
     public static func column(_ report: RunReport) -> [String] {
         let s = report.summary
         return [
-            report.runInfo["scenario"] ?? "-", report.runInfo["seed"] ?? "-", String(s.total),
+            report.runInfo["scenario"] ?? "-", report.runInfo["seed"] ?? "-", report.runInfo["policy"] ?? "-", String(s.total),
             report.completedPercent.map { String(format: "%.1f", $0) } ?? "-",
             String(s.failed), String(s.expired), String(s.open),
             RunReport.ms(s.p50Ms), RunReport.ms(s.p95Ms), RunReport.ms(s.p99Ms),
             report.deadlineMetPercent.map { String(format: "%.1f", $0) } ?? "-",
+            s.total > 0 ? String(format: "%.2f", Double(report.attemptCount) / Double(s.total)) : "-",
+            String(report.cacheHits), String(format: "%.1f", report.cost),
             String(report.faults.count),
             RunReport.ms(report.meanDetectionSeconds.map { $0 * 1000 }),
             RunReport.ms(report.meanFailoverGapSeconds.map { $0 * 1000 }),

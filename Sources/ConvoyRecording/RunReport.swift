@@ -20,6 +20,8 @@ public struct RunReport: Sendable {
     public var paths: [PathStats]
     /// The same, by task of the scenario's mix (`path` holds the task name).
     public var tasks: [PathStats]
+    /// Attempts sent, over all requests.
+    public var attemptCount: Int
     /// Requests answered by a neighbour's shared result.
     public var cacheHits: Int
     /// Sum of the prices of every attempt sent (scenario `prices:`).
@@ -161,6 +163,7 @@ public struct RunReport: Sendable {
         servers = servedBy.map { ($0.key, $0.value) }.sorted { ($0.completed, $1.node) > ($1.completed, $0.node) }
         var outcomes: [String: Int] = [:]
         for a in snapshot.attempts { outcomes[a.outcome, default: 0] += 1 }
+        attemptCount = snapshot.attempts.count
         attemptOutcomes = outcomes.map { ($0.key, $0.value) }.sorted { ($0.count, $1.outcome) > ($1.count, $0.outcome) }
         faults = Self.faultStats(snapshot)
     }

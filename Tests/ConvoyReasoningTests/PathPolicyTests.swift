@@ -89,6 +89,18 @@ struct PathPolicyTests {
         let near = CellularBudget.rateBitsPerSecond(distance: 50, share: 0.05)
         #expect(abs(try #require(c.expectedLatency(Route(.rsu, "rsu-near"))) - (bits / near + 0.5 + 0.7)) < 1e-9)
         #expect(c.expectedLatency(Route(.onboard, "me")) == 1.2)
+        // The macro cell is shared with the vehicles the cloud advertises, and its queue is charged.
+        let macroDistance = Position(x: 300, y: 300).distance(to: Position(x: 0, y: 0))
+        let macroParameters = CellularParameters(bandwidthHz: 10e6, noiseDBm: -99)
+        let idleMacro = CellularBudget.rateBitsPerSecond(distance: macroDistance, parameters: macroParameters)
+        #expect(abs(try #require(c.expectedLatency(Route(.macro, "cloud"))) - (bits / idleMacro + 0.03 + 0.3)) < 1e-9)
+        var crowded = c
+        crowded.macro?.activeVehicles = 29
+        crowded.macro?.queued = 5
+        let shared = CellularBudget.rateBitsPerSecond(distance: macroDistance, parameters: macroParameters, share: 1.0 / 30)
+        #expect(abs(try #require(crowded.expectedLatency(Route(.macro, "cloud"))) - (bits / shared + 0.03 + 0.5 + 0.3)) < 1e-9)
+        #expect(LeastExpectedLatencyPolicy().rank(crowded).firstIndex(of: Route(.macro, "cloud"))!
+                > LeastExpectedLatencyPolicy().rank(c).firstIndex(of: Route(.macro, "cloud"))!)
         // Relayed: V2V hop at the 802.11p rate for 60 m, the neighbour's uplink, the fastest server.
         let v2vRate = try #require(V2VBudget.rateBitsPerSecond(snrDB: V2VBudget.snrDB(distance: 60)))
         #expect(abs(try #require(c.expectedLatency(Route(.v2v, "veh-relay"))) - (bits / v2vRate + bits / 50e6 + 0.7)) < 1e-9,
