@@ -253,7 +253,11 @@ actor VehicleNode {
                 let finish = onboard.estimatedFinish(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens, now: now)
                 base.onboard = OnboardView(id: shell.id, finishIn: finish.map { $0 - now })
             }
-            return policy.rank(base)
+            return policy.rank(base).map { route in
+                var annotated = route
+                annotated.expectedLatency = base.expectedLatency(route)
+                return annotated
+            }
         }
     }
 

@@ -12,17 +12,29 @@ public enum AccessPath: String, Sendable, Hashable, Codable, CaseIterable {
     case macro
 }
 
-/// Where an attempt goes: the access path and the node addressed on it.
+/// Where an attempt goes: the access path and the node addressed on it. Two routes are the same
+/// route when path and target are; `expectedLatency` is an annotation.
 public struct Route: Sendable, Hashable, CustomStringConvertible {
     public var path: AccessPath
     public var target: String
+    /// Seconds the vehicle expects from sending to the answer, if it estimated them: an attempt
+    /// expected to be slow gets a longer time-out (`RequestLedger.Config.expectedMargin`).
+    public var expectedLatency: Double?
 
-    public init(_ path: AccessPath, _ target: String) {
+    public init(_ path: AccessPath, _ target: String, expectedLatency: Double? = nil) {
         self.path = path
         self.target = target
+        self.expectedLatency = expectedLatency
     }
 
     public var description: String { "\(path.rawValue):\(target)" }
+
+    public static func == (a: Route, b: Route) -> Bool { a.path == b.path && a.target == b.target }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(path)
+        hasher.combine(target)
+    }
 }
 
 /// What a vehicle wants computed.
@@ -87,7 +99,8 @@ public struct ReplyOutcome: Sendable, Equatable {
 ///   `retryBackoff`. With no candidate at all the request waits (and expires at its deadline if
 ///   none appears).
 /// - An attempt ends when its reply arrives, when its target is declared dead or leaves range
-///   (`targetLost`), or after `attemptTimeout` without a reply; a replacement is then sent.
+///   (`targetLost`), or without a reply after `attemptTimeout` (or `expectedMargin` times the
+///   route's expected latency, if longer); a replacement is then sent.
 /// - The first completed reply finishes the request; the attempts still in flight end as
 ///   `cancelled` and are withdrawn (`cancel` action). Replies to attempts that already ended are
 ///   discarded, so a result is delivered at most once.
@@ -95,14 +108,23 @@ public struct ReplyOutcome: Sendable, Equatable {
 ///   attempts it fails.
 public struct RequestLedger: Sendable {
     public struct Config: Sendable, Equatable {
+        /// Seconds an attempt waits for its reply (longer for a route expected to be slow).
         public var attemptTimeout: Double
         public var maxAttempts: Int
         public var retryBackoff: Double
+        /// An attempt on a route with an expected latency waits at least this many times it.
+        public var expectedMargin: Double
 
-        public init(attemptTimeout: Double = 2.5, maxAttempts: Int = 8, retryBackoff: Double = 0.25) {
+        public init(attemptTimeout: Double = 2.5, maxAttempts: Int = 8, retryBackoff: Double = 0.25, expectedMargin: Double = 2) {
             self.attemptTimeout = attemptTimeout
             self.maxAttempts = maxAttempts
             self.retryBackoff = retryBackoff
+            self.expectedMargin = expectedMargin
+        }
+
+        /// Seconds an attempt on `route` waits for its reply (the deadline may cut it shorter).
+        public func timeout(for route: Route) -> Double {
+            max(attemptTimeout, expectedMargin * (route.expectedLatency ?? 0))
         }
     }
 
@@ -346,7 +368,7 @@ public struct RequestLedger: Sendable {
             request.attempts += 1
             request.retryAt = nil
             request.tried.insert(route.target)
-            let replyBy = min(request.deadlineAt, now + config.attemptTimeout)
+            let replyBy = min(request.deadlineAt, now + config.timeout(for: route))
             request.inFlight.append(Attempt(number: request.attempts, route: route, sentAt: now, replyBy: replyBy))
             actions.append(.send(spec: request.spec, attempt: request.attempts, route: route, replyBy: replyBy))
         }

@@ -75,6 +75,19 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         #expect(ledger.discardedReplies == 1 && ledger.openCount == 0)
     }
 
+    @Test func aRouteExpectedToBeSlowGetsALongerTimeout() {
+        var ledger = RequestLedger()
+        let slow = Route(.macro, "cloud", expectedLatency: 1.75)
+        #expect(slow == C, "the estimate is an annotation, not part of the route")
+        #expect(ledger.open(spec("r1"), now: 0, candidates: [slow]) == [.send(spec: spec("r1"), attempt: 1, route: C, replyBy: 3.5)])
+        #expect(ledger.tick(now: 3, candidates: [slow]) == [], "still within 2 × 1.75 s")
+        // Never past the deadline; a fast route keeps the default 2.5 s.
+        #expect(ledger.open(spec("r2", deadline: 3), now: 0, candidates: [Route(.macro, "cloud", expectedLatency: 4)]).first
+                == .send(spec: spec("r2", deadline: 3), attempt: 1, route: C, replyBy: 3))
+        #expect(ledger.open(spec("r3"), now: 0, candidates: [Route(.rsu, "rsu-a", expectedLatency: 0.2)]).first
+                == .send(spec: spec("r3"), attempt: 1, route: A, replyBy: 2.5))
+    }
+
     @Test func hedgePartnerWaitsForASecondPath() {
         var ledger = RequestLedger()
         #expect(ledger.open(spec("r1"), now: 0, candidates: [A], width: 2).count == 1)
