@@ -22,6 +22,9 @@ extension VehicleNode {
     /// The path recorded for a request answered by a neighbour's shared result.
     static let cachePath = "v2v-cache"
 
+    /// Seconds a neighbour computing on board keeps for its reply to cross V2V before the reply-by.
+    static let v2vReturnSlack = 0.1
+
     static func cacheHit(_ shared: SharedResult) -> ReplyOutcome {
         ReplyOutcome(kind: .completed, servedBy: shared.servedBy, path: cachePath)
     }
@@ -99,7 +102,8 @@ extension VehicleNode {
 
     // MARK: - Serving neighbours
 
-    /// A neighbour's request: computed on board if that answers in time, else relayed to this
+    /// A neighbour's request: computed on board if that answers in time (with `v2vReturnSlack` to
+    /// spare), else relayed to this
     /// vehicle's best RSU, else refused at once so the neighbour fails over.
     private func serveNeighbour(_ request: InferenceRequest, from requester: String, now: Double) {
         let attempt = Int(request.attempt)
@@ -109,7 +113,7 @@ extension VehicleNode {
         }
         if let finish = onboard?.estimatedFinish(model: request.model, inputTokens: Int(request.inputTokens),
                                                  outputTokens: Int(request.outputTokens), now: now),
-           finish <= request.deadline,
+           finish + Self.v2vReturnSlack <= request.deadline,
            case .admitted(let job)? = onboard?.admit(requestID: request.requestID, model: request.model,
                                                      inputTokens: Int(request.inputTokens), outputTokens: Int(request.outputTokens),
                                                      now: now) {

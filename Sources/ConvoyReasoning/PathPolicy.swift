@@ -157,9 +157,10 @@ public struct PathContext: Sendable {
             .sorted { ($0.1, $0.0.target) < ($1.1, $1.0.target) }.map(\.0)
     }
 
-    /// Neighbours to relay through when no RSU is in range (best V2V rate first).
-    var relayFallback: [Route] {
-        usableRSUs.isEmpty ? usableNeighbours.map { Route(.v2v, $0.neighbour.id) } : []
+    /// The macro cell if in range; then, when no RSU is in range, the neighbours (ordered by
+    /// `neighbours`): the fallbacks of the RSU-first policies.
+    func fallbacks(neighbours: [(neighbour: NeighbourView, distance: Double, rate: Double)]) -> [Route] {
+        (macroRoute.map { [$0] } ?? []) + (usableRSUs.isEmpty ? neighbours.map { Route(.v2v, $0.neighbour.id) } : [])
     }
 }
 
@@ -193,8 +194,8 @@ public enum PathPolicies {
 }
 
 /// The RSU in range where the vehicle would get the highest cellular rate (then the shortest
-/// advertised queue); with no RSU in range, a neighbour that relays over V2V; then the cloud over
-/// the macro cell. The default.
+/// advertised queue), then the cloud over the macro cell; with no RSU in range, also neighbours
+/// over V2V (best V2V rate first) after the macro cell. The default.
 public struct BestRatePolicy: PathPolicy {
     public let name = "best-rate"
     public init() {}
@@ -205,22 +206,20 @@ public struct BestRatePolicy: PathPolicy {
             if a.rsu.queued != b.rsu.queued { return a.rsu.queued < b.rsu.queued }
             return a.rsu.id < b.rsu.id
         }
-        return ranked.map { Route(.rsu, $0.rsu.id) } + c.relayFallback + (c.macroRoute.map { [$0] } ?? [])
+        return ranked.map { Route(.rsu, $0.rsu.id) } + c.fallbacks(neighbours: c.usableNeighbours)
     }
 }
 
-/// The nearest alive RSU in range, then the next nearest…; with none, the nearest neighbour over
-/// V2V; then the macro cell.
+/// The nearest alive RSU in range, then the next nearest…, then the macro cell; with no RSU in
+/// range, also the neighbours over V2V, nearest first.
 public struct NearestRSUPolicy: PathPolicy {
     public let name = "nearest-rsu"
     public init() {}
 
     public func rank(_ c: PathContext) -> [Route] {
         let ranked = c.usableRSUs.sorted { ($0.distance, $0.rsu.id) < ($1.distance, $1.rsu.id) }
-        let neighbours = c.usableRSUs.isEmpty
-            ? c.usableNeighbours.sorted { ($0.distance, $0.neighbour.id) < ($1.distance, $1.neighbour.id) }.map { Route(.v2v, $0.neighbour.id) }
-            : []
-        return ranked.map { Route(.rsu, $0.rsu.id) } + neighbours + (c.macroRoute.map { [$0] } ?? [])
+        let nearest = c.usableNeighbours.sorted { ($0.distance, $0.neighbour.id) < ($1.distance, $1.neighbour.id) }
+        return ranked.map { Route(.rsu, $0.rsu.id) } + c.fallbacks(neighbours: nearest)
     }
 }
 

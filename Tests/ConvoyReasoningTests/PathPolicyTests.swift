@@ -165,14 +165,16 @@ struct PathPolicyTests {
         #expect(LocalOnlyPolicy().rank(context).isEmpty, "no on-board compute")
     }
 
-    @Test func withoutAnRSUInRangeNeighboursRelayBeforeTheMacroCell() {
+    @Test func withoutAnRSUInRangeNeighboursRelayAfterTheMacroCell() {
         var c = rich
         #expect(!BestRatePolicy().rank(c).contains { $0.path == .v2v }, "an RSU is in range: no relay")
         c.rsus = []
-        #expect(BestRatePolicy().rank(c) == [Route(.v2v, "veh-relay"), Route(.macro, "cloud")])
-        #expect(NearestRSUPolicy().rank(c) == [Route(.v2v, "veh-relay"), Route(.macro, "cloud")])
+        #expect(BestRatePolicy().rank(c) == [Route(.macro, "cloud"), Route(.v2v, "veh-relay")])
+        #expect(NearestRSUPolicy().rank(c) == [Route(.macro, "cloud"), Route(.v2v, "veh-relay")])
+        c.macro = nil
+        #expect(BestRatePolicy().rank(c) == [Route(.v2v, "veh-relay")])
         // A neighbour that can neither compute nor relay is not offered.
         c.neighbours[0].uplinkRate = 0
-        #expect(BestRatePolicy().rank(c) == [Route(.macro, "cloud")])
+        #expect(BestRatePolicy().rank(c).isEmpty)
     }
 }
