@@ -16,7 +16,8 @@ From each run's database it reports, as one Markdown table:
 Counters or columns the binary does not record are reported as n/a.
 
 Usage: tools/bench-policies [--policies hedged,least-expected-latency,nearest-rsu] [--duration 120]
-                            [--speed 1] [--seed 1] [--crashes 20] [--fault-seed 7] [--out DIR]
+                            [--speed 1] [--seed 1] [--crashes 20] [--fault-seed 7] [--out DIR] [--report-only]
+                            [--fault-mode crash|hang|partition|degrade [--loss 0.3] [--latency-ms 200]]
 """
 import argparse
 import math
@@ -75,6 +76,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="run seed (the same for every run)")
     parser.add_argument("--crashes", type=int, default=20, help="random RSU crashes in the runs with faults")
     parser.add_argument("--fault-seed", type=int, default=7, help="seed of the crash schedule")
+    parser.add_argument("--fault-mode", default="crash", choices=["crash", "hang", "partition", "degrade"],
+                        help="what the scheduled RSU faults do (default crash)")
+    parser.add_argument("--loss", type=float, default=0.3, help="extra loss of a degrade fault")
+    parser.add_argument("--latency-ms", type=float, default=200, help="extra latency of a degrade fault")
     parser.add_argument("--convoy", default=os.path.join(os.path.dirname(__file__), "..", ".build", "release", "convoy"))
     parser.add_argument("--out", help="directory for the runs (default: a new temporary directory)")
     parser.add_argument("--report-only", action="store_true",
@@ -94,7 +99,10 @@ def main() -> int:
     else:
         directory = tempfile.mkdtemp(prefix="convoy-policies-")
     crashes = random_crashes(args.crashes, args.duration, args.fault_seed)
-    settings = [("none", "no-faults", []), (f"{len(crashes)} crashes", "crashes", crashes)]
+    mode = args.fault_mode
+    extra = {"loss": args.loss, "latency_ms": args.latency_ms} if mode == "degrade" else None
+    faulted = f"{len(crashes)} {mode}s" if mode != "degrade" else f"{len(crashes)} degrades"
+    settings = [("none", "no-faults", []), (faulted, "crashes" if mode == "crash" else mode, crashes)]
     planned = [(policy, label, tag, faults, os.path.join(directory, f"{policy}-{tag}"))
                for policy in policies for label, tag, faults in settings]
     if args.report_only and not args.out:
@@ -113,7 +121,7 @@ def main() -> int:
             database = os.path.join(run, "run.sqlite")
         else:
             print(f"[{i}/{len(planned)}] {policy}, faults: {label} -> {run}", file=sys.stderr, flush=True)
-            scenario = write_scenario(run + ".yaml", args.duration, faults, seed=args.seed, policy=policy)
+            scenario = write_scenario(run + ".yaml", args.duration, faults, seed=args.seed, policy=policy, mode=mode, extra=extra)
             database = launch(args.convoy, scenario, run, args.speed)
         if database is None:
             print(f"error: the {policy} run ({label}) failed", file=sys.stderr)
@@ -125,7 +133,8 @@ def main() -> int:
 
     baseline = BASELINE if BASELINE in policies else next((p for p in policies if p != "hedged"), None)
     print(f"Monaco, {args.duration:g} s at speed {args.speed:g}, run seed {args.seed}; "
-          f"faults: none, or {len(crashes)} random RSU crashes (fault seed {args.fault_seed})")
+          f"faults: none, or {faulted} of random RSUs, 3-8 s each (fault seed {args.fault_seed}"
+          + (f"; loss {args.loss:g}, +{args.latency_ms:g} ms" if extra else "") + ")")
     print()
     print(f"| policy | faults | requests | completed | p50 ms | p99 ms | deadline miss % | attempts/req "
           f"| compute s/req | extra load × (attempts / compute) vs {baseline or 'n/a'} | cache hits |")

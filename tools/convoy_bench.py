@@ -51,10 +51,11 @@ def random_crashes(count, duration, seed, rsus=None):
     return faults
 
 
-def write_scenario(path, duration, faults, seed=None, policy=None):
+def write_scenario(path, duration, faults, seed=None, policy=None, mode="crash", extra=None):
     """Writes a copy of maps/default.yaml to `path` with absolute map and trace paths, the given
-    duration, its faults replaced by `faults` ((at, rsu, length) crashes; may be empty) and,
-    when given, the run seed and a top-level `policy:`. Returns `path`."""
+    duration, its faults replaced by `faults` ((at, rsu, length) faults of `mode`, with the keys of
+    `extra` (e.g. {"loss": 0.3}); may be empty) and, when given, the run seed and a top-level
+    `policy:`. Returns `path`."""
     default = open(os.path.join(ROOT, "maps", "default.yaml")).read()
     body = default.split("\nfaults:")[0]
     body = re.sub(r"\nmap: .*", f"\nmap: {os.path.join(ROOT, 'maps', 'monaco.yaml')}", body)
@@ -67,7 +68,8 @@ def write_scenario(path, duration, faults, seed=None, policy=None):
     with open(path, "w") as f:
         f.write(body + "\nfaults:\n")
         for at, rsu, length in faults:
-            f.write(f"  - {{ at: {at}, node: {rsu}, mode: crash, for: {length} }}\n")
+            keys = "".join(f", {k}: {v}" for k, v in (extra or {}).items())
+            f.write(f"  - {{ at: {at}, node: {rsu}, mode: {mode}, for: {length}{keys} }}\n")
     return path
 
 
