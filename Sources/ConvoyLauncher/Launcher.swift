@@ -53,6 +53,10 @@ public enum Launcher {
         // Indexed once, cached next to the trace (TRACE.convoy-index), reused while the trace is unchanged.
         let trace = try TraceCache.index(path: scenario.tracePath)
         guard !trace.entries.isEmpty else { throw InputError(file: scenario.tracePath, "the trace has no vehicles") }
+        if let path = scenario.workload.arrivalsPath {
+            try ArrivalFile.load(path: path, tasks: scenario.workload.tasks)
+                .checkVehicles(in: Set(trace.entries.map(\.vehicleID)), trace: scenario.tracePath)
+        }
         let traceEnd = trace.entries.map(\.end).max() ?? 0
         let duration = options.duration ?? scenario.duration ?? traceEnd
         guard duration > 0 else { throw InputError(file: options.scenarioPath, field: "duration", "must be positive") }

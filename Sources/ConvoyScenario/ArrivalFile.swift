@@ -22,6 +22,9 @@ public struct ArrivalFile: Sendable, Equatable {
 
     /// Per vehicle, in time order.
     public private(set) var arrivals: [String: [Arrival]]
+    /// The file and the line where each vehicle first appears (for errors found later).
+    let file: String
+    var firstLine: [String: Int] = [:]
 
     public var count: Int { arrivals.values.reduce(0) { $0 + $1.count } }
 
@@ -38,6 +41,7 @@ public struct ArrivalFile: Sendable, Equatable {
     public static func parse(_ text: String, file: String, tasks: [TaskSpec]) throws -> ArrivalFile {
         var columns: [String: Int]?
         var arrivals: [String: [Arrival]] = [:]
+        var firstLine: [String: Int] = [:]
         let taskNames = Set(tasks.map(\.name))
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = index + 1
@@ -79,9 +83,17 @@ public struct ArrivalFile: Sendable, Equatable {
                 task = fields[column]
             }
             arrivals[vehicle, default: []].append(Arrival(time: time, task: task))
+            if firstLine[vehicle] == nil { firstLine[vehicle] = line }
         }
         guard columns != nil else { throw InputError(file: file, line: 1, "empty: expected a header line `time,vehicle,task`") }
         for key in arrivals.keys { arrivals[key]!.sort { $0.time < $1.time } }
-        return ArrivalFile(arrivals: arrivals)
+        return ArrivalFile(arrivals: arrivals, file: file, firstLine: firstLine)
+    }
+
+    /// Throws for the first listed vehicle (by line) that is not among `vehicles` (the trace's).
+    public func checkVehicles(in vehicles: Set<String>, trace: String) throws {
+        for (vehicle, line) in firstLine.sorted(by: { $0.value < $1.value }) where !vehicles.contains(vehicle) {
+            throw InputError(file: file, line: line, field: "vehicle", "vehicle '\(vehicle)' is not in the trace \(trace)")
+        }
     }
 }

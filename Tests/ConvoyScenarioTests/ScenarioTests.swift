@@ -225,6 +225,10 @@ faults:
         #expect(file.count == 3)
         #expect(file.arrivals["v1"] == [.init(time: 1, task: nil), .init(time: 2.5, task: "b")])
         #expect(file.arrivals["v2"] == [.init(time: 0.5, task: "a")])
+        try file.checkVehicles(in: ["v1", "v2", "v3"], trace: "t.csv")
+        expectInputError(file: dir.path("arrivals.csv"), line: 3, field: "vehicle", message: "vehicle 'v1' is not in the trace t.csv") {
+            try file.checkVehicles(in: ["v2"], trace: "t.csv")
+        }
         // Bad lines are reported with the arrivals file's own line numbers.
         try dir.write("arrivals.csv", "time,vehicle,task\n1,v1,a\nsoon,v1,a\n")
         expectInputError(file: dir.path("arrivals.csv"), line: 3, field: "time", message: "expected seconds ≥ 0, got 'soon'") {
