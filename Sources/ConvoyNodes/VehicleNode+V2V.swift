@@ -107,10 +107,6 @@ extension VehicleNode {
     /// vehicle's best RSU, else refused at once so the neighbour fails over.
     private func serveNeighbour(_ request: InferenceRequest, from requester: String, now: Double) {
         let attempt = Int(request.attempt)
-        let refuse = { (why: String) in
-            self.sendDirect(InferenceReply(requestID: request.requestID, attempt: request.attempt, status: .failed,
-                                           servedBy: self.shell.id, route: [self.shell.id], detail: why), to: requester, now: now)
-        }
         if let finish = onboard?.estimatedFinish(model: request.model, inputTokens: Int(request.inputTokens),
                                                  outputTokens: Int(request.outputTokens), now: now),
            finish + Self.v2vReturnSlack <= request.deadline,
@@ -127,11 +123,17 @@ extension VehicleNode {
             onboardTimers[Self.key(request.requestID, attempt)] = timer
         } else if let rsu = bestRSU(now: now)?.id, reachable.contains(rsu) {
             shell.count("v2v_relayed")
-            relayed[Self.key(request.requestID, attempt)] = (requester, rsu)
+            relayed[Self.key(request.requestID, attempt)] = (request, requester, rsu)
             shell.send([Array(rsu.utf8), shell.envelope(request, position: position(at: now))], on: Sockets.access)
         } else {
-            refuse("neighbour-cannot-serve")
+            refuse(request, to: requester, why: "neighbour-cannot-serve", now: now)
         }
+    }
+
+    /// Answers a neighbour's attempt with `failed` at once, so it fails over without a time-out.
+    private func refuse(_ request: InferenceRequest, to requester: String, why: String, now: Double) {
+        sendDirect(InferenceReply(requestID: request.requestID, attempt: request.attempt, status: .failed, servedBy: shell.id,
+                                  route: [shell.id], detail: why), to: requester, now: now)
     }
 
     /// A reply from an RSU to a request relayed for a neighbour goes back to it over V2V. Returns
@@ -148,10 +150,7 @@ extension VehicleNode {
     func relayTargetLost(_ rsu: String, now: Double) {
         for (key, relay) in relayed where relay.rsu == rsu {
             relayed[key] = nil
-            let parts = key.split(separator: "#", omittingEmptySubsequences: false)
-            guard let attempt = parts.last.flatMap({ UInt16($0) }) else { continue }
-            sendDirect(InferenceReply(requestID: parts.dropLast().joined(separator: "#"), attempt: attempt, status: .failed,
-                                      servedBy: shell.id, route: [shell.id], detail: "\(rsu) unreachable"), to: relay.requester, now: now)
+            refuse(relay.request, to: relay.requester, why: "\(rsu) unreachable", now: now)
         }
     }
 

@@ -65,7 +65,7 @@ actor VehicleNode {
     /// On-board jobs by `requestID#attempt`: the timer that answers each (so a cancel can stop it).
     var onboardTimers: [String: UInt64] = [:]
     /// Neighbours' requests relayed to an RSU, by `requestID#attempt`.
-    var relayed: [String: (requester: String, rsu: String)] = [:]
+    var relayed: [String: (request: InferenceRequest, requester: String, rsu: String)] = [:]
     var neighbours: [String: Neighbour] = [:]
     /// Shared results heard from neighbours, by key.
     var sharedResults: [String: SharedResult] = [:]
