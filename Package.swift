@@ -40,14 +40,20 @@ let package = Package(
         .target(name: "ConvoyReasoning", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyLinks"]),
         // Map and scenario files.
         .target(name: "ConvoyScenario", dependencies: ["ConvoyCore", "ConvoyLinks", "ConvoyReasoning", "Yams"]),
+        // RSU placement on a SUMO network and coverage of a trace (`convoy map`); the only user of FoundationXML.
+        .target(name: "ConvoyPlacement", dependencies: ["ConvoyCore", "ConvoyScenario"]),
+        // The launcher/node contract: the run description, imposed faults, process signals.
+        .target(name: "ConvoyRuntime", dependencies: ["CProcess", "ConvoyCore", "ConvoyScenario"]),
         // SQLite recording (single writer) and CSV export.
         .target(name: "ConvoyRecording", dependencies: ["ConvoyCore", "ConvoyWire", .product(name: "GRDB", package: "GRDB.swift")]),
-        // The node processes: vehicle, RSU, edge, cloud.
-        .target(name: "ConvoyNodes", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario"]),
+        // What nodes decide, as pure state machines: event and time in, actions out (no sockets, no clock).
+        .target(name: "ConvoyNodeCore", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyMobility", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario"]),
+        // The node processes: thin interpreters of the cores' actions, owning sockets, clocks and signals.
+        .target(name: "ConvoyNodes", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyNodeCore", "ConvoyScenario", "ConvoyRuntime"]),
         // The launcher: spawns, supervises and records a fleet; fault injection.
-        .target(name: "ConvoyLauncher", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyScenario", "ConvoyRecording", "ConvoyNodes"]),
+        .target(name: "ConvoyLauncher", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyScenario", "ConvoyRecording", "ConvoyRuntime"]),
         .executableTarget(name: "convoy", dependencies: [
-            "ConvoyLauncher", "ConvoyNodes", "ConvoyRecording", "ConvoyScenario",
+            "ConvoyLauncher", "ConvoyNodes", "ConvoyRecording", "ConvoyScenario", "ConvoyPlacement", "ConvoyRuntime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -56,10 +62,11 @@ let package = Package(
         .testTarget(name: "ConvoyMobilityTests", dependencies: ["ConvoyMobility", "ConvoyCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ConvoyLinksTests", dependencies: ["ConvoyLinks", "ConvoyReasoning"]),
         .testTarget(name: "ConvoyReasoningTests", dependencies: ["ConvoyReasoning", "ConvoyCore", "ConvoyWire", "ConvoyLinks"]),
-        .testTarget(name: "ConvoyScenarioTests", dependencies: ["ConvoyScenario", "ConvoyCore", "ConvoyLinks", "ConvoyReasoning"]),
+        .testTarget(name: "ConvoyScenarioTests", dependencies: ["ConvoyScenario", "ConvoyPlacement", "ConvoyCore", "ConvoyLinks", "ConvoyReasoning"]),
+        .testTarget(name: "ConvoyNodeCoreTests", dependencies: ["ConvoyNodeCore", "ConvoyCore", "ConvoyWire", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario", "ConvoyMobility"]),
         .testTarget(name: "ConvoyRecordingTests", dependencies: [
             "ConvoyRecording", "ConvoyWire", "ConvoyCore", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        .testTarget(name: "ConvoyEndToEndTests", dependencies: ["ConvoyRecording", "ConvoyTransport", "ConvoyNodes"]),
+        .testTarget(name: "ConvoyEndToEndTests", dependencies: ["ConvoyRecording", "ConvoyTransport", "ConvoyRuntime"]),
     ]
 )

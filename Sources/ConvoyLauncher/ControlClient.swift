@@ -1,5 +1,5 @@
 import ConvoyCore
-import ConvoyNodes
+import ConvoyRuntime
 import ConvoyTransport
 import ConvoyWire
 import Foundation

@@ -1,6 +1,6 @@
 import ConvoyCore
 import ConvoyMobility
-import ConvoyNodes
+import ConvoyRuntime
 import ConvoyRecording
 import ConvoyScenario
 import ConvoyTransport

@@ -1,5 +1,5 @@
 import ConvoyCore
-import ConvoyNodes
+import ConvoyRuntime
 import ConvoyRecording
 import ConvoyScenario
 import ConvoyTransport
@@ -356,14 +356,11 @@ actor Supervisor {
            let command = try? JSONDecoder().decode(ControlCommand.self, from: Data(envelope.payload)) {
             switch command.action {
             case .fail:
-                if let mode = FaultMode(rawValue: command.mode ?? "crash") {
-                    let degradation = mode == .degrade
-                        ? Degradation(loss: command.loss ?? Degradation.standard.loss, latency: command.latency ?? Degradation.standard.latency)
-                        : nil
-                    reply = inject(node: command.node, mode: mode, duration: command.duration, degradation: degradation, source: "live")
-                } else {
-                    reply = ControlReply(ok: false, message: "unknown mode \(command.mode ?? "")")
-                }
+                let mode = command.mode ?? .crash
+                let degradation = mode == .degrade
+                    ? Degradation(loss: command.loss ?? Degradation.standard.loss, latency: command.latency ?? Degradation.standard.latency)
+                    : nil
+                reply = inject(node: command.node, mode: mode, duration: command.duration, degradation: degradation, source: "live")
             case .recover:
                 reply = recover(node: command.node)
             }

@@ -1,4 +1,5 @@
 import ConvoyCore
+import ConvoyRuntime
 import Foundation
 
 /// Entry point of a node process (`convoy node …`).

@@ -1,3 +1,4 @@
+import ConvoyCore
 import ConvoyWire
 
 /// How a vehicle reaches compute.
@@ -133,9 +134,9 @@ public struct RequestLedger: Sendable {
         case send(spec: RequestSpec, attempt: Int, route: Route, replyBy: Double)
         /// Withdraw an attempt still in flight (the request no longer needs it).
         case cancel(requestID: String, attempt: Int, route: Route)
-        /// An attempt ended (outcome: replied, rejected, failed, target-dead, out-of-range, timeout,
-        /// deadline, cancelled, superseded, abandoned).
-        case attemptEnded(requestID: String, attempt: Int, route: Route, sentAt: Double, endedAt: Double, outcome: String, detail: String?)
+        /// An attempt ended.
+        case attemptEnded(requestID: String, attempt: Int, route: Route, sentAt: Double, endedAt: Double, outcome: AttemptOutcome,
+                          detail: String?)
         /// The request reached its terminal state.
         case finished(Finished)
     }
@@ -177,7 +178,7 @@ public struct RequestLedger: Sendable {
         var inFlight: [Attempt] = []
         var tried: Set<String> = []
         var retryAt: Double?
-        var lastOutcome: String?
+        var lastOutcome: AttemptOutcome?
     }
 
     public let config: Config
@@ -237,11 +238,11 @@ public struct RequestLedger: Sendable {
         var actions: [Action] = []
         switch outcome.kind {
         case .completed:
-            end(&request, current, outcome: "replied", detail: nil, now: now, into: &actions)
-            complete(request, with: outcome, withdrawing: "cancelled", now: now, into: &actions)
+            end(&request, current, outcome: .replied, detail: nil, now: now, into: &actions)
+            complete(request, with: outcome, withdrawing: .cancelled, now: now, into: &actions)
             return actions
         case .rejected, .failed:
-            let label = outcome.kind == .rejected ? "rejected" : "failed"
+            let label: AttemptOutcome = outcome.kind == .rejected ? .rejected : .failed
             end(&request, current, outcome: label, detail: outcome.detail.isEmpty ? nil : outcome.detail, now: now, into: &actions)
             dispatch(&request, now: now, candidates: candidates(request.spec), into: &actions)
         }
@@ -254,16 +255,16 @@ public struct RequestLedger: Sendable {
     public mutating func satisfied(requestID: String, by outcome: ReplyOutcome, now: Double) -> [Action] {
         guard let request = open[requestID] else { return [] }
         var actions: [Action] = []
-        complete(request, with: outcome, withdrawing: "superseded", now: now, into: &actions)
+        complete(request, with: outcome, withdrawing: .superseded, now: now, into: &actions)
         return actions
     }
 
     /// `target` is dead, or the vehicle left its range: re-send what was in flight to it.
-    public mutating func targetLost(_ target: String, outcome: String, now: Double, candidates: [Route]) -> [Action] {
+    public mutating func targetLost(_ target: String, outcome: AttemptOutcome, now: Double, candidates: [Route]) -> [Action] {
         targetLost(target, outcome: outcome, now: now, candidates: { _ in candidates })
     }
 
-    public mutating func targetLost(_ target: String, outcome: String, now: Double, candidates: Candidates) -> [Action] {
+    public mutating func targetLost(_ target: String, outcome: AttemptOutcome, now: Double, candidates: Candidates) -> [Action] {
         var actions: [Action] = []
         for id in inFlight(to: target) {
             guard var request = open[id] else { continue }
@@ -287,16 +288,16 @@ public struct RequestLedger: Sendable {
             guard var request = open[id] else { continue }
             if now >= request.deadlineAt {
                 for attempt in request.inFlight {
-                    end(&request, attempt, outcome: "deadline", detail: nil, now: now, into: &actions)
+                    end(&request, attempt, outcome: .deadline, detail: nil, now: now, into: &actions)
                     actions.append(.cancel(requestID: id, attempt: attempt.number, route: attempt.route))
                 }
                 open[id] = nil
                 actions.append(.finished(Finished(requestID: id, status: .expired, at: now, createdAt: request.createdAt,
-                                                  attempts: request.attempts, reason: request.lastOutcome ?? "no-path", reply: nil)))
+                                                  attempts: request.attempts, reason: request.lastOutcome?.rawValue ?? "no-path", reply: nil)))
                 continue
             }
             for attempt in request.inFlight where now >= attempt.replyBy {
-                end(&request, attempt, outcome: "timeout", detail: nil, now: now, into: &actions)
+                end(&request, attempt, outcome: .timeout, detail: nil, now: now, into: &actions)
             }
             if request.inFlight.count < request.width, request.retryAt.map({ now >= $0 }) ?? true {
                 dispatch(&request, now: now, candidates: candidates(request.spec), into: &actions)
@@ -311,7 +312,7 @@ public struct RequestLedger: Sendable {
         var actions: [Action] = []
         for id in open.keys.sorted() {
             guard var request = open[id] else { continue }
-            for attempt in request.inFlight { end(&request, attempt, outcome: "abandoned", detail: reason, now: now, into: &actions) }
+            for attempt in request.inFlight { end(&request, attempt, outcome: .abandoned, detail: reason, now: now, into: &actions) }
             actions.append(.finished(Finished(requestID: id, status: .failed, at: now, createdAt: request.createdAt,
                                               attempts: request.attempts, reason: reason, reply: nil)))
         }
@@ -321,7 +322,7 @@ public struct RequestLedger: Sendable {
 
     // MARK: -
 
-    private func end(_ request: inout Open, _ attempt: Attempt, outcome: String, detail: String?, now: Double,
+    private func end(_ request: inout Open, _ attempt: Attempt, outcome: AttemptOutcome, detail: String?, now: Double,
                      into actions: inout [Action]) {
         actions.append(.attemptEnded(requestID: request.spec.requestID, attempt: attempt.number, route: attempt.route,
                                      sentAt: attempt.sentAt, endedAt: now, outcome: outcome, detail: detail))
@@ -330,7 +331,7 @@ public struct RequestLedger: Sendable {
     }
 
     /// Finishes `request` as completed; the attempts still in flight end as `withdrawn` and are cancelled.
-    private mutating func complete(_ request: Open, with outcome: ReplyOutcome, withdrawing withdrawn: String, now: Double,
+    private mutating func complete(_ request: Open, with outcome: ReplyOutcome, withdrawing withdrawn: AttemptOutcome, now: Double,
                                    into actions: inout [Action]) {
         var request = request
         for attempt in request.inFlight {
@@ -379,7 +380,7 @@ public struct RequestLedger: Sendable {
             open[request.spec.requestID] = nil
             actions.append(.finished(Finished(requestID: request.spec.requestID, status: .failed, at: now,
                                               createdAt: request.createdAt, attempts: request.attempts,
-                                              reason: "attempts-exhausted (last: \(request.lastOutcome ?? "none"))", reply: nil)))
+                                              reason: "attempts-exhausted (last: \(request.lastOutcome?.rawValue ?? "none"))", reply: nil)))
         } else {
             open[request.spec.requestID] = request
         }

@@ -3,33 +3,6 @@ import ConvoyReasoning
 import Foundation
 import Yams
 
-public enum FaultMode: String, Sendable, Codable, CaseIterable {
-    /// SIGKILL; restarted (new incarnation) after the duration.
-    case crash
-    /// SIGSTOP, then SIGCONT after the duration.
-    case hang
-    /// The node drops everything it would send or receive (its records still reach the launcher).
-    case partition
-    /// Extra loss and latency on everything the node sends or receives.
-    case degrade
-}
-
-/// How a degraded node's links get worse (scenario `loss:` and `latency_ms:` of a degrade fault).
-public struct Degradation: Sendable, Equatable, Codable {
-    /// Probability that a message is lost, on top of the link model.
-    public var loss: Double
-    /// Seconds added to every message's delivery.
-    public var latency: Double
-
-    public init(loss: Double, latency: Double) {
-        self.loss = loss
-        self.latency = latency
-    }
-
-    /// Defaults for `degrade` without parameters: 20 % loss, 50 ms extra latency.
-    public static let standard = Degradation(loss: 0.2, latency: 0.05)
-}
-
 /// A scheduled fault (scenario `faults:`).
 public struct FaultSpec: Sendable, Equatable, Codable {
     /// Emulated seconds since the run started.

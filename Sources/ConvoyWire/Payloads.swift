@@ -52,7 +52,7 @@ public struct Beacon: WirePayload {
     }
 
     public init(from r: inout ByteReader) throws(DecodeError) {
-        role = try NodeRole(wireCode: try r.u8())
+        role = try NodeRole(decoding: try r.u8())
         activeVehicles = try r.u16()
         queued = try r.u16()
         busySlots = try r.u16()
@@ -283,23 +283,8 @@ public struct InferenceReply: WirePayload {
 }
 
 extension NodeRole {
-    /// The role's number on the wire.
-    public var wireCode: UInt8 {
-        switch self {
-        case .vehicle: 0
-        case .rsu: 1
-        case .edge: 2
-        case .cloud: 3
-        }
-    }
-
-    public init(wireCode: UInt8) throws(DecodeError) {
-        switch wireCode {
-        case 0: self = .vehicle
-        case 1: self = .rsu
-        case 2: self = .edge
-        case 3: self = .cloud
-        default: throw .invalid("unknown role \(wireCode)")
-        }
+    init(decoding code: UInt8) throws(DecodeError) {
+        guard let role = NodeRole(wireCode: code) else { throw .invalid("unknown role \(code)") }
+        self = role
     }
 }

@@ -75,17 +75,14 @@ struct Fail: AsyncParsableCommand {
     @Argument(help: "The run directory of the running launch.") var runDirectory: String
     @Argument(help: "The node to fail (an RSU or edge server id).") var nodeID: String
     @Option(help: "crash (SIGKILL, restarted on recovery), hang (SIGSTOP/SIGCONT), partition (drops all its traffic) or degrade (extra loss and latency).")
-    var mode: String = "crash"
+    var mode: FaultMode = .crash
     @Option(help: "degrade: extra loss probability (default 0.2).") var loss: Double?
     @Option(name: .customLong("latency-ms"), help: "degrade: extra latency in ms (default 50).") var latencyMs: Double?
     @Option(name: .customLong("for"), help: "Emulated seconds until automatic recovery (default: until `convoy recover`).")
     var seconds: Double?
 
     func validate() throws {
-        guard ["crash", "hang", "partition", "degrade"].contains(mode) else {
-            throw ValidationError("--mode must be crash, hang, partition or degrade")
-        }
-        if mode != "degrade", loss != nil || latencyMs != nil { throw ValidationError("--loss and --latency-ms go with --mode degrade") }
+        if mode != .degrade, loss != nil || latencyMs != nil { throw ValidationError("--loss and --latency-ms go with --mode degrade") }
         if let loss, !(0...1).contains(loss) { throw ValidationError("--loss must be a probability in [0, 1]") }
         if let latencyMs, !(latencyMs >= 0) { throw ValidationError("--latency-ms must not be negative") }
         if let seconds, !(seconds > 0) { throw ValidationError("--for must be positive") }
@@ -195,3 +192,5 @@ enum DefaultScenario {
         return roots.map { $0.appendingPathComponent("maps/default.yaml").path }.first { FileManager.default.fileExists(atPath: $0) }
     }
 }
+
+extension FaultMode: ExpressibleByArgument {}

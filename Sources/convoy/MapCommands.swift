@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConvoyCore
 import ConvoyMobility
+import ConvoyPlacement
 import ConvoyScenario
 import Foundation
 

@@ -1,4 +1,4 @@
-import ConvoyNodes
+import ConvoyRuntime
 import ConvoyRecording
 import ConvoyTransport
 import ConvoyWire

@@ -135,7 +135,7 @@ struct PathPolicyTests {
         let done = ledger.replied(requestID: "r", attempt: 2, outcome: ReplyOutcome(kind: .completed, servedBy: "x", path: "rsu"),
                                   now: 0.8, candidates: ranked)
         #expect(done.contains(.cancel(requestID: "r", attempt: 1, route: ranked[0])))
-        #expect(done.contains(.attemptEnded(requestID: "r", attempt: 1, route: ranked[0], sentAt: 0, endedAt: 0.8, outcome: "cancelled",
+        #expect(done.contains(.attemptEnded(requestID: "r", attempt: 1, route: ranked[0], sentAt: 0, endedAt: 0.8, outcome: .cancelled,
                                             detail: nil)))
     }
 

@@ -37,7 +37,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         let reply = completed(by: "rsu-a")
         let actions = ledger.replied(requestID: "r1", attempt: 1, outcome: reply, now: 1.8, candidates: [A, B])
         try #require(actions.count == 2)
-        #expect(actions[0] == .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 1, endedAt: 1.8, outcome: "replied", detail: nil))
+        #expect(actions[0] == .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 1, endedAt: 1.8, outcome: .replied, detail: nil))
         let f = try #require(finishes(actions).first)
         #expect(f.requestID == "r1" && f.status == .completed && f.at == 1.8 && f.createdAt == 1)
         #expect(f.attempts == 1 && f.reason == nil && f.reply == reply)
@@ -58,14 +58,14 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         let refill = ledger.replied(requestID: "r1", attempt: 2, outcome: ReplyOutcome(kind: .rejected, servedBy: "rsu-b", path: "rsu",
                                                                                       detail: "full"), now: 0.1, candidates: [A, B, C])
         #expect(refill == [
-            .attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0, endedAt: 0.1, outcome: "rejected", detail: "full"),
+            .attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0, endedAt: 0.1, outcome: .rejected, detail: "full"),
             .send(spec: spec("r1"), attempt: 3, route: C, replyBy: 2.6),
         ])
         // The cloud answers first: A is withdrawn.
         let done = ledger.replied(requestID: "r1", attempt: 3, outcome: completed(by: "cloud", path: "macro"), now: 0.9, candidates: [A])
         #expect(done.prefix(3) == [
-            .attemptEnded(requestID: "r1", attempt: 3, route: C, sentAt: 0.1, endedAt: 0.9, outcome: "replied", detail: nil),
-            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 0.9, outcome: "cancelled", detail: nil),
+            .attemptEnded(requestID: "r1", attempt: 3, route: C, sentAt: 0.1, endedAt: 0.9, outcome: .replied, detail: nil),
+            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 0.9, outcome: .cancelled, detail: nil),
             .cancel(requestID: "r1", attempt: 1, route: A),
         ])
         let f = try #require(finishes(done).first)
@@ -103,7 +103,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         #expect(actions.filter { if case .cancel = $0 { true } else { false } } == [
             .cancel(requestID: "r1", attempt: 1, route: A), .cancel(requestID: "r1", attempt: 2, route: B),
         ])
-        #expect(actions.contains(.attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0, endedAt: 0.3, outcome: "superseded",
+        #expect(actions.contains(.attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0, endedAt: 0.3, outcome: .superseded,
                                                detail: nil)))
         let f = try #require(finishes(actions).first)
         #expect(f.status == .completed && f.reply == hit && f.at == 0.3)
@@ -121,9 +121,9 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
     @Test func targetLostFailsOverAndTheLateReplyIsDiscarded() throws {
         var ledger = RequestLedger()
         _ = ledger.open(spec("r1"), now: 0, candidates: [A, B])
-        let failover = ledger.targetLost("rsu-a", outcome: "target-dead", now: 0.5, candidates: [A, B])
+        let failover = ledger.targetLost("rsu-a", outcome: .targetDead, now: 0.5, candidates: [A, B])
         #expect(failover == [
-            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 0.5, outcome: "target-dead", detail: nil),
+            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 0.5, outcome: .targetDead, detail: nil),
             .send(spec: spec("r1"), attempt: 2, route: B, replyBy: 3.0),
         ])
         #expect(ledger.inFlight(to: "rsu-b") == ["r1"] && ledger.inFlight(to: "rsu-a") == [])
@@ -132,7 +132,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         #expect(ledger.discardedReplies == 1 && ledger.openCount == 1)
         // The reply to attempt 2 completes it.
         let done = ledger.replied(requestID: "r1", attempt: 2, outcome: completed(by: "rsu-b"), now: 1.2, candidates: [A, B])
-        #expect(done.first == .attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0.5, endedAt: 1.2, outcome: "replied", detail: nil))
+        #expect(done.first == .attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0.5, endedAt: 1.2, outcome: .replied, detail: nil))
         let f = try #require(finishes(done).first)
         #expect(f.status == .completed && f.attempts == 2 && f.reply?.servedBy == "rsu-b")
         // Any further reply, to either attempt, is discarded: the result is delivered once.
@@ -145,10 +145,10 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         var ledger = RequestLedger()
         _ = ledger.open(spec("r1"), now: 0, candidates: [A, B])
         _ = ledger.open(spec("r2"), now: 0, candidates: [B, A])
-        #expect(ledger.targetLost("rsu-c", outcome: "out-of-range", now: 0.1, candidates: [A, B]) == [])
-        let actions = ledger.targetLost("rsu-b", outcome: "out-of-range", now: 0.2, candidates: [B, A])
+        #expect(ledger.targetLost("rsu-c", outcome: .outOfRange, now: 0.1, candidates: [A, B]) == [])
+        let actions = ledger.targetLost("rsu-b", outcome: .outOfRange, now: 0.2, candidates: [B, A])
         #expect(actions == [
-            .attemptEnded(requestID: "r2", attempt: 1, route: B, sentAt: 0, endedAt: 0.2, outcome: "out-of-range", detail: nil),
+            .attemptEnded(requestID: "r2", attempt: 1, route: B, sentAt: 0, endedAt: 0.2, outcome: .outOfRange, detail: nil),
             .send(spec: spec("r2"), attempt: 2, route: A, replyBy: 2.7),
         ])
         #expect(ledger.inFlight(to: "rsu-a") == ["r1", "r2"])
@@ -158,8 +158,8 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         // The caller passes candidates that still include the lost target, and it is the only one.
         var ledger = RequestLedger()
         _ = ledger.open(spec("r1"), now: 0, candidates: [A])
-        let actions = ledger.targetLost("rsu-a", outcome: "target-dead", now: 1, candidates: [A])
-        #expect(actions == [.attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 1, outcome: "target-dead", detail: nil)])
+        let actions = ledger.targetLost("rsu-a", outcome: .targetDead, now: 1, candidates: [A])
+        #expect(actions == [.attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 1, outcome: .targetDead, detail: nil)])
         #expect(ledger.openCount == 1 && ledger.inFlight(to: "rsu-a") == [])
     }
 
@@ -169,13 +169,13 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         let rejected = ReplyOutcome(kind: .rejected, servedBy: "rsu-a", path: "rsu", detail: "full")
         let actions = ledger.replied(requestID: "r1", attempt: 1, outcome: rejected, now: 0.1, candidates: [A, B, C])
         #expect(actions == [
-            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 0.1, outcome: "rejected", detail: "full"),
+            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 0.1, outcome: .rejected, detail: "full"),
             .send(spec: spec("r1"), attempt: 2, route: B, replyBy: 2.6),
         ])
         // A failure without detail: detail nil, and on to the macro cell.
         let failed = ReplyOutcome(kind: .failed, servedBy: "rsu-b", path: "rsu")
         #expect(ledger.replied(requestID: "r1", attempt: 2, outcome: failed, now: 0.2, candidates: [A, B, C]) == [
-            .attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0.1, endedAt: 0.2, outcome: "failed", detail: nil),
+            .attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0.1, endedAt: 0.2, outcome: .failed, detail: nil),
             .send(spec: spec("r1"), attempt: 3, route: C, replyBy: 2.7),
         ])
     }
@@ -185,7 +185,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         _ = ledger.open(spec("r1"), now: 0, candidates: [A, B])
         #expect(ledger.tick(now: 2.4, candidates: [A, B]) == [])
         #expect(ledger.tick(now: 2.5, candidates: [A, B]) == [
-            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 2.5, outcome: "timeout", detail: nil),
+            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 2.5, outcome: .timeout, detail: nil),
             .send(spec: spec("r1"), attempt: 2, route: B, replyBy: 5.0),
         ])
         #expect(ledger.tick(now: 2.6, candidates: [A, B]) == [])
@@ -196,7 +196,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         _ = ledger.open(spec("r1"), now: 0, candidates: [A])
         let rejected = ReplyOutcome(kind: .rejected, servedBy: "rsu-a", path: "rsu", detail: "full")
         #expect(ledger.replied(requestID: "r1", attempt: 1, outcome: rejected, now: 1, candidates: [A]) == [
-            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 1, outcome: "rejected", detail: "full"),
+            .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0, endedAt: 1, outcome: .rejected, detail: "full"),
         ])
         #expect(ledger.tick(now: 1.125, candidates: [A]) == [], "backoff of 0.25 s not over")
         #expect(ledger.tick(now: 1.25, candidates: [A]) == [.send(spec: spec("r1"), attempt: 2, route: A, replyBy: 3.75)])
@@ -218,7 +218,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
     @Test func deadlineExpiresWithTheLastOutcomeAsReason() throws {
         var ledger = RequestLedger()
         _ = ledger.open(spec("lost", deadline: 3), now: 0, candidates: [A])
-        _ = ledger.targetLost("rsu-a", outcome: "target-dead", now: 1, candidates: [])
+        _ = ledger.targetLost("rsu-a", outcome: .targetDead, now: 1, candidates: [])
         _ = ledger.open(spec("nopath", deadline: 3), now: 0, candidates: [])
         _ = ledger.open(spec("inflight", deadline: 1.5), now: 2, candidates: [B])
         #expect(ledger.tick(now: 2.9, candidates: []) == [])
@@ -230,7 +230,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         #expect(f.map(\.attempts) == [1, 0])
         // The one still in flight (its replyBy capped at its deadline, 3.5) ends at its deadline.
         let last = ledger.tick(now: 3.5, candidates: [])
-        #expect(last.first == .attemptEnded(requestID: "inflight", attempt: 1, route: B, sentAt: 2, endedAt: 3.5, outcome: "deadline", detail: nil))
+        #expect(last.first == .attemptEnded(requestID: "inflight", attempt: 1, route: B, sentAt: 2, endedAt: 3.5, outcome: .deadline, detail: nil))
         let g = try #require(finishes(last).first)
         #expect(g.requestID == "inflight" && g.status == .expired && g.attempts == 1 && g.createdAt == 2 && g.reason == "deadline")
         #expect(ledger.openCount == 0)
@@ -242,7 +242,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         let rejected = ReplyOutcome(kind: .rejected, servedBy: "x", path: "rsu", detail: "full")
         _ = ledger.replied(requestID: "r1", attempt: 1, outcome: rejected, now: 0.1, candidates: [A, B, C])
         let actions = ledger.tick(now: 1.1, candidates: [A, B, C])
-        #expect(actions.first == .attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0.1, endedAt: 1.1, outcome: "timeout", detail: nil))
+        #expect(actions.first == .attemptEnded(requestID: "r1", attempt: 2, route: B, sentAt: 0.1, endedAt: 1.1, outcome: .timeout, detail: nil))
         #expect(actions.count == 2)
         let f = try #require(finishes(actions).first)
         #expect(f.status == .failed && f.attempts == 2 && f.reason == "attempts-exhausted (last: timeout)" && f.at == 1.1)
@@ -256,7 +256,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
         _ = ledger.open(spec("r1"), now: 0.5, candidates: [A])
         let actions = ledger.closeAll(reason: "run-ended", now: 4)
         #expect(actions.count == 3)
-        #expect(actions[0] == .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0.5, endedAt: 4, outcome: "abandoned", detail: "run-ended"))
+        #expect(actions[0] == .attemptEnded(requestID: "r1", attempt: 1, route: A, sentAt: 0.5, endedAt: 4, outcome: .abandoned, detail: "run-ended"))
         let f = finishes(actions)
         #expect(f.map(\.requestID) == ["r1", "r2"])
         #expect(f.allSatisfy { $0.status == .failed && $0.reason == "run-ended" && $0.at == 4 && $0.reply == nil })
@@ -310,7 +310,7 @@ private func finishes(_ actions: [Action]) -> [RequestLedger.Finished] {
                 record(actions)
             case 3:
                 let target = routes[Int(rng.next() % UInt64(routes.count))].target
-                record(ledger.targetLost(target, outcome: rng.unit() < 0.5 ? "target-dead" : "out-of-range", now: now, candidates: candidates()))
+                record(ledger.targetLost(target, outcome: rng.unit() < 0.5 ? .targetDead : .outOfRange, now: now, candidates: candidates()))
             default:
                 record(ledger.tick(now: now, candidates: candidates()))
             }

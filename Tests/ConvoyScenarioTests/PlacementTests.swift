@@ -1,5 +1,6 @@
 import ConvoyCore
-@testable import ConvoyScenario
+import ConvoyScenario
+@testable import ConvoyPlacement
 import Foundation
 import Testing
 

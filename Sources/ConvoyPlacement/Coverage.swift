@@ -1,4 +1,5 @@
 import ConvoyCore
+import ConvoyScenario
 
 /// How well a map's RSUs cover a trace (`convoy map coverage`): fed one sample at a time, so any
 /// trace source works.

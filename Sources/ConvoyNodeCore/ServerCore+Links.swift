@@ -1,0 +1,128 @@
+import ConvoyCore
+import ConvoyLinks
+import ConvoyWire
+
+/// The links a server owns: its cell (or the macro cell), the wired link to its next hop, and the
+/// wired links back to its clients; and the imposed partition or degradation on all of them.
+extension ServerCore {
+    /// The wired link from this node's server clients (an edge's RSUs: backhaul; the cloud's edges: WAN).
+    var clientLink: LinkName {
+        switch role {
+        case .edge: .backhaul
+        case .rsu, .cloud, .vehicle: .wan
+        }
+    }
+
+    /// A request arrives from a client. From a vehicle, this node owns the access link (the RSU's
+    /// cell, or the cloud's macro cell plus WAN): the request is handled at its modelled delivery
+    /// instant, or dropped. From an RSU or edge, the sender already applied the wired link.
+    mutating func receive(_ request: InferenceRequest, envelope: Envelope, routingID: [UInt8], frameBytes: Int, now: Double) {
+        let client = Client(routingID: routingID, node: envelope.sender, isVehicle: request.route.isEmpty)
+        guard client.isVehicle else {
+            out.observeArrival(envelope, link: clientLink, now: now)
+            return deliver(.handle(request, client, arrival: nil), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+        }
+        guard let from = envelope.position else { return out.count("requests_without_position") }
+        vehiclePositions[envelope.sender] = from
+        guard let (link, outcome) = accessUplink(envelope, from: from, bytes: frameBytes + Int(request.payloadBytes), kind: .request, now: now),
+              case .deliver(let at) = outcome else { return }
+        deliver(.handle(request, client, arrival: (link, envelope.sentAt, at)), outcome, now: now)
+    }
+
+    /// A client withdraws an attempt; from a vehicle it crosses the access link like a request.
+    mutating func receive(_ cancel: InferenceCancel, envelope: Envelope, frameBytes: Int, now: Double) {
+        guard map.role(of: envelope.sender) == nil, let from = envelope.position else {
+            out.observeArrival(envelope, link: clientLink, now: now)
+            return deliver(.cancel(cancel), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+        }
+        guard let (_, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: .cancel, now: now) else { return }
+        deliver(.cancel(cancel), outcome, now: now)
+    }
+
+    /// The uplink of this node's cell (an RSU's, or the cloud's macro cell plus WAN) for a message
+    /// from a vehicle at `from`, degraded and metered; nil if this node has no cell.
+    private mutating func accessUplink(_ envelope: Envelope, from: Position, bytes: Int, kind: MessageKind,
+                                       now: Double) -> (LinkName, LinkOutcome)? {
+        let link: LinkName
+        var outcome: LinkOutcome
+        if cell != nil {
+            link = .cellularUp
+            outcome = cell!.uplink(vehicle: envelope.sender, from: from, bytes: bytes, sentAt: envelope.sentAt, now: now, rng: &rng)
+        } else if macro != nil {
+            link = .macroUp
+            outcome = macro!.uplink(vehicle: envelope.sender, from: from, bytes: bytes, sentAt: envelope.sentAt, now: now, rng: &rng)
+            if case .deliver(let at) = outcome { outcome = .deliver(at: at + map.links.wan.latency) }
+        } else {
+            out.count("requests_from_vehicles_without_cell")
+            return nil
+        }
+        outcome = degrade(outcome)
+        out.meter(link, kind, outcome)
+        return (link, outcome)
+    }
+
+    /// Sends a reply back to `client` over the link this node owns towards it: the RSU's cell or the
+    /// macro cell (plus WAN) for a vehicle, the backhaul or WAN for an RSU or edge.
+    mutating func sendReply(_ reply: InferenceReply, to client: Client, now: Double) {
+        let link: LinkName = client.isVehicle ? (cell != nil ? .cellularDown : .macroDown) : clientLink
+        transmit(reply, virtualBytes: Int(reply.resultBytes), link: link, on: .client(routingID: client.routingID)) { core, bytes in
+            if client.isVehicle {
+                let to = core.vehiclePositions[client.node] ?? core.position
+                if core.cell != nil { return core.cell!.downlink(vehicle: client.node, to: to, bytes: bytes, now: now, rng: &core.rng) }
+                if core.macro != nil {
+                    let wan = core.map.links.wan.latency
+                    return core.macro!.downlink(vehicle: client.node, to: to, bytes: bytes, now: now + wan, rng: &core.rng)
+                }
+                return .deliver(at: now)
+            }
+            guard var parameters = core.clientLinkParameters else { return .deliver(at: now) }
+            if let rsu = core.map.rsu(client.node) { parameters = core.map.backhaul(of: rsu) }
+            return core.clientLinks[client.node, default: WiredLink(parameters: parameters)].transmit(bytes: bytes, now: now, rng: &core.rng)
+        }
+    }
+
+    /// Sends `payload` to the next hop over the wired link towards it.
+    mutating func transmitUpstream<P: WirePayload>(_ payload: P, virtualBytes: Int, now: Double) {
+        guard let link = role.uplink, upstreamLink != nil else { return }
+        transmit(payload, virtualBytes: virtualBytes, link: link, on: .upstream) { core, bytes in
+            core.upstreamLink!.transmit(bytes: bytes, now: now, rng: &core.rng)
+        }
+    }
+
+    /// Puts `payload` through an emulated link (`model` gives the outcome for the bytes on the wire)
+    /// and sends it at the delivery instant. `virtualBytes` is the size the message stands for
+    /// beyond its frame (a request's input, a reply's result). The outcome is metered; lost and
+    /// out-of-range messages are not sent.
+    private mutating func transmit<P: WirePayload>(_ payload: P, virtualBytes: Int, link: LinkName, on channel: Channel,
+                                                   through model: (inout ServerCore, Int) -> LinkOutcome) {
+        let message = Outbound(payload, on: channel, position: position)
+        let bytes = Envelope.overhead(sender: id, position: true, deliverAt: true) + message.body.count + virtualBytes
+        let outcome = degrade(model(&self, bytes))
+        out.meter(link, P.kind, outcome)
+        guard case .deliver(let at) = outcome else { return }
+        var timed = message
+        timed.deliverAt = at
+        timed.at = at
+        send(timed)
+    }
+
+    /// The outcome of a link, made worse by an imposed degradation: lost with its extra loss
+    /// probability, else delivered its extra latency later.
+    mutating func degrade(_ outcome: LinkOutcome) -> LinkOutcome {
+        guard let imposed, imposed.mode == .degrade, let d = imposed.degradation, case .deliver(let at) = outcome else { return outcome }
+        if rng.unit() < d.loss { return .lost }
+        return .deliver(at: at + d.latency)
+    }
+
+    /// Broadcasts: a degraded node's suffer its extra loss (not its extra latency).
+    mutating func publish(_ message: Outbound) {
+        if case .lost = degrade(.deliver(at: 0)) { return out.count("degrade_dropped_broadcast") }
+        send(message)
+    }
+
+    /// A partitioned node sends nothing (its records still reach the launcher).
+    private mutating func send(_ message: Outbound) {
+        if imposed?.mode == .partition { return out.count("partition_dropped_out") }
+        out.send(message)
+    }
+}

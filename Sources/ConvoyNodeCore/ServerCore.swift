@@ -1,0 +1,324 @@
+import ConvoyCore
+import ConvoyLinks
+import ConvoyReasoning
+import ConvoyScenario
+import ConvoyWire
+
+/// What an RSU, edge server or cloud decides: serves requests on its own compute or relays them to
+/// its next hop (from the map's graph), routes replies back, beacons its presence and load, and
+/// watches its next hop's beacons. Pure: event and time in, actions out (`NodeAction`).
+///
+/// Link emulation happens where the shared resource lives:
+/// - RSU: its cell, both directions (uplink on receipt, downlink before sending the reply); its
+///   backhaul towards the edge on sending.
+/// - edge: the backhaul towards each RSU on sending replies; the WAN towards the cloud on sending.
+/// - cloud: the macro cell (plus WAN) for vehicles that reach it directly; the WAN towards each
+///   edge on sending replies.
+public struct ServerCore: Sendable {
+    public enum Socket: Sendable { case clients, beacons, upstream }
+
+    public enum Event: Sendable {
+        case start
+        case timer(UInt64)
+        case frames(Socket, [[UInt8]])
+        /// The launcher imposed a partition or degradation (nil: none).
+        case imposed(FaultMode?, Degradation?)
+        /// The run ends (SIGTERM).
+        case stop
+    }
+
+    public enum Timers {
+        public static let beacon: UInt64 = 1, tick: UInt64 = 2, flush: UInt64 = 3
+        static let firstOneShot: UInt64 = 1000
+    }
+
+    /// Who sent a request, so the reply can go back.
+    public struct Client: Sendable, Equatable {
+        public var routingID: [UInt8]
+        public var node: String
+        public var isVehicle: Bool
+    }
+
+    /// Something held until a one-shot timer.
+    enum Held {
+        /// A request to handle; `arrival` when this node applied the access link (it samples it).
+        case handle(InferenceRequest, Client, arrival: (link: LinkName, sentAt: Double, modelledAt: Double)?)
+        /// A reply from the next hop, held back by this node's degradation.
+        case upstreamReply(InferenceReply)
+        case cancel(InferenceCancel)
+        /// The compute asked to be woken (a job due).
+        case compute
+    }
+
+    /// An attempt computing here: who gets the answer.
+    struct Serving {
+        var client: Client
+        var route: [String]
+        var resultBytes: UInt32
+    }
+
+    public let id: String
+    public let role: NodeRole
+    let map: MapSpec
+    let position: Position
+    let upstream: String?
+    var rng: SeededGenerator
+    public internal(set) var compute: (any ComputeBackend)?
+    var cell: CellLink?
+    var macro: CellLink?
+    var upstreamLink: WiredLink?
+    var clientLinks: [String: WiredLink] = [:]
+    let clientLinkParameters: WiredParameters?
+    var liveness: LivenessTracker
+    var relays = RelayTable<Client>()
+    var held: [UInt64: Held] = [:]
+    var serving: [AttemptKey: Serving] = [:]
+    var vehiclePositions: [String: Position] = [:]
+    var imposed: (mode: FaultMode, degradation: Degradation?)?
+    var nextTimer = Timers.firstOneShot
+    var reportedComputeMs = 0
+    public private(set) var stopped = false
+    var out = ActionList()
+
+    /// - Parameters: `seed` and `incarnation` seed this incarnation's random stream (link draws).
+    public init(id: String, map: MapSpec, liveness config: LivenessConfig, seed: UInt64, incarnation: UInt32,
+                compute makeBackend: (ComputeSpec) -> any ComputeBackend = Self.modelled) throws {
+        guard let role = map.role(of: id) else { throw InputError(file: "map", field: "id", "'\(id)' is not a node of the map") }
+        self.id = id
+        self.role = role
+        self.map = map
+        upstream = map.nextHop(of: id)
+        rng = SeededGenerator(seed: seed, label: "\(id)#\(incarnation)")
+        liveness = LivenessTracker(config: config)
+        var spec: ComputeSpec?
+        switch role {
+        case .rsu:
+            let rsu = map.rsu(id)!
+            position = rsu.position
+            spec = rsu.compute
+            cell = CellLink(position: rsu.position, radius: rsu.radius, parameters: map.cellular(of: rsu))
+            upstreamLink = rsu.edge.map { _ in WiredLink(parameters: map.backhaul(of: rsu)) }
+            clientLinkParameters = nil
+        case .edge:
+            let edge = map.edge(id)!
+            position = edge.position
+            spec = edge.compute
+            upstreamLink = WiredLink(parameters: map.links.wan)
+            clientLinkParameters = map.links.backhaul
+        case .cloud:
+            position = map.macro?.position ?? Position(x: 0, y: 0)
+            spec = map.cloud.compute
+            if let m = map.macro { macro = CellLink(position: m.position, radius: m.radius, parameters: map.links.macro) }
+            clientLinkParameters = map.links.wan
+        case .vehicle:
+            throw InputError(file: "map", field: "id", "'\(id)' is a vehicle, not a server")
+        }
+        compute = spec.map(makeBackend)
+    }
+
+    /// The roofline model on the node's device.
+    public static func modelled(_ spec: ComputeSpec) -> any ComputeBackend {
+        ModelledCompute(device: spec.profile, slots: spec.slots, queueCapacity: spec.queue)
+    }
+
+    /// The beacon topic of the next hop, which this node subscribes to (nil: none).
+    public var upstreamBeaconTopic: String? {
+        upstream.flatMap { hop in map.role(of: hop).flatMap { Topic.beacon(of: $0, id: hop) } }
+    }
+
+    public mutating func handle(_ event: Event, now: Double) -> [NodeAction] {
+        guard !stopped else { return [] }
+        switch event {
+        case .start:
+            out.arm(Timers.beacon, at: now)
+            out.arm(Timers.tick, at: now + 0.02)
+            out.arm(Timers.flush, at: now + 0.1)
+        case .timer(let timer):
+            fired(timer, now: now)
+        case .frames(let socket, let frames):
+            received(frames, on: socket, now: now)
+        case .imposed(let mode, let degradation):
+            imposed = mode.map { ($0, degradation) }
+        case .stop:
+            stopped = true
+            out.append(.flushRecords)
+            out.append(.stop)
+        }
+        reportCompute()
+        return out.take()
+    }
+
+    private mutating func fired(_ timer: UInt64, now: Double) {
+        let interval = liveness.config.beaconInterval
+        switch timer {
+        case Timers.beacon:
+            beacon(now: now)
+            out.arm(Timers.beacon, at: now + interval)
+        case Timers.tick:
+            checkUpstream(now: now)
+            out.arm(Timers.tick, at: now + interval / 2)
+        case Timers.flush:
+            out.append(.flushRecords)
+            out.arm(Timers.flush, at: now + 0.1)
+        default:
+            guard let item = held.removeValue(forKey: timer) else { return }
+            perform(item, now: now)
+        }
+    }
+
+    mutating func hold(_ item: Held, until time: Double) {
+        nextTimer += 1
+        held[nextTimer] = item
+        out.arm(nextTimer, at: time)
+    }
+
+    /// Carries out `item` when `outcome` delivers it: now, or held until its instant. A lost
+    /// message is counted under `dropped` (if given; link outcomes are already metered).
+    mutating func deliver(_ item: Held, _ outcome: LinkOutcome, now: Double, dropped: String? = nil) {
+        switch outcome {
+        case .deliver(let at) where at > now: hold(item, until: at)
+        case .deliver: perform(item, now: now)
+        case .lost, .outOfRange: if let dropped { out.count(dropped) }
+        }
+    }
+
+    private mutating func perform(_ item: Held, now: Double) {
+        switch item {
+        case .handle(let request, let client, let arrival):
+            if let arrival {
+                out.append(.observe(arrival.link, .request, sentAt: arrival.sentAt, modelledAt: arrival.modelledAt, actualAt: now))
+            }
+            serve(request, from: client, now: now)
+        case .upstreamReply(let reply):
+            guard let entry = relays.replied(reply) else { return out.count("replies_unmatched") }
+            sendReply(reply, to: entry.client, now: now)
+        case .cancel(let cancel):
+            withdraw(cancel, now: now)
+        case .compute:
+            completeJobs(now: now)
+        }
+    }
+
+    private mutating func received(_ frames: [[UInt8]], on socket: Socket, now: Double) {
+        if imposed?.mode == .partition { return out.count("partition_dropped_in") }
+        switch socket {
+        case .clients:
+            guard frames.count == 2 else { return out.count("frames_bad_shape") }
+            guard let envelope = FrameDecoding.envelope(frames[1], into: &out) else { return }
+            switch envelope.kind {
+            case .request:
+                guard let request = FrameDecoding.payload(InferenceRequest.self, envelope, into: &out) else { return }
+                receive(request, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count, now: now)
+            case .cancel:
+                guard let cancel = FrameDecoding.payload(InferenceCancel.self, envelope, into: &out) else { return }
+                receive(cancel, envelope: envelope, frameBytes: frames[1].count, now: now)
+            default:
+                out.count("unexpected_kind_\(envelope.kind.rawValue)")
+            }
+        case .beacons:
+            guard frames.count == 2, let envelope = FrameDecoding.envelope(frames[1], into: &out), envelope.sender == upstream
+            else { return }
+            if let change = liveness.heard(envelope.sender, incarnation: envelope.incarnation, at: now) {
+                out.record(.detection(DetectionRecord(observer: id, peer: change.peer, state: change.to.rawValue, at: change.at)))
+            }
+        case .upstream:
+            guard frames.count == 1, let envelope = FrameDecoding.envelope(frames[0], into: &out),
+                  let reply = FrameDecoding.payload(InferenceReply.self, envelope, into: &out) else { return }
+            if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }
+            deliver(.upstreamReply(reply), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+        }
+    }
+
+    // MARK: - Serving
+
+    private mutating func serve(_ request: InferenceRequest, from client: Client, now: Double) {
+        let upstreamAlive = upstream.map { liveness.isAlive($0) } ?? false
+        let work = ComputeWork(requestID: request.requestID, attempt: Int(request.attempt), model: request.model,
+                               inputTokens: Int(request.inputTokens), outputTokens: Int(request.outputTokens))
+        let decision = ServingDecision.decide(compute: &compute, nextHopAvailable: upstreamAlive, work: work,
+                                              replyBy: request.deadline, now: now)
+        let route = request.route + [id]
+        switch decision {
+        case .serve(let wakeAt, let duplicate):
+            if duplicate { out.count("requests_deduplicated") }
+            serving[AttemptKey(request.requestID, Int(request.attempt))] = Serving(client: client, route: route,
+                                                                                  resultBytes: request.resultBytes)
+            if let wakeAt, wakeAt > now { hold(.compute, until: wakeAt) } else { completeJobs(now: now) }
+        case .forward:
+            forward(request, route: route, client: client, now: now)
+        case .rejected(let why), .failed(let why):
+            let status: InferenceReply.Status = if case .rejected = decision { .rejected } else { .failed }
+            sendReply(InferenceReply(requestID: request.requestID, attempt: request.attempt, status: status, servedBy: id,
+                                     route: route, detail: why), to: client, now: now)
+        }
+    }
+
+    /// Answers every attempt whose job the compute finished.
+    mutating func completeJobs(now: Double) {
+        guard let done = compute?.completions(now: now) else { return }
+        for job in done {
+            for attempt in job.attempts {
+                guard let entry = serving.removeValue(forKey: AttemptKey(job.requestID, attempt)) else { continue }
+                let reply = InferenceReply(requestID: job.requestID, attempt: UInt16(clamping: attempt),
+                                           status: job.failure == nil ? .completed : .failed, servedBy: id, route: entry.route,
+                                           queueWait: job.queueWait, computeTime: job.computeTime,
+                                           resultBytes: job.failure == nil ? entry.resultBytes : 0, detail: job.failure ?? "")
+                sendReply(reply, to: entry.client, now: now)
+            }
+        }
+    }
+
+    /// Drops a withdrawn attempt: sent on if it was relayed; not answered if it is computing here
+    /// (the compute gives its time back when no other attempt waits for the same job).
+    private mutating func withdraw(_ cancel: InferenceCancel, now: Double) {
+        if relays.withdrawn(requestID: cancel.requestID, attempt: Int(cancel.attempt)) != nil {
+            out.count("cancels_forwarded")
+            return transmitUpstream(cancel, virtualBytes: 0, now: now)
+        }
+        let key = AttemptKey(cancel.requestID, Int(cancel.attempt))
+        guard serving.removeValue(forKey: key) != nil,
+              compute?.cancel(requestID: key.requestID, attempt: key.attempt, now: now) == true else {
+            return out.count("cancels_too_late")
+        }
+        out.count("cancels_applied")
+    }
+
+    private mutating func forward(_ request: InferenceRequest, route: [String], client: Client, now: Double) {
+        guard let upstream, upstreamLink != nil else { return }
+        var next = request
+        next.route = route
+        relays.relayed(request, from: client, to: upstream)
+        // A lost forward is not answered: the client's attempt times out and fails over.
+        transmitUpstream(next, virtualBytes: Int(request.payloadBytes), now: now)
+    }
+
+    /// The next hop died: everything relayed to it fails back to the clients at once, so they can
+    /// fail over without waiting for a time-out.
+    private mutating func checkUpstream(now: Double) {
+        for change in liveness.check(now: now) {
+            out.record(.detection(DetectionRecord(observer: id, peer: change.peer, state: change.to.rawValue, at: now)))
+            guard change.to == .dead else { continue }
+            for entry in relays.hopLost(change.peer) {
+                sendReply(RelayTable.refusal(entry, by: id, route: entry.request.route + [id], detail: "\(change.peer) unreachable"),
+                          to: entry.client, now: now)
+            }
+        }
+    }
+
+    private mutating func beacon(now: Double) {
+        guard let topic = Topic.beacon(of: role, id: id) else { return }
+        let beacon = Beacon(role: role,
+                            activeVehicles: UInt16(clamping: (cell ?? macro)?.activeVehicles(now: now) ?? 0),
+                            queued: UInt16(clamping: compute?.waiting(now: now) ?? 0),
+                            busySlots: UInt16(clamping: compute?.busy(now: now) ?? 0),
+                            slots: UInt16(clamping: compute?.slots ?? 0))
+        publish(Outbound(beacon, on: .bus(topic: topic), position: position))
+    }
+
+    /// Keeps the `compute_ms` counter equal to the compute's own accounting.
+    private mutating func reportCompute() {
+        guard let ms = compute?.accounting.computeMs, ms != reportedComputeMs else { return }
+        reportedComputeMs = ms
+        out.append(.setCounter("compute_ms", ms))
+    }
+}

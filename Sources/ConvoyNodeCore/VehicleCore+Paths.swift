@@ -1,0 +1,90 @@
+import ConvoyCore
+import ConvoyReasoning
+import ConvoyScenario
+
+/// What the vehicle's path policy ranks: RSUs in range, the macro cell, on-board compute and
+/// neighbours, as the vehicle knows them now.
+extension VehicleCore {
+    /// Seconds a neighbour stays known without a beacon.
+    static let neighbourTimeout = 3.0
+
+    /// What the vehicle knows of its paths at `now` (RSUs in range, macro cell, neighbours).
+    func pathContext(now: Double) -> PathContext {
+        let here = position(at: now)
+        let macro = map.macro.map {
+            MacroView(position: $0.position, radius: $0.radius, target: map.cloud.id, activeVehicles: Int(macroLoad?.activeVehicles ?? 0),
+                      queued: Int(macroLoad?.queued ?? 0))
+        }
+        let neighbourViews = neighbours.filter { now - $0.value.heardAt < Self.neighbourTimeout }.map { id, n in
+            NeighbourView(id: id, position: n.position, freeSlots: n.freeSlots, uplinkRate: n.uplinkRate)
+        }
+        return PathContext(position: here, rsus: rsuViews(at: here), macro: macro, cellular: map.links.cellular,
+                           macroCellular: map.links.macro, wanLatency: map.links.wan.latency, neighbours: neighbourViews,
+                           v2v: map.links.v2v, prices: scenario.prices)
+    }
+
+    /// The candidate routes for every request at `now`, best first (per request: its payload,
+    /// deadline and compute), from `base` (the paths at `now`) and the current on-board load.
+    func candidates(_ base: PathContext, now: Double) -> RequestLedger.Candidates {
+        var base = base
+        return { [openRecords, serviceTimes, map, onboard, policy, id, scenario, ledger] spec in
+            base.payloadBytes = spec.payloadBytes
+            base.budget = max(0, (openRecords[spec.requestID]?.deadlineAt ?? now + spec.deadline) - now)
+            base.serviceTime = serviceTimes[spec.task]
+                ?? map.serviceTimes(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens,
+                                    budget: ledger.config.attemptTimeout)
+            base.neighbourComputeTime = Self.onboardTime(for: spec, onboard: scenario.onboard)
+            if let onboard {
+                let finish = onboard.estimatedFinish(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens, now: now)
+                base.onboard = OnboardView(id: id, finishIn: finish.map { $0 - now })
+            }
+            return policy.rank(base).map { route in
+                var annotated = route
+                annotated.expectedLatency = base.expectedLatency(route)
+                return annotated
+            }
+        }
+    }
+
+    /// The candidate routes at `now` from what the vehicle knows now.
+    func candidates(now: Double) -> RequestLedger.Candidates { candidates(pathContext(now: now), now: now) }
+
+    /// Caches the expected compute behind each server for the task of `spec` (used by `candidates`).
+    mutating func cacheServiceTimes(for spec: RequestSpec) {
+        guard serviceTimes[spec.task] == nil else { return }
+        serviceTimes[spec.task] = map.serviceTimes(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens,
+                                                   budget: ledger.config.attemptTimeout)
+    }
+
+    /// The RSUs whose radius covers `here`, as the vehicle knows them (liveness, advertised load).
+    private func rsuViews(at here: Position) -> [RSUView] {
+        map.rsus.filter { here.distance(to: $0.position) <= $0.radius }.map { rsu in
+            RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: liveness.isAlive(rsu.id),
+                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(rsuLoad[rsu.id]?.queued ?? 0),
+                    cellular: rsu.cellular)
+        }
+    }
+
+    /// Compute seconds of `spec` on an idle on-board device (every vehicle has the same), nil if none or it does not fit.
+    static func onboardTime(for spec: RequestSpec, onboard: ComputeSpec?) -> Double? {
+        guard let device = onboard?.profile, let model = ModelProfile.catalog[spec.model],
+              ComputeModel.fits(model: model, device: device) else { return nil }
+        return ComputeModel.inferenceTime(model: model, device: device, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens)
+    }
+
+    func inRange(of rsu: RSUSpec, at now: Double) -> Bool {
+        position(at: now).distance(to: rsu.position) <= rsu.radius
+    }
+
+    /// The best alive RSU in range and the rate the vehicle gets there (for relaying and its V2V beacon).
+    func bestRSU(now: Double) -> (id: String, rate: Double)? {
+        let here = position(at: now)
+        return PathContext(position: here, rsus: rsuViews(at: here), macro: nil, cellular: map.links.cellular).usableRSUs
+            .max { ($0.rate, $1.rsu.id) < ($1.rate, $0.rsu.id) }.map { ($0.rsu.id, $0.rate) }
+    }
+
+    func neighbourReachable(_ id: String, from here: Position, now: Double) -> Bool {
+        guard let n = neighbours[id] else { return false }
+        return now - n.heardAt < Self.neighbourTimeout && n.position.distance(to: here) <= map.links.v2v.rangeM
+    }
+}

@@ -1,0 +1,310 @@
+import ConvoyCore
+import ConvoyLinks
+import ConvoyMobility
+import ConvoyReasoning
+import ConvoyScenario
+import ConvoyWire
+
+/// What a vehicle decides: follows its trajectory, hears RSU beacons in range, beacons to its
+/// neighbours over V2V, opens the work of its workload and fails it over (`RequestLedger`), and
+/// reports every request and attempt. It may compute on board, serve or relay its neighbours'
+/// requests, and shares shareable results over V2V (VehicleCore+V2V.swift). Pure: event and time
+/// in, actions out (`NodeAction`).
+public struct VehicleCore: Sendable {
+    public enum Socket: Sendable {
+        /// The broadcast bus: RSU and cloud beacons, V2V (including `direct/<id>/` messages).
+        case broadcast
+        /// The access ROUTER: replies from RSUs and the cloud, framed `[node id, envelope]`.
+        case access
+    }
+
+    public enum Event: Sendable {
+        case start
+        case timer(UInt64)
+        case frames(Socket, [[UInt8]])
+        /// The run ends (SIGTERM): stop opening work, let the open requests finish for a while; a
+        /// second `drain` stops at once.
+        case drain
+    }
+
+    public enum Timers {
+        /// Housekeeping every 100 ms (or beacon interval if shorter): position, handovers, subscriptions, records.
+        public static let tick: UInt64 = 1
+        public static let v2v: UInt64 = 3
+        /// An exact wake-up for the next liveness transition, deadline or request arrival.
+        public static let wake: UInt64 = 4
+        static let firstOneShot: UInt64 = 1000
+    }
+
+    /// Something due at a one-shot timer.
+    enum Due {
+        /// A V2V message held back until its modelled delivery.
+        case v2v(V2VMessage, Envelope, modelledAt: Double)
+        /// An answer of the vehicle's own on-board compute that is known at once (refusals).
+        case onboardAnswer(requestID: String, attempt: Int, ReplyOutcome)
+        /// The on-board compute asked to be woken (a job due).
+        case compute
+    }
+
+    /// Who an on-board job's attempt answers to.
+    enum OnboardClient {
+        case own
+        case neighbour(requester: String, resultBytes: UInt32)
+    }
+
+    struct Neighbour {
+        var position: Position
+        var heardAt: Double
+        var freeSlots: Int
+        var uplinkRate: Double
+    }
+
+    /// Settings a vehicle takes from its run.
+    public struct Setup: Sendable {
+        public var id: String
+        public var scenario: Scenario
+        public var seed: UInt64
+        /// Emulated seconds the run lasts.
+        public var duration: Double
+        public var trajectory: Trajectory
+        /// This vehicle's arrivals from the scenario's arrivals file (if any).
+        public var arrivals: [ArrivalFile.Arrival]
+
+        public init(id: String, scenario: Scenario, seed: UInt64, duration: Double, trajectory: Trajectory,
+                    arrivals: [ArrivalFile.Arrival] = []) {
+            self.id = id
+            self.scenario = scenario
+            self.seed = seed
+            self.duration = duration
+            self.trajectory = trajectory
+            self.arrivals = arrivals
+        }
+    }
+
+    public let id: String
+    let scenario: Scenario
+    let map: MapSpec
+    let trajectory: Trajectory
+    /// The servers the access socket reaches (RSUs, and the cloud over the macro cell).
+    public let reachable: Set<String>
+    let topics: Topic
+    let policy: any PathPolicy
+    var rng: SeededGenerator
+    var workload: any VehicleWorkload
+    let tasks: WorkloadSpec
+    /// Seconds after its last sample at which the vehicle stops issuing work.
+    let lastSampleTime: Double
+    var liveness: LivenessTracker
+    public internal(set) var ledger = RequestLedger()
+    var rsuLoad: [String: Beacon] = [:]
+    /// The macro cell's load, from the cloud's beacons (heard within the macro cell).
+    var macroLoad: Beacon?
+    var openRecords: [String: RequestRecord] = [:]
+    var requestSequence = 0
+    var subscribed: Set<String> = []
+    var due: [UInt64: Due] = [:]
+    var nextTimer = Timers.firstOneShot
+    var armedWake = Double.infinity
+    /// On-board compute (scenario `onboard:`), for the vehicle's own requests and its neighbours'.
+    public internal(set) var onboard: (any ComputeBackend)?
+    var onboardClients: [AttemptKey: OnboardClient] = [:]
+    /// Neighbours' requests relayed to an RSU.
+    var relays = RelayTable<String>()
+    var neighbours: [String: Neighbour] = [:]
+    /// Shared results heard from neighbours, by key.
+    var sharedResults: [String: SharedResult] = [:]
+    /// Expected compute behind each RSU and the cloud, per task (`MapSpec.serviceTimes`).
+    var serviceTimes: [String: [String: Double]] = [:]
+    var servingCell = ServingCell()
+    var reportedComputeMs = 0
+    /// Set when the run ends: no new requests; open ones may still complete until this time.
+    var drainUntil: Double?
+    public private(set) var finished = false
+    var out = ActionList()
+
+    public init(_ setup: Setup, workload: (any VehicleWorkload)? = nil) {
+        id = setup.id
+        scenario = setup.scenario
+        map = setup.scenario.map
+        trajectory = setup.trajectory
+        var targets = Set(map.rsus.map(\.id))
+        if map.macro != nil { targets.insert(map.cloud.id) }
+        reachable = targets
+        topics = Topic(v2vRange: map.links.v2v.rangeM)
+        policy = PathPolicies.named(scenario.policy) ?? BestRatePolicy()
+        tasks = scenario.workload
+        rng = SeededGenerator(seed: setup.seed, label: "\(id)#1")
+        liveness = LivenessTracker(config: scenario.liveness)
+        onboard = scenario.onboard.map { ModelledCompute(device: $0.profile, slots: $0.slots, queueCapacity: $0.queue) }
+        lastSampleTime = min(trajectory.end, setup.duration)
+        // The first request goes out once RSU beacons had a chance to arrive.
+        let firstRequest = trajectory.start + 3 * scenario.liveness.beaconInterval
+        self.workload = workload ?? InferenceArrivals(spec: scenario.workload, vehicle: id, seed: setup.seed, firstRequest: firstRequest,
+                                                      window: trajectory.start..<max(trajectory.start, lastSampleTime),
+                                                      listed: setup.arrivals)
+    }
+
+    /// Where the vehicle is at `time`: interpolated, holding the nearest sample outside the trace.
+    public func position(at time: Double) -> Position {
+        if let p = trajectory.position(at: time) { return p }
+        if time <= trajectory.start { return trajectory.samples.first!.position }
+        if time >= trajectory.end { return trajectory.samples.last!.position }
+        return trajectory.samples.last { $0.time <= time }!.position  // inside a gap
+    }
+
+    public mutating func handle(_ event: Event, now: Double) -> [NodeAction] {
+        guard !finished else { return [] }
+        switch event {
+        case .start:
+            if let arrivals = workload as? InferenceArrivals, arrivals.skipped > 0 { out.count("arrivals_outside_trace", by: arrivals.skipped) }
+            out.arm(Timers.tick, at: now)
+            out.arm(Timers.v2v, at: now + rng.unit())
+            out.append(.subscribe(topic: Topic.direct(id)))
+            if map.macro != nil { out.append(.subscribe(topic: Topic.cloudBeacon)) }
+        case .timer(let timer):
+            fired(timer, now: now)
+        case .frames(.broadcast, let frames):
+            broadcastReceived(frames, now: now)
+        case .frames(.access, let frames):
+            accessReceived(frames, now: now)
+        case .drain:
+            if drainUntil == nil { drainUntil = now + tasks.drainTime } else { finish(.runEnded, now: now) }  // a second signal: stop now
+        }
+        if !finished { armWake() }
+        reportCompute()
+        return out.take()
+    }
+
+    /// Arms a one-shot wake-up at the earliest instant something is due (a peer turning suspect or
+    /// dead, an attempt's reply-by or a deadline, the next request), so the vehicle needs no fast
+    /// polling tick and still acts on time.
+    private mutating func armWake() {
+        var next = min(liveness.nextTransition ?? .infinity, ledger.nextDeadline ?? .infinity)
+        if drainUntil == nil { next = min(next, workload.nextAt) }
+        guard next.isFinite, next < armedWake - 1e-4 else { return }
+        armedWake = next
+        // Liveness thresholds are strict (silent longer than…): wake just after them.
+        out.arm(Timers.wake, at: next + 1e-4)
+    }
+
+    /// Ends every open request with `reason`, flushes the records and stops.
+    mutating func finish(_ reason: EndReason, now: Double) {
+        guard !finished else { return }
+        apply(ledger.closeAll(reason: reason.rawValue, now: now), now: now)
+        finished = true
+        out.append(.flushRecords)
+        out.append(.stop)
+    }
+
+    private mutating func fired(_ timer: UInt64, now: Double) {
+        switch timer {
+        case Timers.tick:
+            tick(now: now)
+            out.append(.flushRecords)
+            out.arm(Timers.tick, at: now + min(0.1, scenario.liveness.beaconInterval))
+        case Timers.wake:
+            armedWake = .infinity
+            tick(now: now)
+        case Timers.v2v:
+            v2vBeacon(now: now)
+            out.arm(Timers.v2v, at: now + 1)
+        default:
+            switch due.removeValue(forKey: timer) {
+            case .v2v(let message, let envelope, let modelledAt)?:
+                out.append(.observe(.v2v, envelope.kind, sentAt: envelope.sentAt, modelledAt: modelledAt, actualAt: now))
+                v2vDelivered(message, from: envelope.sender, position: envelope.position!, now: now)
+            case .onboardAnswer(let requestID, let attempt, let outcome)?:
+                onboardClients[AttemptKey(requestID, attempt)] = nil
+                apply(ledger.replied(requestID: requestID, attempt: attempt, outcome: outcome, now: now, candidates: candidates(now: now)),
+                      now: now)
+            case .compute?:
+                completeOnboardJobs(now: now)
+            case nil:
+                break
+            }
+        }
+    }
+
+    mutating func schedule(_ item: Due, at time: Double) {
+        nextTimer += 1
+        due[nextTimer] = item
+        out.arm(nextTimer, at: time)
+    }
+
+    private mutating func tick(now: Double) {
+        updateSubscriptions(now: now)
+        var paths = pathContext(now: now)
+        recordHandover(now: now)
+        // RSUs that fell silent: dead if we are still in their range, otherwise just out of reach.
+        let changes = liveness.check(now: now)
+        for change in changes {
+            guard let rsu = map.rsu(change.peer) else { continue }
+            if inRange(of: rsu, at: now) {
+                out.record(.detection(DetectionRecord(observer: id, peer: change.peer, state: change.to.rawValue, at: now)))
+            } else {
+                liveness.forget(change.peer)
+            }
+        }
+        if !changes.isEmpty {
+            paths = pathContext(now: now)
+            for change in changes where change.to == .dead && liveness.state(of: change.peer) != nil {
+                apply(ledger.targetLost(change.peer, outcome: .targetDead, now: now, candidates: candidates(paths, now: now)), now: now)
+                relayHopLost(change.peer, now: now)
+            }
+        }
+        // Attempts to RSUs we drove out of, and to neighbours gone silent or out of V2V range.
+        let here = position(at: now)
+        for target in ledger.targetsInFlight.sorted() where target != id {
+            let gone = if let rsu = map.rsu(target) { !inRange(of: rsu, at: now) } else {
+                map.role(of: target) == nil && !neighbourReachable(target, from: here, now: now)
+            }
+            if gone { apply(ledger.targetLost(target, outcome: .outOfRange, now: now, candidates: candidates(paths, now: now)), now: now) }
+        }
+        while now >= workload.nextAt && now < lastSampleTime && drainUntil == nil {
+            openRequest(workload.next(), now: now, paths: paths)
+        }
+        apply(ledger.tick(now: now, candidates: candidates(paths, now: now)), now: now)
+        if let reason = Self.endReason(now: now, drainUntil: drainUntil, openRequests: ledger.openCount, lastSample: lastSampleTime,
+                                       longestDeadline: tasks.longestDeadline) {
+            finish(reason, now: now)
+        }
+    }
+
+    /// When a vehicle stops: the run ended and its open requests are done or out of drain time; or
+    /// it passed its last sample with nothing open, or so long ago that nothing can still be open.
+    public static func endReason(now: Double, drainUntil: Double?, openRequests: Int, lastSample: Double,
+                                 longestDeadline: Double) -> EndReason? {
+        if let drainUntil, openRequests == 0 || now >= drainUntil { return .runEnded }
+        if now >= lastSample && openRequests == 0 { return .vehicleLeft }
+        if now >= lastSample + longestDeadline + 1 { return .vehicleLeft }
+        return nil
+    }
+
+    /// Records attach, detach and handover of the serving cell: the best RSU in range, else the macro cell.
+    private mutating func recordHandover(now: Double) {
+        let here = position(at: now)
+        let macroCell = map.macro.flatMap { here.distance(to: $0.position) <= $0.radius ? $0.id : nil }
+        guard let change = servingCell.update(to: bestRSU(now: now)?.id ?? macroCell) else { return }
+        out.record(.handover(HandoverRecord(vehicleID: id, at: now, event: change.change.rawValue, fromCell: change.from,
+                                            toCell: servingCell.cell, x: here.x, y: here.y)))
+    }
+
+    /// Subscribes to the beacons of the RSUs around the vehicle and to the V2V topics of the 3 × 3
+    /// grid cells around it; unsubscribes from those it moved away from.
+    private mutating func updateSubscriptions(now: Double) {
+        let here = position(at: now)
+        let rsus = map.rsus.filter { here.distance(to: $0.position) <= $0.radius + Topic.subscriptionMargin }
+        let wanted = topics.v2vAround(here).union(rsus.map { Topic.rsuBeacon($0.id) })
+        guard wanted != subscribed else { return }
+        for topic in subscribed.subtracting(wanted).sorted() { out.append(.unsubscribe(topic: topic)) }
+        for topic in wanted.subtracting(subscribed).sorted() { out.append(.subscribe(topic: topic)) }
+        subscribed = wanted
+    }
+
+    /// Keeps the `compute_ms` counter equal to the on-board compute's own accounting.
+    private mutating func reportCompute() {
+        guard let ms = onboard?.accounting.computeMs, ms != reportedComputeMs else { return }
+        reportedComputeMs = ms
+        out.append(.setCounter("compute_ms", ms))
+    }
+}
