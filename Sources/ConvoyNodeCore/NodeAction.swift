@@ -11,7 +11,7 @@ public enum NodeRecord: Sendable, Equatable {
 }
 
 /// Where an outgoing message goes.
-public enum Channel: Sendable, Equatable {
+public enum Channel: Sendable, Hashable {
     /// Broadcast on the bus under `topic` (V2V, beacons, messages to one vehicle over V2V).
     case bus(topic: String)
     /// From a vehicle to a server over its access link (the vehicle's ROUTER, addressed by node id).
@@ -47,7 +47,7 @@ public struct Outbound: Sendable, Equatable {
 /// sockets, clocks and processes.
 public enum NodeAction: Sendable, Equatable {
     case send(Outbound)
-    /// Arm timer `id` to fire at emulated time `at` (re-arming replaces the earlier instant).
+    /// Fire timer `id` once at emulated time `at` (each arm fires once, even for the same id).
     case arm(timer: UInt64, at: Double)
     case record(NodeRecord)
     case count(String, by: Int)

@@ -180,7 +180,8 @@ public struct VehicleCore: Sendable {
     /// polling tick and still acts on time.
     private mutating func armWake() {
         var next = min(liveness.nextTransition ?? .infinity, ledger.nextDeadline ?? .infinity)
-        if drainUntil == nil { next = min(next, workload.nextAt) }
+        // Arrivals after the last sample never open: waking for them would spin.
+        if drainUntil == nil, workload.nextAt < lastSampleTime { next = min(next, workload.nextAt) }
         guard next.isFinite, next < armedWake - 1e-4 else { return }
         armedWake = next
         // Liveness thresholds are strict (silent longer than…): wake just after them.
@@ -200,6 +201,7 @@ public struct VehicleCore: Sendable {
         switch timer {
         case Timers.tick:
             tick(now: now)
+            guard !finished else { return }
             out.append(.flushRecords)
             out.arm(Timers.tick, at: now + min(0.1, scenario.liveness.beaconInterval))
         case Timers.wake:

@@ -44,6 +44,23 @@ public struct Scenario: Sendable, Equatable, Codable {
     public var liveness: LivenessConfig
     public var faults: [FaultSpec]
 
+    public init(name: String, mapPath: String = "", tracePath: String = "", map: MapSpec, duration: Double? = nil, seed: UInt64 = 1,
+                workload: WorkloadSpec = WorkloadSpec(), onboard: ComputeSpec? = nil, policy: String = PathPolicies.defaultName,
+                prices: PathPrices = PathPrices(), liveness: LivenessConfig = LivenessConfig(), faults: [FaultSpec] = []) {
+        self.name = name
+        self.mapPath = mapPath
+        self.tracePath = tracePath
+        self.map = map
+        self.duration = duration
+        self.seed = seed
+        self.workload = workload
+        self.onboard = onboard
+        self.policy = policy
+        self.prices = prices
+        self.liveness = liveness
+        self.faults = faults
+    }
+
     public static func load(path: String) throws -> Scenario {
         try parse(try YAMLFields.readText(path, what: "scenario"), file: path)
     }

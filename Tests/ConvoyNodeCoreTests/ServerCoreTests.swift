@@ -1,0 +1,142 @@
+import ConvoyCore
+import ConvoyLinks
+import ConvoyNodeCore
+import ConvoyReasoning
+import ConvoyScenario
+import ConvoyWire
+import Testing
+
+/// The server core against scripted events.
+@Suite struct ServerCoreTests {
+    func request(_ id: String = "veh/1", attempt: UInt16 = 1, deadline: Double = 20, route: [String] = []) -> InferenceRequest {
+        InferenceRequest(requestID: id, attempt: attempt, vehicleID: "veh", model: "llama-3-8b", inputTokens: 256, outputTokens: 32,
+                         payloadBytes: 20_000, deadline: deadline, route: route)
+    }
+
+    /// A request from vehicle `veh` near rsu-a, as the RSU's ROUTER receives it.
+    func fromVehicle<P: WirePayload>(_ payload: P, at time: Double) -> ServerCore.Event {
+        .frames(.clients, frames(payload, from: "veh", at: time, position: Position(x: 50, y: 0), prefix: "veh"))
+    }
+
+    func replies(_ script: Script<ServerCore.Event>) -> [InferenceReply] {
+        script.sends.compactMap { $0.message.decoded(InferenceReply.self) }
+    }
+
+    @Test func aCancelFreesComputeOnlyForThatAttempt() throws {
+        var rsu = try ServerScript("rsu-a")
+        rsu.script.send(.start, at: 0)
+        rsu.script.send(fromVehicle(request(attempt: 1), at: 0.1), at: 0.1)
+        rsu.script.advance(to: 0.2)
+        // A failover re-send of the same request reaches the same RSU: it joins the job.
+        rsu.script.send(fromVehicle(request(attempt: 2), at: 0.2), at: 0.2)
+        rsu.script.advance(to: 0.3)
+        #expect(rsu.script.counters["requests_deduplicated"] == 1)
+        let computeMs = try #require(rsu.script.counters["compute_ms"])
+        #expect(computeMs > 0)
+        // Attempt 1 is withdrawn: the job keeps computing for attempt 2, nothing is given back.
+        rsu.script.send(fromVehicle(InferenceCancel(requestID: "veh/1", attempt: 1), at: 0.3), at: 0.3)
+        rsu.script.advance(to: 0.4)
+        #expect(rsu.script.counters["cancels_applied"] == 1)
+        #expect(rsu.state.compute?.busy(now: 0.4) == 1)
+        #expect(rsu.script.counters["compute_ms"] == computeMs)
+        // Only attempt 2 is answered.
+        rsu.script.advance(to: 10)
+        #expect(replies(rsu.script).map(\.attempt) == [2])
+        #expect(replies(rsu.script).first?.status == .completed)
+        #expect(rsu.script.sends.first { $0.message.kind == .reply }?.message.channel == .client(routingID: Array("veh".utf8)))
+        // A cancel after the answer is too late.
+        rsu.script.send(fromVehicle(InferenceCancel(requestID: "veh/1", attempt: 2), at: 10), at: 10)
+        rsu.script.advance(to: 10.1)
+        #expect(rsu.script.counters["cancels_too_late"] == 1)
+    }
+
+    @Test func cancellingTheOnlyAttemptGivesTheComputeBack() throws {
+        var rsu = try ServerScript("rsu-a")
+        rsu.script.send(.start, at: 0)
+        rsu.script.send(fromVehicle(request(), at: 0.1), at: 0.1)
+        rsu.script.advance(to: 0.2)
+        let computeMs = try #require(rsu.script.counters["compute_ms"])
+        rsu.script.send(fromVehicle(InferenceCancel(requestID: "veh/1", attempt: 1), at: 0.5), at: 0.5)
+        rsu.script.advance(to: 10)
+        #expect(rsu.state.compute?.busy(now: 0.6) == 0)
+        #expect((rsu.script.counters["compute_ms"] ?? 0) < computeMs)
+        #expect(replies(rsu.script).isEmpty)
+    }
+
+    @Test func aRelayedRequestIsRefusedWhenTheNextHopDies() throws {
+        // rsu-b has no compute: it relays to edge-1 while edge-1 beacons, and refuses at once when it falls silent.
+        var rsu = try ServerScript("rsu-b")
+        #expect(rsu.state.upstreamBeaconTopic == Topic.edgeBeacon)
+        rsu.script.send(.start, at: 0)
+        var t = 0.0
+        while t < 1 {
+            rsu.script.send(.frames(.beacons, frames(Beacon(role: .edge), from: "edge-1", at: t, prefix: Topic.edgeBeacon)), at: t)
+            t += 0.1
+        }
+        let near = Position(x: 400, y: 0)
+        rsu.script.send(.frames(.clients, frames(request(), from: "veh", at: 1, position: near, prefix: "veh")), at: 1)
+        rsu.script.advance(to: 1.1)
+        let forwarded = try #require(rsu.script.sends.first { $0.message.channel == .upstream })
+        #expect(forwarded.message.decoded(InferenceRequest.self)?.route == ["rsu-b"])
+        #expect(forwarded.message.deliverAt.map { $0 > forwarded.at } == true, "the backhaul delays it")
+        rsu.script.advance(to: 2)
+        let refusal = try #require(replies(rsu.script).first)
+        #expect(refusal.status == .failed && refusal.detail == "edge-1 unreachable")
+        #expect(rsu.script.records.contains { if case .detection(let d) = $0 { d.peer == "edge-1" && d.state == "dead" } else { false } })
+        // Its cancel now reaches nothing.
+        rsu.script.send(.frames(.clients, frames(InferenceCancel(requestID: "veh/1", attempt: 1), from: "veh", at: 2, position: near,
+                                                 prefix: "veh")), at: 2)
+        rsu.script.advance(to: 2.1)
+        #expect(rsu.script.counters["cancels_too_late"] == 1)
+    }
+
+    @Test func aPartitionedServerDropsEverythingButItsRecords() throws {
+        var rsu = try ServerScript("rsu-a")
+        rsu.script.send(.start, at: 0)
+        rsu.script.send(.imposed(.partition, nil), at: 0.05)
+        rsu.script.send(fromVehicle(request(), at: 0.1), at: 0.1)
+        rsu.script.advance(to: 1)
+        #expect(rsu.script.sends.allSatisfy { $0.at == 0 }, "nothing after the partition: no beacon, no reply")
+        #expect(rsu.script.counters["partition_dropped_in"] == 1)
+        #expect((rsu.script.counters["partition_dropped_out"] ?? 0) > 0)
+        #expect(rsu.script.log.contains { $0.action == .flushRecords })
+        rsu.script.send(.imposed(nil, nil), at: 1)
+        rsu.script.advance(to: 1.2)
+        #expect(rsu.script.sends.contains { $0.message.kind == .beacon })
+    }
+
+    @Test func malformedFramesAreCountedAndDropped() throws {
+        var rsu = try ServerScript("rsu-a")
+        rsu.script.send(.frames(.clients, [Array("x".utf8)]), at: 0.1)
+        rsu.script.send(.frames(.clients, [Array("x".utf8), Array("not convoy".utf8)]), at: 0.1)
+        rsu.script.send(.frames(.clients, frames(Beacon(role: .rsu), from: "veh", at: 0.1, prefix: "veh")), at: 0.1)
+        #expect(rsu.script.counters["frames_bad_shape"] == 1)
+        #expect(rsu.script.counters["frames_bad_magic"] == 1)
+        #expect(rsu.script.counters["unexpected_kind_\(MessageKind.beacon.rawValue)"] == 1)
+        #expect(rsu.script.sends.isEmpty)
+    }
+
+    @Test func aServerThatIsNotOnTheMapIsAnInputError() {
+        #expect(throws: InputError.self) { try ServerCore(id: "rsu-z", map: testMap, liveness: LivenessConfig(), seed: 1, incarnation: 1) }
+    }
+}
+
+@Suite struct RelayTableTests {
+    func request(_ id: String, _ attempt: UInt16 = 1) -> InferenceRequest {
+        InferenceRequest(requestID: id, attempt: attempt, vehicleID: "v", model: "m", inputTokens: 1, outputTokens: 1, payloadBytes: 1,
+                         deadline: 5)
+    }
+
+    @Test func repliesCancelsAndLostHops() {
+        var table = RelayTable<String>()
+        table.relayed(request("a"), from: "client-1", to: "hop-1")
+        table.relayed(request("a", 2), from: "client-2", to: "hop-2")
+        table.relayed(request("b"), from: "client-1", to: "hop-1")
+        let reply = InferenceReply(requestID: "a", attempt: 2, status: .completed, servedBy: "hop-2", route: ["hop-2"])
+        #expect(table.replied(reply)?.client == "client-2")
+        #expect(table.replied(reply) == nil, "answered once")
+        #expect(table.withdrawn(requestID: "b", attempt: 1)?.hop == "hop-1")
+        #expect(table.hopLost("hop-1").map(\.request.requestID) == ["a"])
+        #expect(table.count == 0)
+    }
+}
