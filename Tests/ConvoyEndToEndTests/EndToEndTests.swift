@@ -13,8 +13,10 @@ struct EndToEndTests {
         let dir = try Fixture.makeScenario(duration: 14, faults: "  - { at: 3, node: rsu-1, mode: crash, for: 4 }\n")
         let run = dir.appendingPathComponent("run").path
         let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
-        // A live fault from another "terminal" while the fleet runs.
-        try await Task.sleep(for: .seconds(8))
+        // A live fault from another "terminal" while the fleet runs, once rsu-1 is back from its crash.
+        try await Fixture.waitUntil("rsu-1 restarted", timeout: 60) {
+            try Fixture.reading(run) { try $0.fetchNodes().contains { $0.nodeID == "rsu-1" && $0.incarnation == 2 } }
+        }
         let fail = try Convoy.run(["fail", run, "rsu-2", "--mode", "hang", "--for", "2"], timeout: 20)
         #expect(fail.status == 0, "convoy fail: \(fail.output)")
         // Garbage on rsu-1's access socket (restarted at 7 s) is counted and dropped; rsu-1 lives on.
@@ -92,13 +94,20 @@ struct EndToEndTests {
         let dir = try Fixture.makeScenario(duration: 300, faults: "")
         let run = dir.appendingPathComponent("run").path
         let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
-        try await Task.sleep(for: .seconds(4))
+        try await Fixture.waitUntil("car 1 completed a request", timeout: 60) {
+            try Fixture.reading(run) { try $0.fetchRequests().contains { $0.vehicleID == "car 1" && $0.status == .completed } }
+        }
         // kill -9 one vehicle mid-run: its open requests are closed, nobody else's records suffer.
         let victim = try #require(Fixture.processes(mentioning: run).first { pid in
             Fixture.commandLine(pid).contains("--id car 1 ")
         })
         kill(victim, SIGKILL)
-        try await Task.sleep(for: .seconds(4))
+        try await Fixture.waitUntil("others completed requests after the kill", timeout: 60) {
+            try Fixture.reading(run) { db in
+                guard let killedAt = try db.fetchNodes().first(where: { $0.nodeID == "car 1" })?.endedAt else { return false }
+                return try db.fetchRequests().contains { $0.vehicleID != "car 1" && $0.status == .completed && $0.createdAt > killedAt }
+            }
+        }
         kill(launch.process.processIdentifier, SIGINT)
         let result = try await launch.wait(timeout: 30)
         #expect(result.status == 128 + SIGINT, "\(result.output)")
@@ -125,12 +134,14 @@ struct EndToEndTests {
         let dir = try Fixture.makeScenario(duration: 300, faults: "")
         let run = dir.appendingPathComponent("run").path
         let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
-        try await Task.sleep(for: .seconds(4))
-        #expect(Fixture.processes(mentioning: run).count > 4)
+        try await Fixture.waitUntil("the fleet is up and recording", timeout: 40) {
+            try Fixture.processes(mentioning: run).count > 4 && Fixture.reading(run) { !(try $0.fetchRequests()).isEmpty }
+        }
         kill(launch.process.processIdentifier, SIGKILL)
         _ = try await launch.wait(timeout: 10)
-        try await Task.sleep(for: .seconds(1))
-        #expect(Fixture.processes(mentioning: run).isEmpty, "orphans: \(Fixture.processes(mentioning: run))")
+        try await Fixture.waitUntil("no orphans: \(Fixture.processes(mentioning: run))", timeout: 15) {
+            Fixture.processes(mentioning: run).isEmpty
+        }
         // What was recorded up to the kill is intact.
         let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
         #expect(try db.integrityCheck() == ["ok"])
@@ -242,6 +253,25 @@ enum Fixture {
     static func commandLine(_ pid: Int32) -> String {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return "" }
         return String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+    }
+
+    /// Waits until `condition` holds, checking every 100 ms; records an issue (and throws) after
+    /// `timeout` seconds. Errors from `condition` count as "not yet".
+    static func waitUntil(_ what: @autoclosure () -> String, timeout: Double, _ condition: () throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? condition()) == true { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("timed out after \(timeout) s waiting for: \(what())")
+        throw CancellationError()
+    }
+
+    /// Reads the run's database while the launcher writes it.
+    static func reading<T>(_ run: String, _ body: (RunDatabase) throws -> T) throws -> T {
+        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        defer { try? db.close() }
+        return try body(db)
     }
 
     /// Pids of processes whose command line mentions `text`.
