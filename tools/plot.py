@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Figures of a Convoy run, from RUN_DIR/run.sqlite, RUN_DIR/map.yaml and the run's trace.
+"""Figures of a Convoy run, from RUN_DIR/run.sqlite, RUN_DIR/map.yaml and RUN_DIR/trajectories/ (the run's own outputs).
 
 Usage: tools/plot RUN_DIR [--out DIR]     (run through tools/plot, which provides the packages)
 
@@ -7,8 +7,8 @@ Writes into DIR (default RUN_DIR/plots):
   latency_cdf.png   CDF of the latency of completed requests, one curve per access path
   timeline.png      per second: success rate, p95 latency, vehicles alive and RSUs up;
                     fault windows shaded
-  coverage_map.png  RSU coverage circles and edge servers from map.yaml, vehicle tracks from the
-                    trace (every 5th sample, limited to the run's duration), faulted RSUs in red
+  coverage_map.png  RSU coverage circles and edge servers from map.yaml, vehicle tracks from the run
+                    (every 5th sample, limited to the run's duration), faulted RSUs in red
   rsu_load.png      attempts addressed to each RSU over time (5 s bins), per RSU by outcome,
                     and completed requests by serving node
 
@@ -17,13 +17,12 @@ The per-second figures use the definitions of `convoy export`'s timeseries.csv: 
 it; p95 is the nearest-rank percentile; nodes and faults are sampled at s + 0.5.
 """
 import argparse
-import csv
 import math
 import os
 import sqlite3
+import struct
 import sys
 import urllib.parse
-import xml.etree.ElementTree as ET
 
 import matplotlib
 matplotlib.use("Agg")
@@ -154,43 +153,31 @@ def plot_timeline(series, faults, out):
     plt.close(fig)
 
 
-def read_tracks(trace, until):
-    """{vehicle: ([x], [y])}: every TRACK_STRIDE-th sample with time <= until (None: all)."""
-    tracks, seen = {}, {}
-
-    def add(vehicle, t, x, y):
-        if until is not None and t > until:
-            return
-        n = seen.get(vehicle, 0)
-        seen[vehicle] = n + 1
-        if n % TRACK_STRIDE == 0 or n == 0:
-            xs, ys = tracks.setdefault(vehicle, ([], []))
-            xs.append(x)
-            ys.append(y)
-
-    with open(trace, "rb") as f:
-        head = f.read(512).lstrip()
-    if head.startswith(b"<"):
-        time = 0.0
-        for event, element in ET.iterparse(trace, events=("start", "end")):
-            if event == "start" and element.tag == "timestep":
-                time = float(element.get("time", "0"))
-            elif event == "end" and element.tag in ("vehicle", "person"):
-                if element.get("x") is not None and element.get("y") is not None:
-                    add(element.get("id"), time, float(element.get("x")), float(element.get("y")))
-            elif event == "end" and element.tag == "timestep":
-                element.clear()
-    else:
-        with open(trace, newline="") as f:
-            reader = csv.reader(f)
-            for row in reader:
-                if not row or row[0].startswith("#"):
-                    continue
-                try:
-                    t, vehicle, x, y = float(row[0]), row[1], float(row[2]), float(row[3])
-                except (ValueError, IndexError):
-                    continue  # header or malformed line
-                add(vehicle, t, x, y)
+def read_tracks(run_dir, until):
+    """{vehicle: ([x], [y])}: every TRACK_STRIDE-th sample with time <= until (None: all), from the
+    run's own trajectory files (RUN_DIR/trajectories/*.traj, in the run's metric frame, written by
+    the launcher whatever the trace's format, projection or compression). Layout: TrajectoryFile.swift."""
+    tracks = {}
+    directory = os.path.join(run_dir, "trajectories")
+    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        with open(os.path.join(directory, name), "rb") as f:
+            data = f.read()
+        if data[:8] != b"CVYTRAJ\0" or struct.unpack_from("<I", data, 8)[0] != 1:
+            print(f"tools/plot: warning: {name} is not a version-1 trajectory file; skipped", file=sys.stderr)
+            continue
+        n = struct.unpack_from("<I", data, 12)[0]
+        vehicle = data[16:16 + n].decode("utf-8", "replace")
+        count = struct.unpack_from("<Q", data, 24 + n)[0]
+        xs, ys = [], []
+        for i in range(count):
+            t, x, y = struct.unpack_from("<3d", data, 32 + n + 40 * i)
+            if until is not None and t > until:
+                break
+            if i % TRACK_STRIDE == 0:
+                xs.append(x)
+                ys.append(y)
+        if xs:
+            tracks[vehicle] = (xs, ys)
     return tracks
 
 
@@ -203,16 +190,13 @@ def plot_coverage(run_dir, info, faults, out):
         layout = yaml.safe_load(f) or {}
     fig, ax = plt.subplots(figsize=(8, 8))
     duration = float(info["duration"]) if "duration" in info else None
-    trace = info.get("trace")
-    if trace and not os.path.isabs(trace):
-        trace = os.path.join(run_dir, trace)
-    if trace and os.path.isfile(trace):
-        tracks = read_tracks(trace, duration)
+    tracks = read_tracks(run_dir, duration)
+    if tracks:
         for xs, ys in tracks.values():
             ax.plot(xs, ys, color="0.45", lw=0.6, alpha=0.6)
         ax.plot([], [], color="0.45", lw=0.6, label=f"vehicle tracks ({len(tracks)})")
     else:
-        print(f"tools/plot: warning: trace {trace!r} not found; no vehicle tracks", file=sys.stderr)
+        print(f"tools/plot: warning: no trajectories in {run_dir}/trajectories; no vehicle tracks", file=sys.stderr)
     faulted = set(faults.node_id)
     for rsu in layout.get("rsus", []) or []:
         colour = "tab:red" if rsu["id"] in faulted else "tab:blue"

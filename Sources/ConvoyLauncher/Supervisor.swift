@@ -283,7 +283,7 @@ actor Supervisor {
 
     private func inject(node id: String, mode: FaultMode, duration: Double?, degradation: Degradation? = nil,
                         source: String) -> ControlReply {
-        guard let role = config.map.role(of: id), role == .rsu || role == .edge || role == .cloud else {
+        guard let role = config.map.role(of: id), role.isServer else {
             return ControlReply(ok: false, message: "\(id) is not an RSU, edge server or cloud of this run")
         }
         guard var node = processes[id], node.state == .running else {

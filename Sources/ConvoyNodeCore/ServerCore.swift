@@ -23,6 +23,9 @@ public struct ServerCore: Sendable {
         case frames(Socket, [[UInt8]])
         /// The launcher imposed a partition or degradation (nil: none).
         case imposed(FaultMode?, Degradation?)
+        /// The compute backend has jobs to report (one whose jobs finish on their own, such as a
+        /// real model server, rather than at an instant known at admission).
+        case computeReady
         /// The run ends (SIGTERM).
         case stop
     }
@@ -139,6 +142,8 @@ public struct ServerCore: Sendable {
             received(frames, on: socket, now: now)
         case .imposed(let mode, let degradation):
             imposed = mode.map { ($0, degradation) }
+        case .computeReady:
+            completeJobs(now: now)
         case .stop:
             stopped = true
             out.append(.flushRecords)

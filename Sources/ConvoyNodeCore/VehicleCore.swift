@@ -22,6 +22,8 @@ public struct VehicleCore: Sendable {
         case start
         case timer(UInt64)
         case frames(Socket, [[UInt8]])
+        /// The on-board compute has jobs to report (one whose jobs finish on their own).
+        case computeReady
         /// The run ends (SIGTERM): stop opening work, let the open requests finish for a while; a
         /// second `drain` stops at once.
         case drain
@@ -167,6 +169,8 @@ public struct VehicleCore: Sendable {
             broadcastReceived(frames, now: now)
         case .frames(.access, let frames):
             accessReceived(frames, now: now)
+        case .computeReady:
+            completeOnboardJobs(now: now)
         case .drain:
             if drainUntil == nil { drainUntil = now + tasks.drainTime } else { finish(.runEnded, now: now) }  // a second signal: stop now
         }

@@ -158,30 +158,17 @@ public final class RunDatabase: Sendable {
         try ensureWritable()
         guard batches.contains(where: { !$0.isEmpty }) else { return }
         try writer.write { db in
-            let requests = try db.cachedStatement(sql: Self.upsertRequestSQL)
-            let attempts = try db.cachedStatement(sql: Self.upsertAttemptSQL)
-            let detections = try db.cachedStatement(sql: Self.insertDetectionSQL)
-            let counters = try db.cachedStatement(sql: Self.upsertCounterSQL)
             for batch in batches {
+                // A version without a terminal state never replaces one with a terminal state.
                 for r in batch.requests {
-                    try requests.execute(arguments: [
-                        r.requestID, r.vehicleID, r.createdAt, r.deadlineAt, r.model, r.inputTokens,
-                        r.outputTokens, r.payloadBytes, r.status?.rawValue, r.finishedAt, r.servedBy,
-                        r.path, r.attempts, r.latencyMs, r.reason, r.queueWaitMs, r.computeMs,
-                        r.networkMs, r.deadlineMet, r.task, r.cacheHit, r.cost,
-                    ])
+                    try db.upsert(r, key: ["request_id"], where: "excluded.status IS NOT NULL OR requests.status IS NULL")
                 }
                 for a in batch.attempts {
-                    try attempts.execute(arguments: [
-                        a.requestID, a.attempt, a.path, a.target, a.sentAt, a.endedAt, a.outcome, a.detail,
-                    ])
+                    try db.upsert(a, key: ["request_id", "attempt"],
+                                  where: "excluded.outcome <> 'pending' OR attempts.outcome = 'pending'")
                 }
-                for d in batch.detections {
-                    try detections.execute(arguments: [d.observer, d.peer, d.state, d.at])
-                }
-                for c in batch.counters {
-                    try counters.execute(arguments: [c.nodeID, c.name, c.value])
-                }
+                for d in batch.detections { try d.insert(db) }
+                for c in batch.counters { try db.upsert(c, key: ["node_id", "name"]) }
                 try LinkTables.apply(batch, in: db)
             }
         }
@@ -193,15 +180,7 @@ public final class RunDatabase: Sendable {
     public func recordNodeStarted(_ row: NodeRow) throws {
         try ensureWritable()
         do {
-            try writer.write { db in
-                try db.execute(
-                    sql: """
-                        INSERT INTO nodes (node_id, role, incarnation, pid, started_at, ended_at, exit_status, x, y)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [row.nodeID, row.role.rawValue, row.incarnation, row.pid, row.startedAt,
-                                row.endedAt, row.exitStatus, row.x, row.y])
-            }
+            try writer.write { db in try row.insert(db) }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
             throw RecordingError.duplicateNode(nodeID: row.nodeID, incarnation: row.incarnation)
         }
@@ -227,12 +206,7 @@ public final class RunDatabase: Sendable {
     public func recordFaultStarted(_ row: FaultRow) throws -> Int64 {
         try ensureWritable()
         return try writer.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO faults (id, node_id, mode, started_at, ended_at, source, detail)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [row.id, row.nodeID, row.mode, row.startedAt, row.endedAt, row.source, row.detail])
+            try row.insert(db)
             return db.lastInsertedRowID
         }
     }
@@ -368,45 +342,40 @@ public final class RunDatabase: Sendable {
                 ? "SELECT * FROM requests ORDER BY created_at, request_id"
                 : "SELECT * FROM requests WHERE vehicle_id = ? ORDER BY created_at, request_id"
             let arguments: StatementArguments = vehicleID.map { [$0] } ?? []
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.requestRecord)
+            return try RequestRecord.fetchAll(db, sql: sql, arguments: arguments)
         }
     }
 
     /// The request `requestID`, or nil.
     public func fetchRequest(id requestID: String) throws -> RequestRecord? {
         try writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM requests WHERE request_id = ?", arguments: [requestID])
-                .map(Self.requestRecord)
+            try RequestRecord.fetchOne(db, key: requestID)
         }
     }
 
     /// The attempts, by `request_id` then `attempt`.
     public func fetchAttempts() throws -> [AttemptRecord] {
-        try writer.read(Self.attempts)
+        try writer.read(AttemptRecord.fetchAllOrdered)
     }
 
     /// The detections, in the order they were recorded.
     public func fetchDetections() throws -> [DetectionRecord] {
-        try writer.read(Self.detections)
+        try writer.read(DetectionRecord.fetchAllOrdered)
     }
 
     /// The counters, by `node_id` then `name`.
     public func fetchCounters() throws -> [CounterRecord] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM counters ORDER BY node_id, name").map { row in
-                CounterRecord(nodeID: row["node_id"], name: row["name"], value: row["value"])
-            }
-        }
+        try writer.read(CounterRecord.fetchAllOrdered)
     }
 
     /// The node incarnations, by `started_at`, `node_id`, `incarnation`.
     public func fetchNodes() throws -> [NodeRow] {
-        try writer.read(Self.nodes)
+        try writer.read(NodeRow.fetchAllOrdered)
     }
 
     /// The faults, by id.
     public func fetchFaults() throws -> [FaultRow] {
-        try writer.read(Self.faults)
+        try writer.read(FaultRow.fetchAllOrdered)
     }
 
     /// Everything the results (report, time series) are computed from, read in one transaction,
@@ -422,43 +391,9 @@ public final class RunDatabase: Sendable {
             info[row[0]] = row[1] as String
         }
         return RunSnapshot(
-            requests: try Row.fetchAll(db, sql: "SELECT * FROM requests ORDER BY created_at, request_id")
-                .map(Self.requestRecord),
-            attempts: try Self.attempts(db), detections: try Self.detections(db), nodes: try Self.nodes(db),
-            faults: try Self.faults(db), runInfo: info)
-    }
-
-    private static func attempts(_ db: Database) throws -> [AttemptRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM attempts ORDER BY request_id, attempt").map { row in
-            AttemptRecord(requestID: row["request_id"], attempt: row["attempt"], path: row["path"],
-                          target: row["target"], sentAt: row["sent_at"], endedAt: row["ended_at"],
-                          outcome: row["outcome"], detail: row["detail"])
-        }
-    }
-
-    private static func detections(_ db: Database) throws -> [DetectionRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM detections ORDER BY id").map { row in
-            DetectionRecord(observer: row["observer"], peer: row["peer"], state: row["state"], at: row["at"])
-        }
-    }
-
-    private static func nodes(_ db: Database) throws -> [NodeRow] {
-        try Row.fetchAll(db, sql: "SELECT * FROM nodes ORDER BY started_at, node_id, incarnation").map { row in
-            let roleText: String = row["role"]
-            guard let role = NodeRole(rawValue: roleText) else {
-                throw RecordingError.invalidValue(table: "nodes", column: "role", value: roleText)
-            }
-            return NodeRow(nodeID: row["node_id"], role: role, incarnation: row["incarnation"], pid: row["pid"],
-                           startedAt: row["started_at"], endedAt: row["ended_at"],
-                           exitStatus: row["exit_status"], x: row["x"], y: row["y"])
-        }
-    }
-
-    private static func faults(_ db: Database) throws -> [FaultRow] {
-        try Row.fetchAll(db, sql: "SELECT * FROM faults ORDER BY id").map { row in
-            FaultRow(id: row["id"], nodeID: row["node_id"], mode: row["mode"], startedAt: row["started_at"],
-                     endedAt: row["ended_at"], source: row["source"], detail: row["detail"])
-        }
+            requests: try RequestRecord.fetchAllOrdered(db), attempts: try AttemptRecord.fetchAllOrdered(db),
+            detections: try DetectionRecord.fetchAllOrdered(db), nodes: try NodeRow.fetchAllOrdered(db),
+            faults: try FaultRow.fetchAllOrdered(db), runInfo: info)
     }
 
     /// SQLite's `PRAGMA integrity_check`: `["ok"]` for a sound database, otherwise the problems.
@@ -470,32 +405,6 @@ public final class RunDatabase: Sendable {
 
     private func ensureWritable() throws {
         if isReadOnly { throw RecordingError.readOnly(path: path) }
-    }
-
-    private static func requestRecord(_ row: Row) throws -> RequestRecord {
-        let statusText: String? = row["status"]
-        var status: RequestStatus?
-        if let statusText {
-            guard let value = RequestStatus(rawValue: statusText) else {
-                throw RecordingError.invalidValue(table: "requests", column: "status", value: statusText)
-            }
-            status = value
-        }
-        var record = RequestRecord(
-            requestID: row["request_id"], vehicleID: row["vehicle_id"], createdAt: row["created_at"],
-            deadlineAt: row["deadline_at"], model: row["model"], inputTokens: row["input_tokens"],
-            outputTokens: row["output_tokens"], payloadBytes: row["payload_bytes"], status: status,
-            finishedAt: row["finished_at"], servedBy: row["served_by"], path: row["path"],
-            attempts: row["attempts"], latencyMs: row["latency_ms"], reason: row["reason"],
-            queueWaitMs: row["queue_wait_ms"], computeMs: row["compute_ms"], networkMs: row["network_ms"],
-            deadlineMet: row["deadline_met"])
-        // Columns of migration v3-tasks (absent from older databases).
-        if row.hasColumn("task") {
-            record.task = row["task"]
-            record.cacheHit = row["cache_hit"]
-            record.cost = row["cost"]
-        }
-        return record
     }
 
     /// Checks the applied migrations of a database against this build's.
@@ -536,37 +445,4 @@ public final class RunDatabase: Sendable {
         let parent = String(path[..<slash])
         return parent.isEmpty ? "/" : parent
     }
-
-    private static func upsertSQL(table: String, columns: [String], key: [String], keepTerminal: String) -> String {
-        let placeholders = Array(repeating: "?", count: columns.count).joined(separator: ", ")
-        let updates = columns.filter { !key.contains($0) }.map { "\($0) = excluded.\($0)" }
-            .joined(separator: ", ")
-        return """
-            INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES (\(placeholders))
-            ON CONFLICT (\(key.joined(separator: ", "))) DO UPDATE SET \(updates)
-            WHERE \(keepTerminal)
-            """
-    }
-
-    private static let upsertRequestSQL = upsertSQL(
-        table: "requests",
-        columns: ["request_id", "vehicle_id", "created_at", "deadline_at", "model", "input_tokens",
-                  "output_tokens", "payload_bytes", "status", "finished_at", "served_by", "path", "attempts",
-                  "latency_ms", "reason", "queue_wait_ms", "compute_ms", "network_ms", "deadline_met", "task", "cache_hit",
-                  "cost"],
-        key: ["request_id"],
-        keepTerminal: "excluded.status IS NOT NULL OR requests.status IS NULL")
-
-    private static let upsertAttemptSQL = upsertSQL(
-        table: "attempts",
-        columns: ["request_id", "attempt", "path", "target", "sent_at", "ended_at", "outcome", "detail"],
-        key: ["request_id", "attempt"],
-        keepTerminal: "excluded.outcome <> 'pending' OR attempts.outcome = 'pending'")
-
-    private static let insertDetectionSQL = "INSERT INTO detections (observer, peer, state, at) VALUES (?, ?, ?, ?)"
-
-    private static let upsertCounterSQL = """
-        INSERT INTO counters (node_id, name, value) VALUES (?, ?, ?)
-        ON CONFLICT (node_id, name) DO UPDATE SET value = excluded.value
-        """
 }

@@ -1,3 +1,4 @@
+import ConvoyWire
 import GRDB
 
 /// The schema of `run.sqlite`.
@@ -102,14 +103,16 @@ enum Schema {
         return migrator
     }
 
+    /// The record tables, in export order; a new table is a line here (and its migration above).
+    static let recordTables: [any RecordedTable.Type] = [
+        NodeRow.self, RequestRecord.self, AttemptRecord.self, FaultRow.self, DetectionRecord.self, CounterRecord.self,
+        LinkStatRecord.self, LinkSampleRecord.self, HandoverRecord.self,
+    ]
+
     /// The exported tables, in export order, with the row order of their export.
-    static let tables: [(name: String, orderBy: String)] = [
-        ("nodes", "started_at, node_id, incarnation"),
-        ("requests", "created_at, request_id"),
-        ("attempts", "request_id, attempt"),
-        ("faults", "id"),
-        ("detections", "id"),
-        ("counters", "node_id, name"),
-        ("run_info", "key"),
-    ] + LinkTables.exported
+    static let tables: [(name: String, orderBy: String)] = {
+        var tables = recordTables.map { ($0.databaseTableName, $0.exportOrder) }
+        tables.insert(("run_info", "key"), at: 6)
+        return tables
+    }()
 }
