@@ -283,8 +283,15 @@ actor Supervisor {
 
     private func inject(node id: String, mode: FaultMode, duration: Double?, degradation: Degradation? = nil,
                         source: String) -> ControlReply {
-        guard let role = config.map.role(of: id), role.isServer else {
-            return ControlReply(ok: false, message: "\(id) is not an RSU, edge server or cloud of this run")
+        switch config.map.role(of: id) {
+        case .rsu?, .edge?: break
+        case .cloud?, .vehicle?, nil: return ControlReply(ok: false, message: "\(id) is not an RSU or edge server of this run")
+        }
+        if let duration, !(duration > 0 && duration.isFinite) {
+            return ControlReply(ok: false, message: "the fault's duration must be a positive number of seconds, got \(duration)")
+        }
+        if let degradation, !((0...1).contains(degradation.loss) && degradation.latency >= 0 && degradation.latency.isFinite) {
+            return ControlReply(ok: false, message: "a degradation needs a loss in [0, 1] and a finite latency ≥ 0")
         }
         guard var node = processes[id], node.state == .running else {
             return ControlReply(ok: false, message: "\(id) is not running (already failed?)")

@@ -238,8 +238,7 @@ public struct ServerCore: Sendable {
 
     private mutating func serve(_ request: InferenceRequest, from client: Client, now: Double) {
         let upstreamAlive = upstream.map { liveness.isAlive($0) } ?? false
-        let work = ComputeWork(requestID: request.requestID, attempt: Int(request.attempt), model: request.model,
-                               inputTokens: Int(request.inputTokens), outputTokens: Int(request.outputTokens))
+        let work = ComputeWork(request)
         let decision = ServingDecision.decide(compute: &compute, nextHopAvailable: upstreamAlive, work: work,
                                               replyBy: request.deadline, now: now)
         let route = request.route + [id]

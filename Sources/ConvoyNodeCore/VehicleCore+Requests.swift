@@ -9,15 +9,8 @@ extension VehicleCore {
     mutating func openRequest(_ task: TaskSpec, now: Double, paths: PathContext) {
         requestSequence += 1
         let here = position(at: now)
-        let spec = RequestSpec(requestID: "\(id)/\(requestSequence)", task: task.name, model: task.model,
-                               inputTokens: task.inputTokens, outputTokens: task.outputTokens, payloadBytes: task.payloadBytes,
-                               resultBytes: task.resultBytes, deadline: task.deadline,
-                               sharingKey: task.shareable ? tasks.sharingKey(task: task.name, at: here) : nil)
-        var record = RequestRecord(requestID: spec.requestID, vehicleID: id, createdAt: now, deadlineAt: now + spec.deadline,
-                                   model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens,
-                                   payloadBytes: spec.payloadBytes)
-        record.task = task.name
-        record.cost = 0
+        let spec = RequestSpec(requestID: "\(id)/\(requestSequence)", task: task, sharingKey: tasks.sharingKey(task: task.name, at: here))
+        let record = RequestRecord(opening: spec, vehicleID: id, at: now)
         openRecords[spec.requestID] = record
         out.record(.request(record))
         // A fresh result a neighbour shared answers it at once.
@@ -81,9 +74,7 @@ extension VehicleCore {
     private mutating func send(_ spec: RequestSpec, attempt: Int, route: Route, replyBy: Double, now: Double) {
         out.record(.attempt(AttemptRecord(requestID: spec.requestID, attempt: attempt, path: route.path.rawValue, target: route.target,
                                           sentAt: now, outcome: AttemptOutcome.pending.rawValue)))
-        let request = InferenceRequest(requestID: spec.requestID, attempt: UInt16(clamping: attempt), vehicleID: id,
-                                       model: spec.model, inputTokens: UInt32(spec.inputTokens), outputTokens: UInt32(spec.outputTokens),
-                                       payloadBytes: UInt32(spec.payloadBytes), resultBytes: UInt32(spec.resultBytes), deadline: replyBy)
+        let request = InferenceRequest(spec, attempt: attempt, vehicleID: id, replyBy: replyBy)
         switch route.path {
         case .onboard:
             computeOwn(request, now: now)
@@ -118,9 +109,7 @@ extension VehicleCore {
             .onboardAnswer(requestID: request.requestID, attempt: attempt, ReplyOutcome(kind: kind, servedBy: id, path: "onboard", detail: why))
         }
         guard onboard != nil else { return schedule(refuse(.failed, "no on-board compute"), at: now) }
-        let work = ComputeWork(requestID: request.requestID, attempt: attempt, model: request.model,
-                               inputTokens: Int(request.inputTokens), outputTokens: Int(request.outputTokens))
-        switch onboard!.admit(work, now: now) {
+        switch onboard!.admit(ComputeWork(request), now: now) {
         case .admitted(let wakeAt), .joined(let wakeAt):
             onboardClients[AttemptKey(request.requestID, attempt)] = .own
             if let wakeAt { schedule(.compute, at: wakeAt) }

@@ -107,8 +107,7 @@ extension VehicleCore {
     /// best RSU, else refused at once so the neighbour fails over.
     private mutating func serveNeighbour(_ request: InferenceRequest, from requester: String, now: Double) {
         let rsu = bestRSU(now: now)?.id
-        let work = ComputeWork(requestID: request.requestID, attempt: Int(request.attempt), model: request.model,
-                               inputTokens: Int(request.inputTokens), outputTokens: Int(request.outputTokens))
+        let work = ComputeWork(request)
         let decision = ServingDecision.decide(compute: &onboard, nextHopAvailable: rsu.map(reachable.contains) ?? false, work: work,
                                               replyBy: request.deadline, returnSlack: Self.v2vReturnSlack, lateCompute: false, now: now)
         switch decision {

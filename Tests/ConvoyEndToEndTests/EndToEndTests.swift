@@ -19,6 +19,9 @@ struct EndToEndTests {
         }
         let fail = try Convoy.run(["fail", run, "rsu-2", "--mode", "hang", "--for", "2"], timeout: 20)
         #expect(fail.status == 0, "convoy fail: \(fail.output)")
+        // Faults apply to RSUs and edge servers only.
+        let cloud = try Convoy.run(["fail", run, "cloud"], timeout: 20)
+        #expect(cloud.status != 0 && cloud.output.contains("not an RSU or edge server"), "convoy fail cloud: \(cloud.output)")
         // Garbage on rsu-1's access socket (restarted at 7 s) is counted and dropped; rsu-1 lives on.
         // Sent until rsu-1 (whose restart may be slow on a loaded machine) has counted it.
         let config = try RunConfig.load(runDirectory: run)

@@ -1,0 +1,42 @@
+import ConvoyWire
+
+/// One request, as each layer holds it: the scenario's task (`TaskSpec`), the ledger's
+/// `RequestSpec`, the wire's `InferenceRequest`, the compute's `ComputeWork` and the recorder's
+/// `RequestRecord`. Where they say the same thing, each is made from the one before it here, and
+/// nowhere else field by field.
+extension RequestSpec {
+    /// An instance of `task`, shared under `sharingKey` if the task is shareable.
+    public init(requestID: String, task: TaskSpec, sharingKey: String?) {
+        self.init(requestID: requestID, task: task.name, model: task.model, inputTokens: task.inputTokens,
+                  outputTokens: task.outputTokens, payloadBytes: task.payloadBytes, resultBytes: task.resultBytes,
+                  deadline: task.deadline, sharingKey: task.shareable ? sharingKey : nil)
+    }
+}
+
+extension InferenceRequest {
+    /// Attempt `attempt` of `spec`, from `vehicleID`, to be answered by `replyBy`.
+    public init(_ spec: RequestSpec, attempt: Int, vehicleID: String, replyBy: Double) {
+        self.init(requestID: spec.requestID, attempt: UInt16(clamping: attempt), vehicleID: vehicleID, model: spec.model,
+                  inputTokens: UInt32(clamping: spec.inputTokens), outputTokens: UInt32(clamping: spec.outputTokens),
+                  payloadBytes: UInt32(clamping: spec.payloadBytes), resultBytes: UInt32(clamping: spec.resultBytes),
+                  deadline: replyBy)
+    }
+}
+
+extension ComputeWork {
+    /// The compute an attempt asks for.
+    public init(_ request: InferenceRequest) {
+        self.init(requestID: request.requestID, attempt: Int(request.attempt), model: request.model,
+                  inputTokens: Int(request.inputTokens), outputTokens: Int(request.outputTokens))
+    }
+}
+
+extension RequestRecord {
+    /// The row of `spec` as it opens at `createdAt` (no terminal state yet).
+    public init(opening spec: RequestSpec, vehicleID: String, at createdAt: Double) {
+        self.init(requestID: spec.requestID, vehicleID: vehicleID, createdAt: createdAt, deadlineAt: createdAt + spec.deadline,
+                  model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens, payloadBytes: spec.payloadBytes)
+        task = spec.task
+        cost = 0
+    }
+}
