@@ -3,6 +3,10 @@ public struct Position: Sendable, Hashable, Codable, CustomStringConvertible {
     public var x: Double
     public var y: Double
 
+    /// The largest |x| or |y| an input may give (metres): far beyond any projected map, and small
+    /// enough that grid cells and wire encodings of positions stay exact integers.
+    public static let maxCoordinate = 1e9
+
     public init(x: Double, y: Double) {
         self.x = x
         self.y = y

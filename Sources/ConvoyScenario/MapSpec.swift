@@ -84,7 +84,9 @@ public struct MapSpec: Sendable, Equatable, Codable {
         try cloudFields.rejectUnknownKeys()
 
         var macro: MacroSpec?
+        var macroNode: Node?
         if var m = try root.nested("macro") {
+            macroNode = m.node
             macro = MacroSpec(id: try m.string("id"), position: try position(&m), radius: try m.double("radius", above: 0))
             try m.rejectUnknownKeys()
         }
@@ -134,12 +136,24 @@ public struct MapSpec: Sendable, Equatable, Codable {
 
         // Cross-references.
         guard !rsus.isEmpty else { throw root.error("rsus", "a map needs at least one RSU") }
-        var ids: Set<String> = [cloud.id]
-        if let macro { ids.insert(macro.id) }
-        for (id, node) in zip(rsus.map(\.id) + edges.map(\.id), rsuNodes + edgeNodes) {
-            guard ids.insert(id).inserted else {
-                throw InputError(file: file, line: node.mark?.line, field: "id", "node id '\(id)' is used twice")
+        // Every id must be unique, carried by the wire, and distinct as a file name.
+        let named = [(cloud.id, cloudFields.node)] + (macroNode.map { [(macro!.id, $0)] } ?? [])
+            + Array(zip(rsus.map(\.id), rsuNodes)) + Array(zip(edges.map(\.id), edgeNodes))
+        var lines: [String: Int] = [:], byFileName: [String: String] = [:]
+        for (id, node) in named {
+            let line = node["id"]?.mark?.line ?? node.mark?.line ?? 0
+            if let problem = NodeID.problem(with: id) { throw InputError(file: file, line: line, field: "id", problem) }
+            if let earlier = lines[id] {
+                throw InputError(file: file, line: line, field: "id", "node id '\(id)' is used twice (also at line \(earlier))")
             }
+            let fileName = NodeID.fileName(of: id)
+            if let other = byFileName[fileName] {
+                throw InputError(file: file, line: line, field: "id",
+                                 "node ids '\(other)' (line \(lines[other] ?? 0)) and '\(id)' both become '\(fileName)' as a file "
+                                 + "and endpoint name (characters other than letters, digits and - become _); rename one")
+            }
+            lines[id] = line
+            byFileName[fileName] = id
         }
         for (edge, node) in zip(edges, edgeNodes) {
             for rsu in edge.rsus {
@@ -162,7 +176,9 @@ public struct MapSpec: Sendable, Equatable, Codable {
     }
 
     private static func position(_ f: inout YAMLFields) throws -> Position {
-        Position(x: try f.double("x"), y: try f.double("y"))
+        // Within the bound the trace readers apply, so every cell and grid computation stays finite.
+        Position(x: try f.double("x", min: -Position.maxCoordinate, max: Position.maxCoordinate),
+                 y: try f.double("y", min: -Position.maxCoordinate, max: Position.maxCoordinate))
     }
 
     static func compute(_ f: inout YAMLFields, required: Bool, key: String = "compute") throws -> ComputeSpec? {

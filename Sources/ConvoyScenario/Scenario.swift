@@ -33,6 +33,8 @@ public struct Scenario: Sendable, Equatable, Codable {
     public var map: MapSpec
     /// Emulated seconds; nil = until the trace ends.
     public var duration: Double?
+    /// Where the run starts in the trace (scenario `start:`); nil = at trace time 0.
+    public var start: TraceStart?
     public var seed: UInt64
     public var workload: WorkloadSpec
     /// Every vehicle's on-board compute (scenario `onboard:`), if any.
@@ -44,7 +46,7 @@ public struct Scenario: Sendable, Equatable, Codable {
     public var liveness: LivenessConfig
     public var faults: [FaultSpec]
 
-    public init(name: String, mapPath: String = "", tracePath: String = "", map: MapSpec, duration: Double? = nil, seed: UInt64 = 1,
+    public init(name: String, mapPath: String = "", tracePath: String = "", map: MapSpec, duration: Double? = nil, start: TraceStart? = nil, seed: UInt64 = 1,
                 workload: WorkloadSpec = WorkloadSpec(), onboard: ComputeSpec? = nil, policy: String = PathPolicies.defaultName,
                 prices: PathPrices = PathPrices(), liveness: LivenessConfig = LivenessConfig(), faults: [FaultSpec] = []) {
         self.name = name
@@ -52,6 +54,7 @@ public struct Scenario: Sendable, Equatable, Codable {
         self.tracePath = tracePath
         self.map = map
         self.duration = duration
+        self.start = start
         self.seed = seed
         self.workload = workload
         self.onboard = onboard
@@ -74,7 +77,14 @@ public struct Scenario: Sendable, Equatable, Codable {
         let name = try root.string("name")
         let mapPath = resolve(try root.string("map"))
         let tracePath = resolve(try root.string("trace"))
-        let duration = try root.optionalDouble("duration", above: 0)
+        let duration = try root.optionalDouble("duration", above: 0, max: 1e9)
+        var start: TraceStart?
+        if let node = root.value("start") {
+            guard let text = node.string, let parsed = TraceStart(text: text) else {
+                throw root.error("start", "expected `first` or a trace time in seconds, got '\(node.string ?? "a non-scalar")'", at: node)
+            }
+            start = parsed
+        }
         let seed = UInt64(try root.int("seed", default: 1, min: 0))
 
         let workload = try Self.workload(try root.nested("workload"), resolve: resolve)
@@ -130,8 +140,8 @@ public struct Scenario: Sendable, Equatable, Codable {
         let map: MapSpec
         do {
             map = try MapSpec.load(path: mapPath)
-        } catch let error as InputError where error.file == mapPath && error.line == nil && error.message.hasPrefix("cannot read") {
-            throw root.error("map", "cannot read \(mapPath)")
+        } catch let error as InputError where error.file == mapPath && error.line == nil && error.field == nil {
+            throw root.error("map", "cannot read \(mapPath): \(error.message)")
         }
         guard FileManager.default.fileExists(atPath: tracePath) else {
             throw root.error("trace", "no such file: \(tracePath)")
@@ -141,7 +151,7 @@ public struct Scenario: Sendable, Equatable, Codable {
                 throw fields.error("node", "'\(fault.node)' is not an RSU or edge server of the map \(map.name)")
             }
         }
-        return Scenario(name: name, mapPath: mapPath, tracePath: tracePath, map: map, duration: duration, seed: seed,
+        return Scenario(name: name, mapPath: mapPath, tracePath: tracePath, map: map, duration: duration, start: start, seed: seed,
                         workload: workload, onboard: onboard, policy: policy, prices: prices, liveness: liveness,
                         faults: faults.sorted { $0.at < $1.at })
     }
@@ -204,11 +214,13 @@ public struct Scenario: Sendable, Equatable, Codable {
         guard ModelProfile.catalog[task.model] != nil else {
             throw f.error("model", "unknown model '\(task.model)' (known: \(ModelProfile.catalog.keys.sorted().joined(separator: ", ")))")
         }
-        task.inputTokens = try f.int("input_tokens", default: task.inputTokens, min: 1)
-        task.outputTokens = try f.int("output_tokens", default: task.outputTokens, min: 1)
-        task.deadline = try f.double("deadline", default: task.deadline, above: 0)
-        task.payloadBytes = try f.int("payload_bytes", default: task.payloadBytes, min: 0)
-        task.resultBytes = try f.int("result_bytes", default: task.resultBytes, min: 0)
+        // Tokens and byte counts cross the wire as 32-bit fields.
+        let wire = Int(UInt32.max), why = " (it crosses the wire as a 32-bit field)"
+        task.inputTokens = try f.int("input_tokens", default: task.inputTokens, min: 1, max: wire, why: why)
+        task.outputTokens = try f.int("output_tokens", default: task.outputTokens, min: 1, max: wire, why: why)
+        task.deadline = try f.double("deadline", default: task.deadline, above: 0, max: 86_400)
+        task.payloadBytes = try f.int("payload_bytes", default: task.payloadBytes, min: 0, max: wire, why: why)
+        task.resultBytes = try f.int("result_bytes", default: task.resultBytes, min: 0, max: wire, why: why)
         task.shareable = try f.bool("shareable", default: task.shareable)
         return task
     }

@@ -21,12 +21,41 @@ struct YAMLFields {
         self.mapping = mapping
     }
 
-    /// The text of a YAML file, or an InputError naming it.
+    /// The text of a YAML file, or an InputError naming it: a missing file, a directory, a file
+    /// that is not readable, or bytes that are not UTF-8 (with the line and column of the first
+    /// bad byte).
     static func readText(_ path: String, what: String) throws -> String {
-        do {
-            return try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw InputError(file: path, "cannot read the \(what): \(error.localizedDescription)")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw InputError(file: path, "no such file (expected the \(what), a YAML file)")
+        }
+        if isDirectory.boolValue { throw InputError(file: path, "is a directory, expected the \(what) (a YAML file)") }
+        guard FileManager.default.isReadableFile(atPath: path), let data = FileManager.default.contents(atPath: path) else {
+            throw InputError(file: path, "cannot read the \(what) (permission denied or not a regular file)")
+        }
+        return try utf8Text(Array(data), file: path)
+    }
+
+    /// `bytes` as UTF-8 text, or an InputError at the line and column of the first invalid byte.
+    static func utf8Text(_ bytes: [UInt8], file: String) throws -> String {
+        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        // Decode scalar by scalar to find where it breaks.
+        var decoder = UTF8()
+        var iterator = bytes.makeIterator()
+        var line = 1, column = 1, offset = 0
+        while true {
+            let before = offset
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                offset += UTF8.width(scalar)
+                if scalar == "\n" { line += 1; column = 1 } else { column += 1 }
+            case .emptyInput:
+                throw InputError(file: file, "not UTF-8 text")
+            case .error:
+                let byte = bytes[before]
+                throw InputError(file: file, line: line, "not UTF-8 text: invalid byte 0x\(String(byte, radix: 16, uppercase: true)) "
+                                 + "at column \(column); save the file as UTF-8")
+            }
         }
     }
 
@@ -34,11 +63,39 @@ struct YAMLFields {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
+        } catch YamlError.duplicatedKeysInMapping(let keys, let context) {
+            let key = keys.first ?? "?"
+            let first = context.mark.line
+            let again = Self.lineOfRepeat(key: key, after: context.mark, in: text)
+            throw InputError(file: file, line: again ?? first, field: key,
+                             "duplicate key: '\(key)' is already set at line \(first); give each key once")
         } catch let error as YamlError {
-            throw InputError(file: file, line: Self.line(of: error), "not valid YAML: \(error)")
+            throw InputError(file: file, line: Self.line(of: error), "not valid YAML: \(Self.firstLine(of: error))")
         }
         guard let root else { throw InputError(file: file, line: 1, "the file is empty") }
         return try YAMLFields(root, file: file, path: "")
+    }
+
+    /// The line where `key` is set again in the same mapping as its first occurrence at `mark`
+    /// (same indentation, a later line), if it can be found in the text.
+    private static func lineOfRepeat(key: String, after mark: Mark, in text: String) -> Int? {
+        let indent = String(repeating: " ", count: max(0, mark.column - 1))
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where index + 1 > mark.line {
+            guard line.hasPrefix(indent) else { continue }
+            let rest = line.dropFirst(indent.count)
+            for form in [key, "\"\(key)\"", "'\(key)'"] where rest.hasPrefix(form) {
+                if rest.dropFirst(form.count).drop(while: { $0 == " " }).hasPrefix(":") { return index + 1 }
+            }
+        }
+        return nil
+    }
+
+    /// Yams' message without the quoted document it appends.
+    private static func firstLine(of error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _): problem
+        default: String(describing: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+        }
     }
 
     private static func line(of error: YamlError) -> Int? {
@@ -63,9 +120,34 @@ struct YAMLFields {
 
     mutating func required(_ key: String) throws -> Node {
         guard let v = value(key) else {
+            // A typo of a required key reads better as what it is.
+            if let typo = mapping.keys.first(where: { k in k.string.map { !used.contains($0) && Self.isTypo($0, of: key) } ?? false }) {
+                throw InputError(file: file, line: typo.mark?.line, field: qualified(typo.string ?? "?"),
+                                 "unknown key '\(typo.string ?? "?")'; did you mean '\(key)'?")
+            }
             throw InputError(file: file, line: node.mark?.line, field: qualified(key), "missing (required)")
         }
         return v
+    }
+
+    /// True when `candidate` is `key` with at most two letters changed, added or removed.
+    static func isTypo(_ candidate: String, of key: String) -> Bool {
+        candidate != key && editDistance(Array(candidate.lowercased()), Array(key.lowercased()), limit: 2) <= 2
+    }
+
+    /// Levenshtein distance of `a` and `b`, or `limit + 1` once it exceeds `limit`.
+    static func editDistance(_ a: [Character], _ b: [Character], limit: Int) -> Int {
+        guard abs(a.count - b.count) <= limit else { return limit + 1 }
+        var previous = Array(0...b.count)
+        for (i, ca) in a.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, cb) in b.enumerated() {
+                current[j + 1] = Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1))
+            }
+            if current.min()! > limit { return limit + 1 }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     mutating func string(_ key: String) throws -> String {
@@ -91,15 +173,16 @@ struct YAMLFields {
         return try number(key, node: v, min: min, above: above, max: max)
     }
 
-    mutating func optionalDouble(_ key: String, min: Double? = nil, above: Double? = nil) throws -> Double? {
+    mutating func optionalDouble(_ key: String, min: Double? = nil, above: Double? = nil, max: Double? = nil) throws -> Double? {
         guard let v = value(key) else { return nil }
-        return try number(key, node: v, min: min, above: above, max: nil)
+        return try number(key, node: v, min: min, above: above, max: max)
     }
 
-    mutating func int(_ key: String, default fallback: Int, min: Int) throws -> Int {
+    mutating func int(_ key: String, default fallback: Int, min: Int, max: Int = .max, why: String = "") throws -> Int {
         guard let v = value(key) else { return fallback }
         guard let n = v.int else { throw error(key, "expected an integer, got '\(v.string ?? "?")'", at: v) }
         guard n >= min else { throw error(key, "expected an integer ≥ \(min), got \(n)", at: v) }
+        guard n <= max else { throw error(key, "expected an integer ≤ \(max)\(why), got \(n)", at: v) }
         return n
     }
 
@@ -144,6 +227,10 @@ struct YAMLFields {
         for (k, v) in mapping {
             let key = k.string ?? "?"
             if !used.contains(key) {
+                if let meant = used.sorted().first(where: { Self.isTypo(key, of: $0) }) {
+                    throw InputError(file: file, line: k.mark?.line ?? v.mark?.line, field: qualified(key),
+                                     "unknown key '\(key)'; did you mean '\(meant)'?")
+                }
                 let known = used.sorted().joined(separator: ", ")
                 throw InputError(file: file, line: k.mark?.line ?? v.mark?.line, field: qualified(key),
                                  "unknown key (known here: \(known))")

@@ -260,7 +260,7 @@ private func parse(_ text: String) throws -> MapSpec { try MapSpec.parse(text, f
     }
 
     @Test func unreadableMapFile() {
-        expectInputError(file: "/nonexistent/convoy/map.yaml", line: nil, field: nil, message: "cannot read the map") {
+        expectInputError(file: "/nonexistent/convoy/map.yaml", line: nil, field: nil, message: "no such file (expected the map") {
             _ = try MapSpec.load(path: "/nonexistent/convoy/map.yaml")
         }
     }

@@ -312,7 +312,7 @@ faults:
     }
 
     @Test func unreadableScenarioFile() {
-        expectInputError(file: "/nonexistent/convoy/s.yaml", line: nil, field: nil, message: "cannot read the scenario") {
+        expectInputError(file: "/nonexistent/convoy/s.yaml", line: nil, field: nil, message: "no such file") {
             _ = try Scenario.load(path: "/nonexistent/convoy/s.yaml")
         }
     }
