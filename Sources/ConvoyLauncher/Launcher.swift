@@ -14,11 +14,14 @@ public struct LaunchOptions: Sendable {
     public var runDirectory: String?
     public var speed: Double
     public var seed: UInt64?
+    /// Where the run starts in the trace (overrides the scenario's `start:`).
+    public var start: TraceStart?
     /// The `convoy` binary to re-execute for each node.
     public var executable: String
 
     public init(scenarioPath: String, duration: Double? = nil, runDirectory: String? = nil, speed: Double = 1, seed: UInt64? = nil,
-                executable: String) {
+                start: TraceStart? = nil, executable: String) {
+        self.start = start
         self.scenarioPath = scenarioPath
         self.duration = duration
         self.runDirectory = runDirectory
@@ -50,33 +53,50 @@ public enum Launcher {
     public static func run(_ options: LaunchOptions, output: StatusOutput = .standard) async throws -> LaunchResult {
         var scenario = try Scenario.load(path: options.scenarioPath)
         if let seed = options.seed { scenario.seed = seed }
+        if let start = options.start { scenario.start = start }
         // Indexed once, cached next to the trace (TRACE.convoy-index), reused while the trace is unchanged.
         let trace = try TraceCache.index(path: scenario.tracePath)
         guard !trace.entries.isEmpty else { throw InputError(file: scenario.tracePath, "the trace has no vehicles") }
+        try checkVehicleIDs(trace.entries.map(\.vehicleID), trace: scenario.tracePath, map: scenario)
         if let path = scenario.workload.arrivalsPath {
             try ArrivalFile.load(path: path, tasks: scenario.workload.tasks)
                 .checkVehicles(in: Set(trace.entries.map(\.vehicleID)), trace: scenario.tracePath)
         }
-        let traceEnd = trace.entries.map(\.end).max() ?? 0
-        let duration = options.duration ?? scenario.duration ?? traceEnd
-        guard duration > 0 else { throw InputError(file: options.scenarioPath, field: "duration", "must be positive") }
+        let window = try RunWindow.plan(spans: trace.entries.map { RunWindow.Span(id: $0.vehicleID, start: $0.start, end: $0.end) },
+                                        start: scenario.start, duration: options.duration ?? scenario.duration,
+                                        faults: scenario.faults, trace: scenario.tracePath)
+        for warning in window.warnings { output.line("warning: \(warning)") }
+        RunDirectory.removeStaleSocketDirectories()
 
-        let runDirectory = try RunDirectory.prepare(path: options.runDirectory, scenario: scenario, scenarioPath: options.scenarioPath)
-        let vehicles = try RunDirectory.writeTrajectories(of: trace.entries.filter { $0.start < duration }, from: trace, in: runDirectory)
+        // From here on, a failure (a full disk, a read-only directory) removes what it made.
+        let runDirectory = try RunDirectory.choose(path: options.runDirectory, scenario: scenario)
+        let existed = FileManager.default.fileExists(atPath: runDirectory)
         let socketDirectory = try RunDirectory.makeSocketDirectory()
         defer { try? FileManager.default.removeItem(atPath: socketDirectory) }
-
-        let config = RunConfig(runDirectory: runDirectory, socketDirectory: socketDirectory,
-                               epoch: EmulationClock.wallNow() + 1.0, speed: options.speed, seed: scenario.seed,
-                               duration: duration, launcherPID: getpid(), scenario: scenario)
-        try config.write()
-        let database = try RunDatabase(path: RunDatabase.databasePath(inRunDirectory: runDirectory))
-        for (key, value) in [("convoy_version", ConvoyVersion.string), ("scenario", scenario.name), ("seed", String(scenario.seed)), ("policy", scenario.policy),
-                             ("speed", String(options.speed)), ("duration", String(duration)),
-                             ("trace", scenario.tracePath), ("map", scenario.mapPath),
-                             ("started_wall", ISO8601DateFormatter().string(from: Date()))] {
-            try database.setMetadata(key, value)
+        let prepared: (config: RunConfig, database: RunDatabase, vehicles: [VehiclePlan], reserve: DiskReserve)
+        do {
+            try RunDirectory.create(runDirectory, scenario: scenario, scenarioPath: options.scenarioPath)
+            let reserve = try DiskReserve(directory: runDirectory)
+            let included = Set(window.vehicles)
+            let vehicles = try RunDirectory.writeTrajectories(of: trace.entries.filter { included.contains($0.vehicleID) }, from: trace,
+                                                              window: window, in: runDirectory)
+            let config = RunConfig(runDirectory: runDirectory, socketDirectory: socketDirectory,
+                                   epoch: EmulationClock.wallNow() + 1.0, speed: options.speed, seed: scenario.seed,
+                                   duration: window.duration, launcherPID: getpid(), scenario: scenario)
+            try config.write()
+            let database = try RunDatabase(path: RunDatabase.databasePath(inRunDirectory: runDirectory))
+            for (key, value) in [("convoy_version", ConvoyVersion.string), ("scenario", scenario.name), ("seed", String(scenario.seed)),
+                                 ("policy", scenario.policy), ("speed", String(options.speed)), ("duration", String(window.duration)),
+                                 ("trace_offset", String(window.offset)), ("trace", scenario.tracePath), ("map", scenario.mapPath),
+                                 ("started_wall", ISO8601DateFormatter().string(from: Date()))] {
+                try database.setMetadata(key, value)
+            }
+            prepared = (config, database, vehicles, reserve)
+        } catch {
+            RunDirectory.discard(runDirectory, existed: existed)
+            throw LaunchError.cannotPrepare(runDirectory, reason: LaunchError.reason(error))
         }
+        let config = prepared.config
 
         let forwarder = try Forwarder(inbound: config.busInbound, outbound: config.busOutbound)
         defer { forwarder.stop() }
@@ -85,15 +105,60 @@ public enum Launcher {
             SocketSpec(.pull, bind: [config.recorder], highWaterMark: 100_000),
             SocketSpec(.router, bind: [config.control]),
         ], name: "io-launcher")
-        let supervisor = Supervisor(config: config, executable: options.executable, vehicles: vehicles, database: database,
-                                    loop: loop, output: output)
+        let supervisor = Supervisor(config: config, executable: options.executable, vehicles: prepared.vehicles,
+                                    database: prepared.database, reserve: prepared.reserve, loop: loop, output: output)
         ProcessSignals.onTermination { sig in Task { await supervisor.interrupt(signal: sig) } }
         output.line("run directory: \(runDirectory)")
-        output.line("scenario \(scenario.name): \(vehicles.count) vehicles, \(scenario.map.rsus.count) RSUs, "
-                    + "\(scenario.map.edges.count) edge servers, \(Int(duration)) s at speed \(options.speed)")
+        output.line("scenario \(scenario.name): \(prepared.vehicles.count) vehicles, \(scenario.map.rsus.count) RSUs, "
+                    + "\(scenario.map.edges.count) edge servers, \(Int(window.duration)) s at speed \(options.speed)"
+                    + (window.offset != 0 ? " from t = \(window.offset) s of the trace" : ""))
         let result = await supervisor.run()
         await context.close()
         return result
+    }
+
+    /// Removes the socket directories that launchers killed with SIGKILL left in /tmp (each
+    /// launch does it too); returns how many.
+    @discardableResult
+    public static func removeStaleSocketDirectories() -> Int { RunDirectory.removeStaleSocketDirectories() }
+
+    /// Vehicle ids must be valid node ids and distinct from the map's nodes (they share the
+    /// `nodes` table, logs and the wire's sender field).
+    static func checkVehicleIDs(_ ids: [String], trace: String, map scenario: Scenario) throws {
+        let map = scenario.map
+        let infrastructure = Set([map.cloud.id] + (map.macro.map { [$0.id] } ?? []) + map.rsus.map(\.id) + map.edges.map(\.id))
+        for id in ids {
+            if let problem = NodeID.problem(with: id) { throw InputError(file: trace, field: "id", "vehicle: " + problem) }
+            if infrastructure.contains(id) {
+                throw InputError(file: scenario.mapPath, field: "id",
+                                 "'\(id)' is a node of the map and also a vehicle of \(trace); node ids must be unique across roles")
+            }
+        }
+    }
+}
+
+/// A launch that could not be done for a reason other than its input (the input errors are
+/// `InputError`s): exit status 1.
+public enum LaunchError: Error, CustomStringConvertible {
+    case cannotPrepare(String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotPrepare(let directory, let reason):
+            "cannot prepare the run directory \(directory): \(reason) (nothing was run; the directory was removed)"
+        }
+    }
+
+    /// The operating system's or SQLite's words for a file error, without Cocoa's wrapping.
+    static func reason(_ error: any Error) -> String {
+        if let recording = error as? RecordingError { return "\(recording)" }
+        if let posix = error as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        return "\(error)"
     }
 }
 

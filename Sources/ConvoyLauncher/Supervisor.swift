@@ -14,8 +14,9 @@ actor Supervisor {
 
     private enum Phase: Equatable {
         case running
-        /// SIGTERM sent to vehicles; SIGKILL at the wall deadline.
-        case stoppingVehicles(deadline: Double)
+        /// SIGTERM sent to vehicles; at the wall deadline a second SIGTERM (stop without waiting
+        /// for open requests, `hurried`), and SIGKILL at the next.
+        case stoppingVehicles(deadline: Double, hurried: Bool)
         case stoppingInfrastructure(deadline: Double)
         /// Everyone is gone; late records still arriving until the deadline.
         case draining(deadline: Double)
@@ -45,8 +46,21 @@ actor Supervisor {
     private var vehiclesToClose: [(id: String, at: Double, reason: String)] = []
     private var malformedRecords = 0
     private var spawnedVehicles = 0
+    /// Why the database stopped taking writes, once it did (a full disk); the run then stops.
+    private var recordingError: String?
+    /// Rows that could not be written.
+    private var lostRecords = 0
+    /// Node processes (vehicles included) that died on their own while the run was running.
+    private var diedOnTheirOwn: [String] = []
+    /// Wall time of the previous tick: a long gap means the launcher itself (and the bus it hosts)
+    /// was stopped or starved.
+    private var lastTickWall: Double?
+    /// Space kept free on the run's file system, released when the disk fills so that the run can
+    /// still be closed consistently.
+    private let reserve: DiskReserve
 
-    init(config: RunConfig, executable: String, vehicles: [VehiclePlan], database: RunDatabase, loop: EventLoop, output: StatusOutput) {
+    init(config: RunConfig, executable: String, vehicles: [VehiclePlan], database: RunDatabase, reserve: DiskReserve,
+         loop: EventLoop, output: StatusOutput) {
         self.config = config
         self.clock = config.clock
         self.database = database
@@ -55,16 +69,22 @@ actor Supervisor {
         processes = ProcessTable(executable: executable)
         pendingVehicles = vehicles.sorted { $0.start < $1.start }
         scheduledFaults = config.scenario.faults
+        self.reserve = reserve
     }
+
+    /// The longest the vehicles may take to stop, in wall seconds, however slow emulated time runs.
+    static let maxStopWall = 10.0
+    /// A gap between ticks longer than this (wall seconds) is recorded as a launcher outage.
+    static let stallThreshold = 1.0
 
     private var now: Double { clock.now() }
 
     func interrupt(signal: Int32) {
         guard phase == .running else {
             // A second signal: no more grace for open requests.
-            if case .stoppingVehicles = phase {
+            if case .stoppingVehicles(_, false) = phase {
                 output.line("stopping now")
-                phase = .stoppingVehicles(deadline: 0)
+                phase = .stoppingVehicles(deadline: 0, hurried: false)
             }
             return
         }
@@ -109,8 +129,8 @@ actor Supervisor {
         let logName = vehicle?.logName ?? RunDirectory.safeName(id, index: 0)
         let logPath = URL(fileURLWithPath: config.runDirectory).appendingPathComponent("logs/\(logName).log").path
         let pid = try processes.spawn(id: id, role: role, incarnation: incarnation, arguments: arguments, logPath: logPath)
-        try? database.recordNodeStarted(NodeRow(nodeID: id, role: role, incarnation: incarnation, pid: Int(pid),
-                                                startedAt: max(0, now), x: position?.x, y: position?.y))
+        record { try database.recordNodeStarted(NodeRow(nodeID: id, role: role, incarnation: incarnation, pid: Int(pid),
+                                                        startedAt: max(0, now), x: position?.x, y: position?.y)) }
     }
 
     private func spawnDueVehicles(now: Double) {
@@ -132,14 +152,19 @@ actor Supervisor {
     private func tick() {
         let now = self.now
         let wall = EmulationClock.wallNow()
+        noteStall(wall: wall, now: now)
         reap(now: now)
         switch phase {
         case .running:
             spawnDueVehicles(now: now)
             applyScheduledFaults(now: now)
             if now >= config.duration { beginStop() }
-        case .stoppingVehicles(let deadline):
-            if processes.alive(.vehicle).isEmpty || wall >= deadline {
+        case .stoppingVehicles(let deadline, let hurried):
+            if !processes.alive(.vehicle).isEmpty && wall >= deadline && !hurried {
+                // Out of grace: vehicles stop without waiting for their open requests and send their last records.
+                for node in processes.alive(.vehicle) { processes.signal(node.id, SIGTERM) }
+                phase = .stoppingVehicles(deadline: wall + 2, hurried: true)
+            } else if processes.alive(.vehicle).isEmpty || wall >= deadline {
                 for node in processes.alive(.vehicle) { processes.signal(node.id, SIGKILL) }
                 for node in processes.alive() {
                     processes.signal(node.id, SIGCONT)
@@ -168,28 +193,32 @@ actor Supervisor {
         loop.schedule(timer: Timers.tick, atWall: wall + 0.05)
     }
 
-    private func beginStop() {
+    /// Stops the run: vehicles first (they drain their open requests for up to the workload's
+    /// drain time, capped at `maxStopWall` wall seconds; none with `hurry`), then the infrastructure.
+    private func beginStop(hurry: Bool = false) {
         guard phase == .running else { return }
         pendingVehicles.removeAll()
         for node in processes.alive() where node.state == .hung { processes.signal(node.id, SIGCONT) }
         for node in processes.alive(.vehicle) { processes.signal(node.id, SIGTERM) }
-        // Vehicles drain their open requests (VehicleNode.drain), then exit.
-        let grace = clock.wallDuration(ofEmulated: config.scenario.workload.drainTime) * 1.5 + 3
-        phase = .stoppingVehicles(deadline: EmulationClock.wallNow() + grace)
+        // Vehicles drain their open requests (VehicleCore's drain), then exit.
+        let grace = hurry ? 0 : min(clock.wallDuration(ofEmulated: config.scenario.workload.drainTime) * 1.5 + 3, Self.maxStopWall)
+        phase = .stoppingVehicles(deadline: EmulationClock.wallNow() + grace, hurried: false)
     }
 
     private func reap(now: Double) {
         for (node, how) in processes.reap() {
-            try? database.recordNodeEnded(nodeID: node.id, incarnation: node.incarnation, endedAt: max(0, now), exitStatus: how)
+            record { try database.recordNodeEnded(nodeID: node.id, incarnation: node.incarnation, endedAt: max(0, now), exitStatus: how) }
+            if phase == .running && how != "exited 0" && node.state != .crashed {
+                // Not an injected fault: the run goes on (its records are kept) but must not report a clean success.
+                diedOnTheirOwn.append(node.id)
+                output.line("error: \(node.id) \(how) on its own (see \(node.logPath))")
+                if result == .completed { result = .failed("\(node.id) \(how) on its own") }
+            }
             if node.role == .vehicle {
                 // Its last records may still be in flight: close what it left open a little later.
                 let reason = how == "exited 0" ? "vehicle-exited"
                     : phase == .running ? "vehicle-lost (\(how))" : "run-ended (vehicle stopped at shutdown)"
                 vehiclesToClose.append((node.id, now + 0.5 * config.speed, reason))
-            } else if node.state != .crashed && phase == .running {
-                // Not an injected fault: the run goes on (its records are kept) but did not go as scenario'd.
-                output.line("error: \(node.id) \(how) on its own (see \(node.logPath))")
-                if result == .completed { result = .failed("\(node.id) \(how) on its own") }
             }
         }
     }
@@ -199,7 +228,7 @@ actor Supervisor {
         flush()
         vehiclesToClose.removeAll { entry in
             guard force || now >= entry.at else { return false }
-            _ = try? database.closeOpenRequests(vehicleID: entry.id, at: entry.at, reason: entry.reason)
+            record { try database.closeOpenRequests(vehicleID: entry.id, at: entry.at, reason: entry.reason) }
             return true
         }
     }
@@ -207,17 +236,57 @@ actor Supervisor {
     private func finishRecording(now: Double) {
         flush()
         closeLostVehicles(now: now, force: true)
-        let closed = (try? database.closeOpenRequests(at: max(0, min(now, config.duration + 10)), reason: "run-ended")) ?? 0
-        for fault in activeFaults.values { try? database.recordFaultEnded(id: fault.rowID, endedAt: now) }
-        try? database.setMetadata("ended_wall", ISO8601DateFormatter().string(from: Date()))
-        try? database.setMetadata("result", "\(result)")
-        try? database.setMetadata("records_malformed", String(malformedRecords))
+        let reason = recordingError == nil ? "run-ended" : "recording-stopped (the run database could not be written)"
+        let closed = record { try database.closeOpenRequests(at: max(0, min(now, config.duration + 10)), reason: reason) } ?? 0
+        for fault in activeFaults.values where fault.rowID >= 0 { record { try database.recordFaultEnded(id: fault.rowID, endedAt: now) } }
+        record {
+            try database.setMetadata("ended_wall", ISO8601DateFormatter().string(from: Date()))
+            try database.setMetadata("result", "\(result)")
+            try database.setMetadata("records_malformed", String(malformedRecords))
+            try database.setMetadata("records_lost", String(lostRecords))
+            if !diedOnTheirOwn.isEmpty { try database.setMetadata("died_on_their_own", diedOnTheirOwn.joined(separator: ", ")) }
+        }
         if output.isTerminal { output.write("\r\u{1B}[K") }
         if let summary = try? database.summary() {
             output.line(Self.summaryLine(summary, closed: closed))
         }
-        output.line("recorded in \(config.runDirectory)/run.sqlite")
-        try? database.close()
+        do {
+            try database.close()
+        } catch {
+            recordingFailed(error, losing: 0)
+        }
+        reserve.release()
+        if let recordingError {
+            output.line("error: the run database stopped taking writes (\(recordingError)); \(lostRecords) records were lost. "
+                        + "What \(config.runDirectory)/run.sqlite holds is consistent up to then.")
+        } else {
+            output.line("recorded in \(config.runDirectory)/run.sqlite")
+        }
+    }
+
+    /// Runs a database write; a failure (a full disk, an I/O error) stops the run (`recordingFailed`).
+    @discardableResult
+    private func record<T>(_ write: () throws -> T) -> T? {
+        do {
+            return try write()
+        } catch {
+            recordingFailed(error, losing: 1)
+            return nil
+        }
+    }
+
+    /// The database refused a write: the recording can no longer be trusted to be complete, so the
+    /// run stops at once and fails. The disk reserve is released so that the run can still be
+    /// closed (open requests closed, the result recorded) consistently.
+    private func recordingFailed(_ error: any Error, losing rows: Int) {
+        lostRecords += rows
+        guard recordingError == nil else { return }
+        let reason = RecordingError.reason(of: error)
+        recordingError = reason
+        reserve.release()
+        output.line("error: cannot write to \(config.runDirectory)/run.sqlite: \(reason); stopping the run")
+        result = .failed("the run database could not be written (\(reason)); \(lostRecords)+ records lost")
+        beginStop(hurry: true)
     }
 
     static func summaryLine(_ s: RunSummary, closed: Int) -> String {
@@ -245,9 +314,26 @@ actor Supervisor {
         do {
             try database.apply(batches)
         } catch {
-            output.line("error: cannot write records: \(error)")
+            recordingFailed(error, losing: batches.reduce(0) { $0 + $1.rowCount })
         }
         batches.removeAll(keepingCapacity: true)
+    }
+
+    /// Records a gap between ticks longer than `stallThreshold` as an outage of the launcher (it
+    /// was stopped, e.g. SIGSTOP, or starved of CPU): the bus lives in the launcher, so every
+    /// node saw its peers fall silent at once, and the detections in that window are the
+    /// launcher's outage, not failures of the nodes (`convoy report` attributes them).
+    private func noteStall(wall: Double, now: Double) {
+        defer { lastTickWall = wall }
+        guard let last = lastTickWall, wall - last > Self.stallThreshold else { return }
+        let from = max(0, clock.emulated(atWall: last)), gap = wall - last
+        output.line(String(format: "warning: the launcher did not run for %.1f s (stopped or starved); the bus it hosts was down "
+                           + "and detections in that window are recorded as its outage", gap))
+        record {
+            let id = try database.recordFaultStarted(FaultRow(nodeID: "launcher", mode: FaultRow.launcherOutage, startedAt: from,
+                                                              source: "observed", detail: String(format: "%.1f s wall", gap)))
+            try database.recordFaultEnded(id: id, endedAt: max(from, now))
+        }
     }
 
     private func showStatus(now: Double) {
@@ -266,11 +352,22 @@ actor Supervisor {
 
     // MARK: - Faults
 
+    /// A scheduled fault fired later than this (emulated seconds) is reported late.
+    private var lateness: Double { max(0.25, 0.2 * config.speed) }
+
     private func applyScheduledFaults(now: Double) {
         while let next = scheduledFaults.first, next.at <= now {
             scheduledFaults.removeFirst()
+            let late = now - next.at
+            if now >= config.duration {
+                // The launcher only got here after the run's end: say so rather than fire it after the fact.
+                output.line(String(format: "warning: the fault at t=%.1f s (%@ %@) was not fired: the launcher reached it only at "
+                                   + "t=%.1f s, after the run's end", next.at, next.mode.rawValue, next.node, now))
+                record { try database.setMetadata("faults_not_fired", "\(next.mode.rawValue) \(next.node) at \(next.at) s") }
+                continue
+            }
             let outcome = inject(node: next.node, mode: next.mode, duration: next.duration, degradation: next.degradation,
-                                 source: "scenario")
+                                 source: "scenario", late: late > lateness ? late : nil)
             output.line("t=\(String(format: "%.1f", now)) s: \(outcome.message)")
         }
         for (node, fault) in activeFaults {
@@ -282,7 +379,7 @@ actor Supervisor {
     }
 
     private func inject(node id: String, mode: FaultMode, duration: Double?, degradation: Degradation? = nil,
-                        source: String) -> ControlReply {
+                        source: String, late: Double? = nil) -> ControlReply {
         switch config.map.role(of: id) {
         case .rsu?, .edge?: break
         case .cloud?, .vehicle?, nil: return ControlReply(ok: false, message: "\(id) is not an RSU or edge server of this run")
@@ -292,6 +389,9 @@ actor Supervisor {
         }
         if let degradation, !((0...1).contains(degradation.loss) && degradation.latency >= 0 && degradation.latency.isFinite) {
             return ControlReply(ok: false, message: "a degradation needs a loss in [0, 1] and a finite latency ≥ 0")
+        }
+        if let active = activeFaults[id] {
+            return ControlReply(ok: false, message: "\(id) already has an active \(active.mode.rawValue); recover it first (`convoy recover`)")
         }
         guard var node = processes[id], node.state == .running else {
             return ControlReply(ok: false, message: "\(id) is not running (already failed?)")
@@ -321,11 +421,15 @@ actor Supervisor {
                 detail = "loss \(d.loss), latency \(Int((d.latency * 1000).rounded())) ms" + (detail.map { ", \($0)" } ?? "")
             }
         }
-        let rowID = (try? database.recordFaultStarted(FaultRow(nodeID: id, mode: mode.rawValue, startedAt: now, source: source,
-                                                               detail: detail))) ?? -1
+        if let late {
+            detail = String(format: "fired %.1f s late", late) + (detail.map { "; \($0)" } ?? "")
+        }
+        let rowID = record { try database.recordFaultStarted(FaultRow(nodeID: id, mode: mode.rawValue, startedAt: now, source: source,
+                                                                      detail: detail)) } ?? -1
         activeFaults[id] = ActiveFault(rowID: rowID, mode: mode, recoverAt: duration.map { now + $0 })
         let until = duration.map { "for \($0) s" } ?? "until `convoy recover`"
-        return ControlReply(ok: true, message: "\(mode.rawValue) \(id) (\(source)) \(until)")
+        let lateNote = late.map { String(format: ", %.1f s late (the launcher was busy)", $0) } ?? ""
+        return ControlReply(ok: true, message: "\(mode.rawValue) \(id) (\(source)) \(until)\(lateNote)")
     }
 
     private func recover(node id: String) -> ControlReply {
@@ -333,7 +437,7 @@ actor Supervisor {
             return ControlReply(ok: false, message: "\(id) has no active fault")
         }
         let now = max(0, self.now)
-        try? database.recordFaultEnded(id: fault.rowID, endedAt: now)
+        if fault.rowID >= 0 { record { try database.recordFaultEnded(id: fault.rowID, endedAt: now) } }
         switch fault.mode {
         case .hang:
             var resumed = node

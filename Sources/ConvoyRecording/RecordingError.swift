@@ -1,3 +1,5 @@
+import GRDB
+
 /// Errors of the run database and its export, worded for the user who typed the command.
 ///
 /// `description` is a complete, single-line message that names the file or directory concerned;
@@ -65,5 +67,13 @@ public enum RecordingError: Error, Sendable, Equatable, CustomStringConvertible 
         case .cannotWrite(let path, let reason):
             return "\(path): cannot write: \(reason)"
         }
+    }
+}
+
+extension RecordingError {
+    /// SQLite's or the system's words for a failed write (e.g. "database or disk is full").
+    public static func reason(of error: any Error) -> String {
+        if let database = error as? DatabaseError { return database.message ?? "\(database.resultCode)" }
+        return "\(error)"
     }
 }

@@ -50,9 +50,14 @@ public struct FaultRow: Codable, Sendable, Equatable {
     public var startedAt: Double
     /// nil while the fault is active (or for instantaneous faults never ended).
     public var endedAt: Double?
-    /// "scenario" (scripted in the scenario file) or "live" (injected during the run).
+    /// "scenario" (scripted in the scenario file), "live" (injected during the run) or
+    /// "observed" (the launcher's own outage, `launcherOutage`).
     public var source: String
     public var detail: String?
+
+    /// The mode of a row on node "launcher": the launcher (and the bus it hosts) did not run for a
+    /// while (SIGSTOP, starved of CPU). Nodes' detections in its window are not node failures.
+    public static let launcherOutage = "launcher-outage"
 
     public init(id: Int64? = nil, nodeID: String, mode: String, startedAt: Double, endedAt: Double? = nil,
                 source: String, detail: String? = nil) {

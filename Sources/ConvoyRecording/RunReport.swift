@@ -30,8 +30,16 @@ public struct RunReport: Sendable {
     public var servers: [(node: String, completed: Int)]
     /// Attempts by `outcome`, most first.
     public var attemptOutcomes: [(outcome: String, count: Int)]
-    /// One entry per recorded fault, by fault id.
+    /// One entry per recorded fault, by fault id (the launcher's own outages included).
     public var faults: [FaultStats]
+    /// `dead` detections of any peer, and those of them inside an outage of the launcher (the bus
+    /// was down, so every peer fell silent at once: not node failures).
+    public var deadDetections = 0
+    public var deadDetectionsInLauncherOutages = 0
+
+    /// True when the run has no recorded result: its launcher stopped without finishing (killed,
+    /// or the disk filled before the result could be written), or it is still running.
+    public var hasNoResult: Bool { runInfo["result"] == nil }
 
     /// Counts and latency percentiles of the requests of one path.
     public struct PathStats: Sendable, Equatable {
@@ -166,7 +174,17 @@ public struct RunReport: Sendable {
         attemptCount = snapshot.attempts.count
         attemptOutcomes = outcomes.map { ($0.key, $0.value) }.sorted { ($0.count, $1.outcome) > ($1.count, $0.outcome) }
         faults = Self.faultStats(snapshot)
+        let outages = snapshot.faults.filter { $0.mode == FaultRow.launcherOutage }
+        for d in snapshot.detections where d.state == "dead" {
+            deadDetections += 1
+            if outages.contains(where: { d.at >= $0.startedAt && d.at <= ($0.endedAt ?? .infinity) + Self.outageSlack }) {
+                deadDetectionsInLauncherOutages += 1
+            }
+        }
     }
+
+    /// Detections this long after a launcher outage ended still belong to it (records in flight).
+    static let outageSlack = 0.5
 
     private static func faultStats(_ snapshot: RunSnapshot) -> [FaultStats] {
         let vehicleOf = Dictionary(snapshot.requests.map { ($0.requestID, $0.vehicleID) }, uniquingKeysWith: { a, _ in a })
@@ -181,7 +199,10 @@ public struct RunReport: Sendable {
             let start = fault.startedAt
             let end = fault.endedAt ?? .infinity
             var firstDead: [String: Double] = [:]
-            for d in snapshot.detections where d.peer == fault.nodeID && d.state == "dead" && d.at >= start && d.at <= end {
+            // A launcher outage silences every peer: all its dead detections are its own.
+            let isOutage = fault.mode == FaultRow.launcherOutage
+            for d in snapshot.detections where (isOutage || d.peer == fault.nodeID) && d.state == "dead" && d.at >= start
+                && d.at <= end + (isOutage ? outageSlack : 0) {
                 firstDead[d.observer] = min(firstDead[d.observer] ?? .infinity, d.at)
             }
             let delays = firstDead.values.map { $0 - start }.sorted()
@@ -220,23 +241,37 @@ public struct RunReport: Sendable {
     /// The mean over faults of their (earliest-observer) detection time; faults never detected are
     /// left out. nil when no fault was detected.
     public var meanDetectionSeconds: Double? {
-        Statistics.mean(faults.compactMap(\.detectionSeconds))
+        Statistics.mean(nodeFaults.compactMap(\.detectionSeconds))
     }
 
     /// The mean failover gap over every (fault, recovered vehicle) pair; nil when there is none.
     public var meanFailoverGapSeconds: Double? {
-        Statistics.mean(faults.flatMap(\.gapsSeconds))
+        Statistics.mean(nodeFaults.flatMap(\.gapsSeconds))
     }
+
+    /// The faults of nodes (injected), without the launcher's own outages.
+    public var nodeFaults: [FaultStats] { faults.filter { $0.fault.mode != FaultRow.launcherOutage } }
 
     // MARK: - Text
 
     /// The report as printed by `convoy report`: plain text, aligned columns, one trailing newline.
-    public func text(title: String) -> String {
+    /// `stillRunning`: the run's launcher is alive (a run without a result is then in progress,
+    /// not cut short).
+    public func text(title: String, stillRunning: Bool = false) -> String {
         var out = "Run \(title)\n"
         let info = [("scenario", "scenario %@"), ("seed", "seed %@"), ("duration", "duration %@ s"),
                     ("speed", "speed %@"), ("convoy_version", "convoy %@"), ("result", "result %@")]
             .compactMap { key, format in runInfo[key].map { format.replacingOccurrences(of: "%@", with: $0) } }
         if !info.isEmpty { out += "  " + info.joined(separator: ", ") + "\n" }
+        if hasNoResult {
+            out += stillRunning
+                ? "  this run is still in progress: the figures below are what was recorded so far\n"
+                : "  this run was CUT SHORT: its launcher stopped before finishing (killed, or its disk filled), so no result "
+                    + "was recorded;\n  \(summary.open) requests were left without a status (shown as open below)\n"
+        }
+        if let lost = runInfo["records_lost"], lost != "0" {
+            out += "  \(lost) records could not be written (the run database stopped taking writes)\n"
+        }
 
         out += "\nRequests\n"
         var status = TextTable(["status", "count", "%"])
@@ -299,6 +334,14 @@ public struct RunReport: Sendable {
             out += table.render(indent: 2)
             out += "  detected: first `dead` detection by any observer after the fault started; gap: fault start to\n"
                 + "  the next completed request of each vehicle whose attempt to the node was lost during the fault.\n"
+            if faults.contains(where: { $0.fault.mode == FaultRow.launcherOutage }) {
+                out += "  launcher-outage: the launcher (and the bus it hosts) did not run; its observers are the nodes that\n"
+                    + "  declared any peer dead meanwhile.\n"
+            }
+        }
+        if deadDetectionsInLauncherOutages > 0 {
+            out += "  \(deadDetections) peers declared dead; \(deadDetectionsInLauncherOutages) of them during launcher outages "
+                + "(not node failures)\n"
         }
         return out
     }

@@ -44,17 +44,12 @@ public struct RunConfig: Sendable, Codable, Equatable {
 
     /// The ROUTER endpoint an infrastructure node binds (RSU, edge, cloud).
     public func endpoint(of node: String) -> String {
-        "ipc://\(socketDirectory)/n-\(Self.fileName(of: node))"
+        "ipc://\(socketDirectory)/n-\(NodeID.fileName(of: node))"
     }
 
     /// Where the launcher puts a partition or degradation it imposes on `node` (see `ImposedFault`).
     public func imposedFaultPath(of node: String) -> String {
-        URL(fileURLWithPath: runDirectory).appendingPathComponent("faults/\(Self.fileName(of: node)).json").path
-    }
-
-    /// A node id as a file or endpoint name: characters other than letters, digits and `-` become `_`.
-    private static func fileName(of node: String) -> String {
-        node.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" ? String($0) : "_" }.joined()
+        URL(fileURLWithPath: runDirectory).appendingPathComponent("faults/\(NodeID.fileName(of: node)).json").path
     }
 
     public static func load(runDirectory: String) throws -> RunConfig {

@@ -48,7 +48,7 @@ public struct Envelope: Sendable, Equatable {
     public static let magic: [UInt8] = [0x43, 0x56]  // "CV"
     /// Frames larger than this are dropped unread.
     public static let maxFrameBytes = 1 << 20
-    public static let maxSenderBytes = 64
+    public static let maxSenderBytes = NodeID.maxBytes
 
     public var kind: MessageKind
     public var sender: String

@@ -23,9 +23,11 @@ public struct RecordBatch: Codable, Sendable, Equatable {
         self.handovers = handovers
     }
 
-    public var isEmpty: Bool {
-        requests.isEmpty && attempts.isEmpty && detections.isEmpty && counters.isEmpty
-            && linkStats.isEmpty && linkSamples.isEmpty && handovers.isEmpty
+    public var isEmpty: Bool { rowCount == 0 }
+
+    /// How many rows the batch carries, all tables together.
+    public var rowCount: Int {
+        requests.count + attempts.count + detections.count + counters.count + linkStats.count + linkSamples.count + handovers.count
     }
 
     enum CodingKeys: String, CodingKey {

@@ -4,6 +4,7 @@ import ConvoyLauncher
 import ConvoyMobility
 import ConvoyNodes
 import ConvoyRecording
+import ConvoyScenario
 import ConvoyWire
 import Foundation
 
@@ -14,12 +15,32 @@ struct Convoy: AsyncParsableCommand {
         version: ConvoyVersion.string,
         subcommands: [Launch.self, Fail.self, Recover.self, Export.self, LinkCommand.self, Bench.self, Report.self, Compare.self, TraceCommand.self, MapCommand.self, Node.self]
     )
+
+    /// Runs the command line. Usage errors (an unknown option, a missing or malformed value) exit
+    /// with 2 like every other bad input, not ArgumentParser's 64 (see the README's exit codes).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
-/// Prints an error a user can act on and exits non-zero.
+/// Prints an error a user can act on and exits non-zero: 2 for bad input, 1 when the run could
+/// not be done for another reason (e.g. the run directory could not be written).
 func fail(_ error: any Error) -> Never {
     FileHandle.standardError.write(Data("convoy: error: \(error)\n".utf8))
-    exit(2)
+    exit(error is LaunchError ? 1 : 2)
 }
 
 struct Launch: AsyncParsableCommand {
@@ -28,13 +49,17 @@ struct Launch: AsyncParsableCommand {
     @Argument(help: "Scenario file (YAML). Default: maps/default.yaml of this Convoy checkout.")
     var scenario: String?
 
-    @Option(help: "Emulated seconds to run (default: the scenario's duration).")
+    @Option(parsing: .unconditional, help: "Emulated seconds to run (default: the scenario's duration).")
     var duration: Double?
+
+    @Option(parsing: .unconditional,
+            help: "Where the run starts in the trace: `first` (its first sample) or a trace time in seconds (default: the scenario's `start:`, else 0).")
+    var start: String?
 
     @Option(name: .customLong("out"), help: "Run directory to create (default: runs/<scenario>-<timestamp>).")
     var out: String?
 
-    @Option(help: "Time dilation: emulated seconds per wall second (< 1 for fleets too big for real time).")
+    @Option(parsing: .unconditional, help: "Time dilation: emulated seconds per wall second (< 1 for fleets too big for real time).")
     var speed: Double = 1
 
     @Option(help: "Random seed (default: the scenario's).")
@@ -42,7 +67,8 @@ struct Launch: AsyncParsableCommand {
 
     func validate() throws {
         guard speed > 0, speed.isFinite else { throw ValidationError("--speed must be a positive number") }
-        if let duration, !(duration > 0) { throw ValidationError("--duration must be positive") }
+        if let duration, !(duration > 0 && duration <= 1e9) { throw ValidationError("--duration must be positive (at most 1e9 s)") }
+        if let start, TraceStart(text: start) == nil { throw ValidationError("--start must be `first` or a trace time in seconds, got '\(start)'") }
     }
 
     func run() async throws {
@@ -57,7 +83,7 @@ struct Launch: AsyncParsableCommand {
             path = found
         }
         let options = LaunchOptions(scenarioPath: path, duration: duration, runDirectory: out, speed: speed, seed: seed,
-                                    executable: DefaultScenario.executablePath)
+                                    start: start.flatMap(TraceStart.init(text:)), executable: DefaultScenario.executablePath)
         let result: LaunchResult
         do {
             result = try await Launcher.run(options)
@@ -76,16 +102,17 @@ struct Fail: AsyncParsableCommand {
     @Argument(help: "The node to fail (an RSU or edge server id).") var nodeID: String
     @Option(help: "crash (SIGKILL, restarted on recovery), hang (SIGSTOP/SIGCONT), partition (drops all its traffic) or degrade (extra loss and latency).")
     var mode: FaultMode = .crash
-    @Option(help: "degrade: extra loss probability (default 0.2).") var loss: Double?
-    @Option(name: .customLong("latency-ms"), help: "degrade: extra latency in ms (default 50).") var latencyMs: Double?
-    @Option(name: .customLong("for"), help: "Emulated seconds until automatic recovery (default: until `convoy recover`).")
+    @Option(parsing: .unconditional, help: "degrade: extra loss probability (default 0.2).") var loss: Double?
+    @Option(name: .customLong("latency-ms"), parsing: .unconditional, help: "degrade: extra latency in ms (default 50).")
+    var latencyMs: Double?
+    @Option(name: .customLong("for"), parsing: .unconditional, help: "Emulated seconds until automatic recovery (default: until `convoy recover`).")
     var seconds: Double?
 
     func validate() throws {
         if mode != .degrade, loss != nil || latencyMs != nil { throw ValidationError("--loss and --latency-ms go with --mode degrade") }
         if let loss, !(0...1).contains(loss) { throw ValidationError("--loss must be a probability in [0, 1]") }
-        if let latencyMs, !(latencyMs >= 0) { throw ValidationError("--latency-ms must not be negative") }
-        if let seconds, !(seconds > 0) { throw ValidationError("--for must be positive") }
+        if let latencyMs, !(latencyMs >= 0 && latencyMs.isFinite) { throw ValidationError("--latency-ms must be a finite number ≥ 0") }
+        if let seconds, !(seconds > 0 && seconds.isFinite) { throw ValidationError("--for must be a positive number of seconds, got \(seconds)") }
     }
 
     func run() async throws {
@@ -129,8 +156,8 @@ struct Export: ParsableCommand {
     @Argument(help: "A run directory.") var runDirectory: String
     @Option(name: .customLong("out"), help: "Output directory (default: RUN_DIR/csv).") var out: String?
     @Option(name: .customLong("table"), help: "Export only this table, or 'timeseries' (repeatable).") var tables: [String] = []
-    @Option(help: ArgumentHelp("Keep rows from this emulated second on.", valueName: "S")) var since: Double?
-    @Option(help: ArgumentHelp("Keep rows up to this emulated second.", valueName: "S")) var until: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Keep rows from this emulated second on.", valueName: "S")) var since: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Keep rows up to this emulated second.", valueName: "S")) var until: Double?
 
     func validate() throws {
         if let since, !since.isFinite { throw ValidationError("--since must be a number of seconds") }

@@ -1,5 +1,7 @@
 import ArgumentParser
+import ConvoyLauncher
 import ConvoyRecording
+import ConvoyRuntime
 import Foundation
 
 /// `convoy report RUN_DIR`: the summary of a run, and its figures when the plot tools are set up.
@@ -15,14 +17,22 @@ struct Report: ParsableCommand {
     @Option(name: .customLong("plots"), help: "Directory for the figures (default: RUN_DIR/plots).") var plots: String?
     @Flag(name: .customLong("no-plots"), help: "Do not write figures.") var noPlots = false
 
+    /// Whether the launcher of the run in `directory` still runs.
+    static func launcherAlive(_ directory: String) -> Bool {
+        guard let config = try? RunConfig.load(runDirectory: directory),
+              let command = FileManager.default.contents(atPath: "/proc/\(config.launcherPID)/cmdline") else { return false }
+        return String(decoding: command, as: UTF8.self).contains("launch")
+    }
+
     func run() throws {
+        Launcher.removeStaleSocketDirectories()
         let report: RunReport
         do {
             report = try RunReport(database: try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: runDirectory)))
         } catch {
             fail(error)
         }
-        print(report.text(title: runDirectory), terminator: "")
+        print(report.text(title: runDirectory, stillRunning: Self.launcherAlive(runDirectory)), terminator: "")
         guard !noPlots else { return }
         print("")
         guard let tools = PlotTools.locate() else {

@@ -114,6 +114,8 @@ struct EndToEndTests {
         kill(launch.process.processIdentifier, SIGINT)
         let result = try await launch.wait(timeout: 30)
         #expect(result.status == 128 + SIGINT, "\(result.output)")
+        // The vehicle that died on its own is reported: the run is no clean success.
+        #expect(result.output.contains("car 1 killed by signal 9 on its own"), "\(result.output)")
         #expect(Fixture.processes(mentioning: run).isEmpty)
         let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
         let requests = try db.fetchRequests()
@@ -149,6 +151,15 @@ struct EndToEndTests {
         let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
         #expect(try db.integrityCheck() == ["ok"])
         #expect(!(try db.fetchRequests()).isEmpty)
+        try db.close()
+        // The report says the run was cut short, and the socket directory the killed launcher left
+        // behind is cleaned up by the next convoy command.
+        let sockets = try RunConfig.load(runDirectory: run).socketDirectory
+        #expect(FileManager.default.fileExists(atPath: sockets))
+        let report = try Convoy.run(["report", run, "--no-plots"], timeout: 30)
+        #expect(report.status == 0, "\(report.output)")
+        #expect(report.output.contains("this run was CUT SHORT"), "\(report.output)")
+        #expect(!FileManager.default.fileExists(atPath: sockets), "stale socket directory \(sockets) left")
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -180,6 +191,14 @@ struct EndToEndTests {
         let result = try Convoy.run(["fail", "/nonexistent/run", "rsu-1"], timeout: 20)
         #expect(result.status != 0)
         #expect(result.output.contains("not a Convoy run directory"))
+        // Bad numbers on the command line are bad input (exit 2), with what was wrong.
+        for (arguments, message) in [(["fail", "/nonexistent/run", "rsu-1", "--for", "-1"], "--for must be a positive number of seconds"),
+                                     (["fail", "/nonexistent/run", "rsu-1", "--for"], "Missing value for '--for"),
+                                     (["launch", "--speed", "-2"], "--speed must be a positive number"),
+                                     (["launch", "--start", "soon"], "--start must be `first` or a trace time")] {
+            let bad = try Convoy.run(arguments, timeout: 20)
+            #expect(bad.status == 2 && bad.output.contains(message), "\(arguments): \(bad.status) \(bad.output)")
+        }
     }
 }
 
@@ -194,7 +213,7 @@ enum Fixture {
     /// A scenario on a 800 m line with two RSUs, one edge, the cloud and a macro cell (or `map`),
     /// four vehicles driving along it, `workload` and `extra` top-level lines.
     static func makeScenario(duration: Int, faults: String, map customMap: String? = nil, workload: String = defaultWorkload,
-                             extra: String = "") throws -> URL {
+                             extra: String = "", traceStart: Int = 0, vehicles: [String] = vehicles) throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("convoy-e2e-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let map = customMap ?? """
@@ -223,7 +242,7 @@ enum Fixture {
         \(faults.isEmpty ? "  []" : faults)
         """.replacingOccurrences(of: "faults:\n  []", with: "faults: []")
         var trace = "time,id,x,y,speed,angle\n"
-        for t in stride(from: 0, through: duration + 5, by: 1) {
+        for t in stride(from: traceStart, through: traceStart + duration + 5, by: 1) {
             for (i, id) in vehicles.enumerated() {
                 let quoted = "\"" + id.replacingOccurrences(of: "\"", with: "\"\"") + "\""
                 let x = Double((t * 2 + i * 150) % 800)
