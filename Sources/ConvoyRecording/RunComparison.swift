@@ -26,7 +26,7 @@ public struct RunComparison: Sendable {
             report.deadlineMetPercent.map { String(format: "%.1f", $0) } ?? "-",
             s.total > 0 ? String(format: "%.2f", Double(report.attemptCount) / Double(s.total)) : "-",
             String(report.cacheHits), String(format: "%.1f", report.cost),
-            String(report.faults.count),
+            String(report.nodeFaults.count),
             RunReport.ms(report.meanDetectionSeconds.map { $0 * 1000 }),
             RunReport.ms(report.meanFailoverGapSeconds.map { $0 * 1000 }),
         ]
