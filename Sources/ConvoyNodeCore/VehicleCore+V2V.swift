@@ -159,7 +159,7 @@ extension VehicleCore {
         let here = position(at: now)
         let key = tasks.sharingKey(task: task.name, at: position(at: record.createdAt))
         let shared = SharedResult(requestID: record.requestID, key: key, computedAt: now,
-                                  servedBy: record.servedBy ?? id, resultBytes: UInt32(task.resultBytes))
+                                  servedBy: record.servedBy ?? id, resultBytes: UInt32(clamping: task.resultBytes))
         out.send(Outbound(shared, on: .bus(topic: topics.v2v(at: here)), position: here))
         out.count("results_shared")
     }
