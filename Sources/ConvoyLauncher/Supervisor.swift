@@ -45,6 +45,7 @@ actor Supervisor {
     private var result = LaunchResult.completed
     private var vehiclesToClose: [(id: String, at: Double, reason: String)] = []
     private var malformedRecords = 0
+    private var malformedControl = 0
     private var spawnedVehicles = 0
     /// Why the database stopped taking writes, once it did (a full disk); the run then stops.
     private var recordingError: String?
@@ -243,6 +244,7 @@ actor Supervisor {
             try database.setMetadata("ended_wall", ISO8601DateFormatter().string(from: Date()))
             try database.setMetadata("result", "\(result)")
             try database.setMetadata("records_malformed", String(malformedRecords))
+            try database.setMetadata("control_malformed", String(malformedControl))
             try database.setMetadata("records_lost", String(lostRecords))
             if !diedOnTheirOwn.isEmpty { try database.setMetadata("died_on_their_own", diedOnTheirOwn.joined(separator: ", ")) }
         }
@@ -382,7 +384,7 @@ actor Supervisor {
                         source: String, late: Double? = nil) -> ControlReply {
         switch config.map.role(of: id) {
         case .rsu?, .edge?: break
-        case .cloud?, .vehicle?, nil: return ControlReply(ok: false, message: "\(id) is not an RSU or edge server of this run")
+        case .cloud?, .vehicle?, nil: return ControlReply(ok: false, message: "\(NodeID.excerpt(id)) is not an RSU or edge server of this run")
         }
         if let duration, !(duration > 0 && duration.isFinite) {
             return ControlReply(ok: false, message: "the fault's duration must be a positive number of seconds, got \(duration)")
@@ -434,7 +436,7 @@ actor Supervisor {
 
     private func recover(node id: String) -> ControlReply {
         guard let fault = activeFaults.removeValue(forKey: id), let node = processes[id] else {
-            return ControlReply(ok: false, message: "\(id) has no active fault")
+            return ControlReply(ok: false, message: "\(NodeID.excerpt(id)) has no active fault")
         }
         let now = max(0, self.now)
         if fault.rowID >= 0 { record { try database.recordFaultEnded(id: fault.rowID, endedAt: now) } }
@@ -461,10 +463,14 @@ actor Supervisor {
     }
 
     private func control(_ frames: [[UInt8]]) {
-        guard frames.count == 2 else { return }
+        // Anything but [routing id, control envelope with a valid command] is counted and dropped, unanswered.
+        guard frames.count == 2, let envelope = try? Envelope(decoding: frames[1]), envelope.kind == .control,
+              let command = try? JSONDecoder().decode(ControlCommand.self, from: Data(envelope.payload)) else {
+            malformedControl += 1
+            return
+        }
         let reply: ControlReply
-        if let envelope = try? Envelope(decoding: frames[1]), envelope.kind == .control,
-           let command = try? JSONDecoder().decode(ControlCommand.self, from: Data(envelope.payload)) {
+        do {
             switch command.action {
             case .fail:
                 let mode = command.mode ?? .crash
@@ -476,8 +482,6 @@ actor Supervisor {
                 reply = recover(node: command.node)
             }
             output.line("t=\(String(format: "%.1f", max(0, now))) s: \(reply.message)")
-        } else {
-            reply = ControlReply(ok: false, message: "malformed control message")
         }
         let payload = (try? JSONEncoder().encode(reply)) ?? Data()
         let frame = Envelope(kind: .controlReply, sender: "launcher", incarnation: 0, sequence: 0, sentAt: now,

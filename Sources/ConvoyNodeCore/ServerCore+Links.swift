@@ -64,6 +64,7 @@ extension ServerCore {
     /// Sends a reply back to `client` over the link this node owns towards it: the RSU's cell or the
     /// macro cell (plus WAN) for a vehicle, the backhaul or WAN for an RSU or edge.
     mutating func sendReply(_ reply: InferenceReply, to client: Client, now: Double) {
+        answered[AttemptKey(reply.requestID, Int(reply.attempt))] = now
         let link: LinkName = client.isVehicle ? (cell != nil ? .cellularDown : .macroDown) : clientLink
         transmit(reply, virtualBytes: Int(reply.resultBytes), link: link, on: .client(routingID: client.routingID)) { core, bytes in
             if client.isVehicle {

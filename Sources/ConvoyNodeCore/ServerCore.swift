@@ -58,7 +58,13 @@ public struct ServerCore: Sendable {
         var client: Client
         var route: [String]
         var resultBytes: UInt32
+        /// Past this instant nobody waits for the answer (the request's deadline).
+        var replyBy: Double
     }
+
+    /// How long an answered attempt is remembered, so that a late cancel of it counts as
+    /// `cancels_too_late` rather than `cancels_unknown`.
+    static let answeredMemory = 60.0
 
     public let id: String
     public let role: NodeRole
@@ -76,6 +82,12 @@ public struct ServerCore: Sendable {
     var relays = RelayTable<Client>()
     var held: [UInt64: Held] = [:]
     var serving: [AttemptKey: Serving] = [:]
+    /// Attempts answered (or refused) here in the last `answeredMemory` seconds, with when.
+    var answered: [AttemptKey: Double] = [:]
+    /// When this incarnation started: a request sent before it was addressed to a previous one
+    /// (libzmq queued it while the node was down) and is dropped.
+    var startedAt = -Double.infinity
+    var lastForget = -Double.infinity
     var vehiclePositions: [String: Position] = [:]
     var imposed: (mode: FaultMode, degradation: Degradation?)?
     var nextTimer = Timers.firstOneShot
@@ -133,6 +145,7 @@ public struct ServerCore: Sendable {
         guard !stopped else { return [] }
         switch event {
         case .start:
+            startedAt = now
             out.arm(Timers.beacon, at: now)
             out.arm(Timers.tick, at: now + 0.02)
             out.arm(Timers.flush, at: now + 0.1)
@@ -161,6 +174,7 @@ public struct ServerCore: Sendable {
             out.arm(Timers.beacon, at: now + interval)
         case Timers.tick:
             checkUpstream(now: now)
+            giveUpPastReplyBy(now: now)
             out.arm(Timers.tick, at: now + interval / 2)
         case Timers.flush:
             out.append(.flushRecords)
@@ -210,6 +224,7 @@ public struct ServerCore: Sendable {
         case .clients:
             guard frames.count == 2 else { return out.count("frames_bad_shape") }
             guard let envelope = FrameDecoding.envelope(frames[1], into: &out) else { return }
+            guard envelope.sentAt >= startedAt else { return out.count("requests_for_previous_incarnation") }
             switch envelope.kind {
             case .request:
                 guard let request = FrameDecoding.payload(InferenceRequest.self, envelope, into: &out) else { return }
@@ -221,13 +236,14 @@ public struct ServerCore: Sendable {
                 out.count("unexpected_kind_\(envelope.kind.rawValue)")
             }
         case .beacons:
-            guard frames.count == 2, let envelope = FrameDecoding.envelope(frames[1], into: &out), envelope.sender == upstream
-            else { return }
+            guard frames.count == 2 else { return out.count("frames_bad_shape") }
+            guard let envelope = FrameDecoding.envelope(frames[1], into: &out), envelope.sender == upstream else { return }
             if let change = liveness.heard(envelope.sender, incarnation: envelope.incarnation, at: now) {
                 out.record(.detection(DetectionRecord(observer: id, peer: change.peer, state: change.to.rawValue, at: change.at)))
             }
         case .upstream:
-            guard frames.count == 1, let envelope = FrameDecoding.envelope(frames[0], into: &out),
+            guard frames.count == 1 else { return out.count("frames_bad_shape") }
+            guard let envelope = FrameDecoding.envelope(frames[0], into: &out),
                   let reply = FrameDecoding.payload(InferenceReply.self, envelope, into: &out) else { return }
             if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }
             deliver(.upstreamReply(reply), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
@@ -246,7 +262,8 @@ public struct ServerCore: Sendable {
         case .serve(let wakeAt, let duplicate):
             if duplicate { out.count("requests_deduplicated") }
             serving[AttemptKey(request.requestID, Int(request.attempt))] = Serving(client: client, route: route,
-                                                                                  resultBytes: request.resultBytes)
+                                                                                  resultBytes: request.resultBytes,
+                                                                                  replyBy: request.deadline)
             if let wakeAt, wakeAt > now { hold(.compute, until: wakeAt) } else { completeJobs(now: now) }
         case .forward:
             forward(request, route: route, client: client, now: now)
@@ -262,7 +279,8 @@ public struct ServerCore: Sendable {
         guard let done = compute?.completions(now: now) else { return }
         for job in done {
             for attempt in job.attempts {
-                guard let entry = serving.removeValue(forKey: AttemptKey(job.requestID, attempt)) else { continue }
+                let key = AttemptKey(job.requestID, attempt)
+                guard let entry = serving.removeValue(forKey: key) else { continue }
                 let reply = InferenceReply(requestID: job.requestID, attempt: UInt16(clamping: attempt),
                                            status: job.failure == nil ? .completed : .failed, servedBy: id, route: entry.route,
                                            queueWait: job.queueWait, computeTime: job.computeTime,
@@ -280,11 +298,28 @@ public struct ServerCore: Sendable {
             return transmitUpstream(cancel, virtualBytes: 0, now: now)
         }
         let key = AttemptKey(cancel.requestID, Int(cancel.attempt))
-        guard serving.removeValue(forKey: key) != nil,
-              compute?.cancel(requestID: key.requestID, attempt: key.attempt, now: now) == true else {
+        guard serving.removeValue(forKey: key) != nil else {
+            // Answered already, or never seen here (a forged or misdirected cancel).
+            return out.count(answered[key] != nil ? "cancels_too_late" : "cancels_unknown")
+        }
+        guard compute?.cancel(requestID: key.requestID, attempt: key.attempt, now: now) == true else {
             return out.count("cancels_too_late")
         }
         out.count("cancels_applied")
+    }
+
+    /// Drops the attempts computing here whose reply-by has passed (the requester gave up on
+    /// them): their compute is given back and no answer is sent. Also forgets old answers.
+    private mutating func giveUpPastReplyBy(now: Double) {
+        for (key, entry) in serving where entry.replyBy < now {
+            serving.removeValue(forKey: key)
+            _ = compute?.cancel(requestID: key.requestID, attempt: key.attempt, now: now)
+            out.count("attempts_given_up_past_reply_by")
+        }
+        if now - lastForget >= 1 {
+            lastForget = now
+            answered = answered.filter { now - $0.value <= Self.answeredMemory }
+        }
     }
 
     private mutating func forward(_ request: InferenceRequest, route: [String], client: Client, now: Double) {

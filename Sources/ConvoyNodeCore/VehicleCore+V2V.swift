@@ -47,7 +47,9 @@ extension VehicleCore {
     }
 
     mutating func broadcastReceived(_ frames: [[UInt8]], now: Double) {
-        guard frames.count == 2, let envelope = FrameDecoding.envelope(frames[1], into: &out) else { return }
+        // The bus delivers [topic, envelope]: any other shape is counted and dropped.
+        guard frames.count == 2 else { return out.count("frames_bad_shape") }
+        guard let envelope = FrameDecoding.envelope(frames[1], into: &out) else { return }
         if envelope.kind == .beacon { return serverBeacon(envelope, now: now) }
         v2vReceived(envelope, now: now)
     }
