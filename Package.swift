@@ -43,7 +43,7 @@ let package = Package(
         // RSU placement on a SUMO network and coverage of a trace (`convoy map`); the only user of FoundationXML.
         .target(name: "ConvoyPlacement", dependencies: ["ConvoyCore", "ConvoyScenario"]),
         // The launcher/node contract: the run description, imposed faults, process signals.
-        .target(name: "ConvoyRuntime", dependencies: ["CProcess", "ConvoyCore", "ConvoyScenario"]),
+        .target(name: "ConvoyRuntime", dependencies: ["CProcess", "ConvoyCore", "ConvoyScenario", "ConvoyTransport"]),
         // SQLite recording (single writer) and CSV export.
         .target(name: "ConvoyRecording", dependencies: ["ConvoyCore", "ConvoyWire", .product(name: "GRDB", package: "GRDB.swift")]),
         // What nodes decide, as pure state machines: event and time in, actions out (no sockets, no clock).

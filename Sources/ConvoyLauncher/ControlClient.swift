@@ -15,8 +15,12 @@ public enum ControlClient {
         guard kill(config.launcherPID, 0) == 0 else {
             throw Failure(description: "\(runDirectory): the run is not in progress (launcher pid \(config.launcherPID) is gone)")
         }
+        // With CurveZMQ, the launcher only answers the run's control key (readable by the user who launched it).
+        let security = try config.security.map { run in
+            SocketSecurity.client(try NodeKeys.read(path: config.controlKeyPath).client, serverKey: run.launcherKey)
+        }
         let context = try ZMQContext()
-        let loop = try await EventLoop.start(context: context, sockets: [SocketSpec(.dealer, connect: [config.control])])
+        let loop = try await EventLoop.start(context: context, sockets: [SocketSpec(.dealer, connect: [config.control], security: security)])
         defer { withExtendedLifetime(context) {} }
         let payload = try JSONEncoder().encode(command)
         let frame = Envelope(kind: .control, sender: "convoy-cli", incarnation: 0, sequence: 1, sentAt: config.clock.now(),
@@ -28,7 +32,7 @@ public enum ControlClient {
             case .timer:
                 await loop.stop()
                 throw Failure(description: "no answer from the launcher within \(Int(timeout)) s")
-            case .message(_, let frames):
+            case .message(_, let frames, _):
                 guard let last = frames.last, let envelope = try? Envelope(decoding: last), envelope.kind == .controlReply,
                       let reply = try? JSONDecoder().decode(ControlReply.self, from: Data(envelope.payload)) else { continue }
                 await loop.stop()

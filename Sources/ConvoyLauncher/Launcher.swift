@@ -16,12 +16,18 @@ public struct LaunchOptions: Sendable {
     public var seed: UInt64?
     /// Where the run starts in the trace (overrides the scenario's `start:`).
     public var start: TraceStart?
+    /// CurveZMQ on every socket (the default); false runs without authentication (`--no-curve`).
+    public var curve: Bool
+    /// Application clients to admit (`--allow-client NAME`): each gets a key file in `RUN_DIR/keys`.
+    public var allowClients: [String]
     /// The `convoy` binary to re-execute for each node.
     public var executable: String
 
     public init(scenarioPath: String, duration: Double? = nil, runDirectory: String? = nil, speed: Double = 1, seed: UInt64? = nil,
-                start: TraceStart? = nil, executable: String) {
+                start: TraceStart? = nil, curve: Bool = true, allowClients: [String] = [], executable: String) {
         self.start = start
+        self.curve = curve
+        self.allowClients = allowClients
         self.scenarioPath = scenarioPath
         self.duration = duration
         self.runDirectory = runDirectory
@@ -58,6 +64,7 @@ public enum Launcher {
         let trace = try TraceCache.index(path: scenario.tracePath)
         guard !trace.entries.isEmpty else { throw InputError(file: scenario.tracePath, "the trace has no vehicles") }
         try checkVehicleIDs(trace.entries.map(\.vehicleID), trace: scenario.tracePath, map: scenario)
+        try checkClientNames(options.allowClients, vehicles: Set(trace.entries.map(\.vehicleID)), map: scenario.map)
         if let path = scenario.workload.arrivalsPath {
             try ArrivalFile.load(path: path, tasks: scenario.workload.tasks)
                 .checkVehicles(in: Set(trace.entries.map(\.vehicleID)), trace: scenario.tracePath)
@@ -73,16 +80,19 @@ public enum Launcher {
         let existed = FileManager.default.fileExists(atPath: runDirectory)
         let socketDirectory = try RunDirectory.makeSocketDirectory()
         defer { try? FileManager.default.removeItem(atPath: socketDirectory) }
-        let prepared: (config: RunConfig, database: RunDatabase, vehicles: [VehiclePlan], reserve: DiskReserve)
+        let prepared: (config: RunConfig, database: RunDatabase, vehicles: [VehiclePlan], reserve: DiskReserve, keyring: Keyring?)
         do {
             try RunDirectory.create(runDirectory, scenario: scenario, scenarioPath: options.scenarioPath)
             let reserve = try DiskReserve(directory: runDirectory)
             let included = Set(window.vehicles)
             let vehicles = try RunDirectory.writeTrajectories(of: trace.entries.filter { included.contains($0.vehicleID) }, from: trace,
                                                               window: window, in: runDirectory)
-            let config = RunConfig(runDirectory: runDirectory, socketDirectory: socketDirectory,
+            var config = RunConfig(runDirectory: runDirectory, socketDirectory: socketDirectory,
                                    epoch: EmulationClock.wallNow() + 1.0, speed: options.speed, seed: scenario.seed,
-                                   duration: window.duration, launcherPID: getpid(), scenario: scenario)
+                                   duration: window.duration, launcherPID: getpid(), scenario: scenario, vehicles: window.vehicles)
+            let keyring = try options.curve ? Keyring(map: scenario.map, clients: options.allowClients, registryPath: config.registryPath) : nil
+            config.security = keyring?.security
+            try keyring?.writeClientFiles(config: config)
             try config.write()
             let database = try RunDatabase(path: RunDatabase.databasePath(inRunDirectory: runDirectory))
             for (key, value) in [("convoy_version", ConvoyVersion.string), ("scenario", scenario.name), ("seed", String(scenario.seed)),
@@ -91,22 +101,27 @@ public enum Launcher {
                                  ("started_wall", ISO8601DateFormatter().string(from: Date()))] {
                 try database.setMetadata(key, value)
             }
-            prepared = (config, database, vehicles, reserve)
+            prepared = (config, database, vehicles, reserve, keyring)
         } catch {
             RunDirectory.discard(runDirectory, existed: existed)
             throw LaunchError.cannotPrepare(runDirectory, reason: LaunchError.reason(error))
         }
         let config = prepared.config
 
-        let forwarder = try Forwarder(inbound: config.busInbound, outbound: config.busOutbound)
+        let keyring = prepared.keyring
+        let forwarder = try Forwarder(inbound: config.busInbound, outbound: config.busOutbound, security: keyring?.forwarderSecurity())
         defer { forwarder.stop() }
         let context = try ZMQContext()
+        // The ZAP handler must exist before the server sockets bind.
+        let zap = try keyring.map { keyring in try ZAPHandler(context: context) { keyring.authorize(domain: $0, key: $1) } }
+        let server = { (domain: ZAPDomain) in keyring.map { SocketSecurity.server($0.launcher, domain: domain.rawValue) } }
         let loop = try await EventLoop.start(context: context, sockets: [
-            SocketSpec(.pull, bind: [config.recorder], highWaterMark: 100_000),
-            SocketSpec(.router, bind: [config.control]),
+            SocketSpec(.pull, bind: [config.recorder], highWaterMark: 100_000, security: server(.records)),
+            SocketSpec(.router, bind: [config.control], security: server(.control)),
         ], name: "io-launcher")
         let supervisor = Supervisor(config: config, executable: options.executable, vehicles: prepared.vehicles,
-                                    database: prepared.database, reserve: prepared.reserve, loop: loop, output: output)
+                                    database: prepared.database, reserve: prepared.reserve, loop: loop, output: output,
+                                    security: keyring.map { Supervisor.Security(keyring: $0, forwarder: forwarder, zap: zap!) })
         ProcessSignals.onTermination { sig in Task { await supervisor.interrupt(signal: sig) } }
         output.line("run directory: \(runDirectory)")
         output.line("scenario \(scenario.name): \(prepared.vehicles.count) vehicles, \(scenario.map.rsus.count) RSUs, "
@@ -121,6 +136,17 @@ public enum Launcher {
     /// launch does it too); returns how many.
     @discardableResult
     public static func removeStaleSocketDirectories() -> Int { RunDirectory.removeStaleSocketDirectories() }
+
+    /// Application client names are node ids of their own: valid, and no node's.
+    static func checkClientNames(_ names: [String], vehicles: Set<String>, map: MapSpec) throws {
+        var seen: Set<String> = []
+        for name in names {
+            if let problem = NodeID.problem(with: name) { throw InputError(file: "--allow-client", problem) }
+            if map.role(of: name) != nil || vehicles.contains(name) || name == "control" || !seen.insert(name).inserted {
+                throw InputError(file: "--allow-client", "'\(NodeID.excerpt(name))' is already a node of the run (or given twice)")
+            }
+        }
+    }
 
     /// Vehicle ids must be valid node ids and distinct from the map's nodes (they share the
     /// `nodes` table, logs and the wire's sender field).

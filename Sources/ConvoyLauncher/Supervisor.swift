@@ -59,9 +59,20 @@ actor Supervisor {
     /// Space kept free on the run's file system, released when the disk fills so that the run can
     /// still be closed consistently.
     private let reserve: DiskReserve
+    /// CurveZMQ: the run's keys, and who counts refusals (nil with --no-curve).
+    private let security: Security?
+    /// Rows of record batches about another node than their authenticated sender, dropped.
+    private var forgedRecords = 0
+
+    struct Security: Sendable {
+        var keyring: Keyring
+        var forwarder: Forwarder
+        var zap: ZAPHandler
+    }
 
     init(config: RunConfig, executable: String, vehicles: [VehiclePlan], database: RunDatabase, reserve: DiskReserve,
-         loop: EventLoop, output: StatusOutput) {
+         loop: EventLoop, output: StatusOutput, security: Security?) {
+        self.security = security
         self.config = config
         self.clock = config.clock
         self.database = database
@@ -106,8 +117,8 @@ actor Supervisor {
         for await event in loop.events {
             switch event {
             case .timer: tick()
-            case .message(let socket, let frames):
-                if socket == Sockets.records { receiveRecords(frames) } else { control(frames) }
+            case .message(let socket, let frames, let peer):
+                if socket == Sockets.records { receiveRecords(frames, from: peer) } else { control(frames) }
             }
             if phase == .done { break }
         }
@@ -129,6 +140,8 @@ actor Supervisor {
         if let vehicle { arguments += ["--trajectory", vehicle.trajectoryPath] }
         let logName = vehicle?.logName ?? RunDirectory.safeName(id, index: 0)
         let logPath = URL(fileURLWithPath: config.runDirectory).appendingPathComponent("logs/\(logName).log").path
+        // A fresh client key per incarnation; the previous one is refused from now on.
+        try security?.keyring.issue(for: id, role: role, config: config)
         let pid = try processes.spawn(id: id, role: role, incarnation: incarnation, arguments: arguments, logPath: logPath)
         record { try database.recordNodeStarted(NodeRow(nodeID: id, role: role, incarnation: incarnation, pid: Int(pid),
                                                         startedAt: max(0, now), x: position?.x, y: position?.y)) }
@@ -245,6 +258,15 @@ actor Supervisor {
             try database.setMetadata("result", "\(result)")
             try database.setMetadata("records_malformed", String(malformedRecords))
             try database.setMetadata("control_malformed", String(malformedControl))
+            if let security {
+                // Refusals at the launcher's sockets: handshakes without a key or with a key that is not the run's,
+                // bus messages whose sender was not their publisher, and forged record rows.
+                let forwarder = security.forwarder.stats
+                try database.setMetadata("auth_keys_refused", String(security.zap.refused + security.forwarder.refusedKeys))
+                try database.setMetadata("auth_handshakes_failed", String(loop.stats.handshakeFailures + forwarder.handshakeFailures))
+                try database.setMetadata("bus_sender_mismatch", String(forwarder.refused))
+                try database.setMetadata("records_forged", String(forgedRecords))
+            }
             try database.setMetadata("records_lost", String(lostRecords))
             if !diedOnTheirOwn.isEmpty { try database.setMetadata("died_on_their_own", diedOnTheirOwn.joined(separator: ", ")) }
         }
@@ -301,13 +323,21 @@ actor Supervisor {
 
     // MARK: - Records
 
-    private func receiveRecords(_ frames: [[UInt8]]) {
+    private func receiveRecords(_ frames: [[UInt8]], from peer: String?) {
         guard frames.count == 1, let envelope = try? Envelope(decoding: frames[0]), envelope.kind == .record,
               let batch = try? JSONDecoder().decode(RecordBatch.self, from: Data(envelope.payload)) else {
             malformedRecords += 1
             return
         }
-        batches.append(batch)
+        guard security != nil else { return batches.append(batch) }
+        // Authenticated: a node records its own rows only.
+        guard let peer, envelope.sender == peer else {
+            forgedRecords += batch.rowCount
+            return
+        }
+        let owned = batch.owned(by: peer)
+        forgedRecords += batch.rowCount - owned.rowCount
+        batches.append(owned)
     }
 
     private func flush() {

@@ -20,7 +20,9 @@ public struct ServerCore: Sendable {
     public enum Event: Sendable {
         case start
         case timer(UInt64)
-        case frames(Socket, [[UInt8]])
+        /// `from`: the sender's authenticated identity (its CURVE key's node) on the clients socket;
+        /// nil without CurveZMQ.
+        case frames(Socket, [[UInt8]], from: String? = nil)
         /// The launcher imposed a partition or degradation (nil: none).
         case imposed(FaultMode?, Degradation?)
         /// The compute backend has jobs to report (one whose jobs finish on their own, such as a
@@ -71,6 +73,8 @@ public struct ServerCore: Sendable {
     let map: MapSpec
     let position: Position
     let upstream: String?
+    /// The run's vehicles (nil: not known, no check): who may ask on another vehicle's behalf.
+    let vehicles: Set<String>?
     var rng: SeededGenerator
     public internal(set) var compute: (any ComputeBackend)?
     var cell: CellLink?
@@ -97,7 +101,8 @@ public struct ServerCore: Sendable {
 
     /// - Parameters: `seed` and `incarnation` seed this incarnation's random stream (link draws).
     public init(id: String, map: MapSpec, liveness config: LivenessConfig, seed: UInt64, incarnation: UInt32,
-                compute makeBackend: (ComputeSpec) -> any ComputeBackend = Self.modelled) throws {
+                vehicles: Set<String>? = nil, compute makeBackend: (ComputeSpec) -> any ComputeBackend = Self.modelled) throws {
+        self.vehicles = vehicles
         guard let role = map.role(of: id) else { throw InputError(file: "map", field: "id", "'\(id)' is not a node of the map") }
         self.id = id
         self.role = role
@@ -151,8 +156,8 @@ public struct ServerCore: Sendable {
             out.arm(Timers.flush, at: now + 0.1)
         case .timer(let timer):
             fired(timer, now: now)
-        case .frames(let socket, let frames):
-            received(frames, on: socket, now: now)
+        case .frames(let socket, let frames, let peer):
+            received(frames, on: socket, from: peer, now: now)
         case .imposed(let mode, let degradation):
             imposed = mode.map { ($0, degradation) }
         case .computeReady:
@@ -218,16 +223,21 @@ public struct ServerCore: Sendable {
         }
     }
 
-    private mutating func received(_ frames: [[UInt8]], on socket: Socket, now: Double) {
+    private mutating func received(_ frames: [[UInt8]], on socket: Socket, from peer: String?, now: Double) {
         if imposed?.mode == .partition { return out.count("partition_dropped_in") }
         switch socket {
         case .clients:
             guard frames.count == 2 else { return out.count("frames_bad_shape") }
             guard let envelope = FrameDecoding.envelope(frames[1], into: &out) else { return }
             guard envelope.sentAt >= startedAt else { return out.count("requests_for_previous_incarnation") }
+            // Authenticated: a client speaks under its own key's name only.
+            if let peer, envelope.sender != peer { return out.count("requests_sender_mismatch") }
             switch envelope.kind {
             case .request:
                 guard let request = FrameDecoding.payload(InferenceRequest.self, envelope, into: &out) else { return }
+                if let refusal = Self.identityRefusal(request, sender: envelope.sender, authenticated: peer != nil, vehicles: vehicles) {
+                    return out.count(refusal)
+                }
                 receive(request, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count, now: now)
             case .cancel:
                 guard let cancel = FrameDecoding.payload(InferenceCancel.self, envelope, into: &out) else { return }
@@ -248,6 +258,17 @@ public struct ServerCore: Sendable {
             if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }
             deliver(.upstreamReply(reply), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
         }
+    }
+
+    /// Why a request must not be served for `sender` (a counter name), or nil. A request id is
+    /// its vehicle's (`<vehicle>/<n>`); an authenticated client asks for itself, or, if it is a
+    /// vehicle of the run, relays for another vehicle of the run (V2V). Relays between servers
+    /// (route not empty) come from authenticated servers and are trusted.
+    static func identityRefusal(_ request: InferenceRequest, sender: String, authenticated: Bool, vehicles: Set<String>?) -> String? {
+        guard request.requestID.hasPrefix(request.vehicleID + "/") else { return "requests_id_mismatch" }
+        guard authenticated, request.route.isEmpty, request.vehicleID != sender else { return nil }
+        guard let vehicles, vehicles.contains(sender), vehicles.contains(request.vehicleID) else { return "requests_for_another_sender" }
+        return nil
     }
 
     // MARK: - Serving

@@ -92,6 +92,10 @@ extension VehicleCore {
         case .beacon(let beacon):
             neighbours[sender] = Neighbour(position: position, heardAt: now, freeSlots: Int(beacon.freeSlots), uplinkRate: beacon.uplinkRate)
         case .request(let request):
+            // Only a vehicle of the run, for itself (the bus checked that the sender holds that vehicle's key).
+            if let vehicles, !vehicles.contains(sender) || request.vehicleID != sender || !request.requestID.hasPrefix(sender + "/") {
+                return out.count("v2v_requests_refused_unknown_sender")
+            }
             serveNeighbour(request, from: sender, now: now)
         case .reply(let reply):
             received(reply, over: AccessPath.v2v.rawValue, now: now)

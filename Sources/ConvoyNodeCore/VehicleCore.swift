@@ -71,9 +71,12 @@ public struct VehicleCore: Sendable {
         public var trajectory: Trajectory
         /// This vehicle's arrivals from the scenario's arrivals file (if any).
         public var arrivals: [ArrivalFile.Arrival]
+        /// The run's vehicles: V2V requests from anyone else are refused (nil: no check).
+        public var vehicles: Set<String>?
 
         public init(id: String, scenario: Scenario, seed: UInt64, duration: Double, trajectory: Trajectory,
-                    arrivals: [ArrivalFile.Arrival] = []) {
+                    arrivals: [ArrivalFile.Arrival] = [], vehicles: Set<String>? = nil) {
+            self.vehicles = vehicles
             self.id = id
             self.scenario = scenario
             self.seed = seed
@@ -89,6 +92,8 @@ public struct VehicleCore: Sendable {
     let trajectory: Trajectory
     /// The servers the access socket reaches (RSUs, and the cloud over the macro cell).
     public let reachable: Set<String>
+    /// The run's vehicles (nil: not known): the only senders whose V2V requests are served.
+    let vehicles: Set<String>?
     let topics: Topic
     let policy: any PathPolicy
     var rng: SeededGenerator
@@ -132,6 +137,7 @@ public struct VehicleCore: Sendable {
         var targets = Set(map.rsus.map(\.id))
         if map.macro != nil { targets.insert(map.cloud.id) }
         reachable = targets
+        vehicles = setup.vehicles
         topics = Topic(v2vRange: map.links.v2v.rangeM)
         policy = PathPolicies.named(scenario.policy) ?? BestRatePolicy()
         tasks = scenario.workload

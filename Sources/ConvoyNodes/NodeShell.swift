@@ -26,6 +26,8 @@ final class NodeShell {
     let clock: EmulationClock
     let loop: EventLoop
     let sockets: Sockets
+    /// The node's ZAP handler (a server node under CurveZMQ), for the refusal counters.
+    let zap: ZAPHandler?
     private var sequence: UInt64 = 0
     private var batch = RecordBatch()
     private var counters: [String: Int] = [:]
@@ -35,7 +37,8 @@ final class NodeShell {
     private var samplesSeen: [String: Int] = [:]
     private(set) var stopped = false
 
-    init(config: RunConfig, id: String, incarnation: UInt32, loop: EventLoop, sockets: Sockets) {
+    init(config: RunConfig, id: String, incarnation: UInt32, loop: EventLoop, zap: ZAPHandler?, sockets: Sockets) {
+        self.zap = zap
         self.config = config
         self.id = id
         self.incarnation = incarnation
@@ -56,10 +59,7 @@ final class NodeShell {
             case .count(let name, let n):
                 counters[name, default: 0] += n
                 countersDirty = true
-            case .setCounter(let name, let value):
-                guard counters[name] != value else { continue }
-                counters[name] = value
-                countersDirty = true
+            case .setCounter(let name, let value): set(name, value)
             case .meter(let link, let kind, let outcome): meter(link, kind, outcome)
             case .observe(let link, let kind, let sentAt, let modelledAt, let actualAt):
                 observe(link, kind, sentAt: sentAt, modelledAt: modelledAt, actualAt: actualAt)
@@ -93,6 +93,12 @@ final class NodeShell {
     private func nextSequence() -> UInt64 {
         sequence += 1
         return sequence
+    }
+
+    private func set(_ name: String, _ value: Int) {
+        guard counters[name] != value else { return }
+        counters[name] = value
+        countersDirty = true
     }
 
     private func count(_ name: String) {
@@ -136,6 +142,11 @@ final class NodeShell {
 
     /// Sends the pending records (and changed counters) to the recorder.
     func flushRecords() {
+        if let zap {
+            // Clients refused by this node's ZAP handler, and handshakes that failed (no key at all).
+            set("auth_keys_refused", zap.refused)
+            set("auth_handshakes_failed", loop.stats.handshakeFailures)
+        }
         if countersDirty {
             counters["transport_send_dropped"] = loop.stats.sendDropped
             batch.counters = counters.sorted { $0.key < $1.key }.map { CounterRecord(nodeID: id, name: $0.key, value: $0.value) }

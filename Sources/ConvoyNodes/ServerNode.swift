@@ -16,21 +16,27 @@ actor ServerNode {
     private let shell: NodeShell
     private var core: ServerCore
 
-    static func run(config: RunConfig, id: String, incarnation: UInt32) async throws {
-        let core = try ServerCore(id: id, map: config.map, liveness: config.scenario.liveness, seed: config.seed, incarnation: incarnation)
+    static func run(config: RunConfig, id: String, incarnation: UInt32, keys: NodeKeys?) async throws {
+        let core = try ServerCore(id: id, map: config.map, liveness: config.scenario.liveness, seed: config.seed, incarnation: incarnation,
+                                  vehicles: config.vehicles.map(Set.init))
+        let security = try NodeSecurity(config: config, keys: keys)
         var sockets: [SocketSpec] = [
-            SocketSpec(.router, bind: [config.endpoint(of: id)]),
-            SocketSpec(.pub, connect: [config.busInbound]),
-            SocketSpec(.sub, connect: [config.busOutbound]),
-            SocketSpec(.push, connect: [config.recorder], lingerMs: 2000),
+            SocketSpec(.router, bind: [config.endpoint(of: id)], security: try security?.server(.access)),
+            SocketSpec(.pub, connect: [config.busInbound], security: security?.launcher),
+            SocketSpec(.sub, connect: [config.busOutbound], security: security?.launcher),
+            SocketSpec(.push, connect: [config.recorder], lingerMs: 2000, security: security?.launcher),
         ]
         if let upstream = config.map.nextHop(of: id) {
-            sockets.append(SocketSpec(.dealer, connect: [config.endpoint(of: upstream)], routingID: Array(id.utf8)))
+            sockets.append(SocketSpec(.dealer, connect: [config.endpoint(of: upstream)], routingID: Array(id.utf8),
+                                      security: try security?.client(of: upstream)))
             sockets[Sockets.beacons].subscribe = core.upstreamBeaconTopic.map { [Array($0.utf8)] } ?? []
         }
         let context = try ZMQContext()
+        // The ZAP handler must exist before the ROUTER binds; it admits the keys in the run's registry.
+        let registry = RegistryFile(path: config.registryPath)
+        let zap = try security.map { _ in try ZAPHandler(context: context) { registry.authorize(domain: $0, key: $1) } }
         let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)")
-        let shell = NodeShell(config: config, id: id, incarnation: incarnation, loop: loop,
+        let shell = NodeShell(config: config, id: id, incarnation: incarnation, loop: loop, zap: zap,
                               sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, clients: Sockets.clients,
                                              upstream: sockets.count > Sockets.upstream ? Sockets.upstream : nil))
         let node = ServerNode(shell: shell, core: core)
@@ -58,9 +64,9 @@ actor ServerNode {
         for await event in shell.loop.events where !shell.stopped {
             switch event {
             case .timer(let id): handle(.timer(id))
-            case .message(Sockets.clients, let frames): handle(.frames(.clients, frames))
-            case .message(Sockets.beacons, let frames): handle(.frames(.beacons, frames))
-            case .message(Sockets.upstream, let frames): handle(.frames(.upstream, frames))
+            case .message(Sockets.clients, let frames, let peer): handle(.frames(.clients, frames, from: peer))
+            case .message(Sockets.beacons, let frames, _): handle(.frames(.beacons, frames))
+            case .message(Sockets.upstream, let frames, _): handle(.frames(.upstream, frames))
             case .message: break
             }
         }

@@ -18,24 +18,27 @@ actor VehicleNode {
     private let shell: NodeShell
     private var core: VehicleCore
 
-    static func run(config: RunConfig, id: String, trajectoryPath: String) async throws {
+    static func run(config: RunConfig, id: String, trajectoryPath: String, keys: NodeKeys?) async throws {
         let trajectory = try TrajectoryFile.read(path: trajectoryPath)
         var arrivals: [ArrivalFile.Arrival] = []
         if let path = config.scenario.workload.arrivalsPath {
             arrivals = try ArrivalFile.load(path: path, tasks: config.scenario.workload.tasks).arrivals[id] ?? []
         }
         let core = VehicleCore(.init(id: id, scenario: config.scenario, seed: config.seed, duration: config.duration,
-                                     trajectory: trajectory, arrivals: arrivals))
+                                     trajectory: trajectory, arrivals: arrivals, vehicles: config.vehicles.map(Set.init)))
         let servers = core.reachable.sorted()
+        let security = try NodeSecurity(config: config, keys: keys)
         let sockets = [
-            SocketSpec(.pub, connect: [config.busInbound]),
-            SocketSpec(.sub, connect: [config.busOutbound]),  // the core subscribes to the topics around the vehicle
-            SocketSpec(.push, connect: [config.recorder], lingerMs: 2000),
-            SocketSpec(.router, routingID: Array(id.utf8), peers: servers.map { (config.endpoint(of: $0), Array($0.utf8)) }),
+            SocketSpec(.pub, connect: [config.busInbound], security: security?.launcher),
+            SocketSpec(.sub, connect: [config.busOutbound], security: security?.launcher),  // the core subscribes to the topics around the vehicle
+            SocketSpec(.push, connect: [config.recorder], lingerMs: 2000, security: security?.launcher),
+            SocketSpec(.router, routingID: Array(id.utf8),
+                       peers: try servers.map { (config.endpoint(of: $0), Array($0.utf8), try security?.serverKey(of: $0)) },
+                       security: security?.launcher),
         ]
         let context = try ZMQContext()
         let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)")
-        let shell = NodeShell(config: config, id: id, incarnation: 1, loop: loop,
+        let shell = NodeShell(config: config, id: id, incarnation: 1, loop: loop, zap: nil,
                               sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, broadcast: Sockets.broadcast,
                                              access: Sockets.access))
         let node = VehicleNode(shell: shell, core: core)
@@ -55,7 +58,7 @@ actor VehicleNode {
         for await event in shell.loop.events where !shell.stopped {
             switch event {
             case .timer(let id): handle(.timer(id))
-            case .message(let socket, let frames): handle(.frames(socket == Sockets.access ? .access : .broadcast, frames))
+            case .message(let socket, let frames, _): handle(.frames(socket == Sockets.access ? .access : .broadcast, frames))
             }
         }
     }

@@ -17,9 +17,15 @@ public struct RunConfig: Sendable, Codable, Equatable {
     public var duration: Double
     public var launcherPID: Int32
     public var scenario: Scenario
+    /// The run's CurveZMQ server keys; nil when the run was launched with `--no-curve`.
+    public var security: RunSecurity?
+    /// The ids of the run's vehicles (a V2V request from anyone else is refused).
+    public var vehicles: [String]?
 
     public init(runDirectory: String, socketDirectory: String, epoch: Double, speed: Double, seed: UInt64,
-                duration: Double, launcherPID: Int32, scenario: Scenario) {
+                duration: Double, launcherPID: Int32, scenario: Scenario, security: RunSecurity? = nil, vehicles: [String]? = nil) {
+        self.security = security
+        self.vehicles = vehicles
         self.runDirectory = runDirectory
         self.socketDirectory = socketDirectory
         self.epoch = epoch
@@ -46,6 +52,21 @@ public struct RunConfig: Sendable, Codable, Equatable {
     public func endpoint(of node: String) -> String {
         "ipc://\(socketDirectory)/n-\(NodeID.fileName(of: node))"
     }
+
+    /// The directory of the run's keys (0700): one secret file per process, the registry of
+    /// admitted public keys, the control key and application clients' keys.
+    public var keysDirectory: String { URL(fileURLWithPath: runDirectory).appendingPathComponent("keys").path }
+    /// `node`'s secrets (`NodeKeys`, 0600).
+    public func keyPath(of node: String) -> String { keysDirectory + "/node-" + Self.hex(node) + ".json" }
+    /// The admitted public keys (`KeyRegistry`), for the nodes' ZAP handlers.
+    public var registryPath: String { keysDirectory + "/registry.json" }
+    /// The control client's secrets, read by `convoy fail` and `convoy recover`.
+    public var controlKeyPath: String { keysDirectory + "/control.json" }
+    /// An application client's key file (`convoy launch --allow-client NAME`).
+    public func clientKeyPath(of name: String) -> String { keysDirectory + "/client-" + NodeID.fileName(of: name) + ".json" }
+
+    /// A node id as a file name that no other id shares (ids are at most 64 bytes: 128 digits).
+    private static func hex(_ id: String) -> String { id.utf8.map { String(format: "%02x", $0) }.joined() }
 
     /// Where the launcher puts a partition or degradation it imposes on `node` (see `ImposedFault`).
     public func imposedFaultPath(of node: String) -> String {

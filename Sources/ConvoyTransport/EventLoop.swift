@@ -5,8 +5,10 @@ import Synchronization
 
 /// What the event loop hands to the process's actors.
 public enum TransportEvent: Sendable {
-    /// A whole multipart message arrived on socket `socket` (its index in the spec list).
-    case message(socket: Int, frames: [[UInt8]])
+    /// A whole multipart message arrived on socket `socket` (its index in the spec list). On a
+    /// CURVE server socket, `peer` is the sender's authenticated identity (the user id the ZAP
+    /// handler gave its key); nil otherwise.
+    case message(socket: Int, frames: [[UInt8]], peer: String?)
     /// A timer armed with `schedule(timer:atWall:)` is due.
     case timer(UInt64)
 }
@@ -17,6 +19,9 @@ public struct TransportStats: Sendable, Equatable {
     /// Messages that could not be queued (high-water mark, or a ROUTER peer that is gone).
     public var sendDropped = 0
     public var received = 0
+    /// Connections refused at the CURVE handshake on this loop's server sockets: no key, a key the
+    /// ZAP handler refused, or a broken handshake.
+    public var handshakeFailures = 0
 }
 
 /// The one I/O thread of a process. It creates, uses and closes all of the process's ZeroMQ
@@ -139,10 +144,15 @@ public final class EventLoop: Sendable {
 
     private func run(specs: [SocketSpec], ready: CheckedContinuation<Void, any Error>) {
         var sockets: [Socket] = []
+        var monitors: [Socket] = []
         do {
-            for spec in specs { sockets.append(try Socket(context: context, spec: spec)) }
+            for spec in specs {
+                let socket = try Socket(context: context, spec: spec)
+                sockets.append(socket)
+                if case .server? = spec.security { monitors.append(try socket.monitorHandshakes(context: context)) }
+            }
         } catch {
-            for s in sockets { s.close() }
+            for s in sockets + monitors { s.close() }
             finish()
             ready.resume(throwing: error)
             return
@@ -154,7 +164,7 @@ public final class EventLoop: Sendable {
         var order: UInt64 = 0
         var armedAt: Double? = nil
         let polled = sockets.indices.filter { sockets[$0].type.receives }
-        var items = [zmq_pollitem_t](repeating: zmq_pollitem_t(), count: polled.count + 2)
+        var items = [zmq_pollitem_t](repeating: zmq_pollitem_t(), count: polled.count + 2 + monitors.count)
         for (slot, index) in polled.enumerated() {
             items[slot].socket = sockets[index].handle
             items[slot].events = Int16(ZMQ_POLLIN)
@@ -163,6 +173,11 @@ public final class EventLoop: Sendable {
         items[polled.count].events = Int16(ZMQ_POLLIN)
         items[polled.count + 1].fd = timerFD
         items[polled.count + 1].events = Int16(ZMQ_POLLIN)
+        let firstMonitor = polled.count + 2
+        for (i, monitor) in monitors.enumerated() {
+            items[firstMonitor + i].socket = monitor.handle
+            items[firstMonitor + i].events = Int16(ZMQ_POLLIN)
+        }
 
         func transmit(_ socket: Int, _ frames: [[UInt8]]) {
             guard sockets.indices.contains(socket), !frames.isEmpty else {
@@ -243,18 +258,23 @@ public final class EventLoop: Sendable {
             for (slot, index) in polled.enumerated() where items[slot].revents & Int16(ZMQ_POLLIN) != 0 {
                 var count = 0
                 do {
-                    while count < 512, let frames = try sockets[index].receive() {
+                    while count < 512, let (frames, peer) = try sockets[index].receive() {
                         count += 1
-                        continuation.yield(.message(socket: index, frames: frames))
+                        continuation.yield(.message(socket: index, frames: frames, peer: peer))
                     }
                 } catch let error as TransportError where error.isTerminated {
                     break mainLoop
                 } catch {}
                 if count > 0 { statsBox.withLock { $0.received += count } }
             }
+            for (i, monitor) in monitors.enumerated() where items[firstMonitor + i].revents & Int16(ZMQ_POLLIN) != 0 {
+                var failures = 0
+                while let event = try? monitor.receive() { failures += event.frames.isEmpty ? 0 : 1 }
+                if failures > 0 { statsBox.withLock { $0.handshakeFailures += failures } }
+            }
         }
 
-        for s in sockets { s.close() }
+        for s in sockets + monitors { s.close() }
         close(timerFD)
         finish()
     }

@@ -22,9 +22,45 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
     public var isTerminated: Bool { code == ETERM }
 }
 
+/// A CurveZMQ key pair, both keys as 40-character Z85 text.
+public struct CurveKeyPair: Codable, Sendable, Equatable {
+    public var publicKey: String
+    public var secretKey: String
+
+    public init(publicKey: String, secretKey: String) {
+        self.publicKey = publicKey
+        self.secretKey = secretKey
+    }
+
+    /// A fresh key pair from libsodium (through libzmq).
+    public static func generate() throws -> CurveKeyPair {
+        var pub = [CChar](repeating: 0, count: 41), sec = [CChar](repeating: 0, count: 41)
+        guard zmq_curve_keypair(&pub, &sec) == 0 else { throw TransportError("zmq_curve_keypair") }
+        return CurveKeyPair(publicKey: String(cString: pub), secretKey: String(cString: sec))
+    }
+
+    /// Whether this libzmq was built with CURVE (libsodium).
+    public static var isAvailable: Bool { zmq_has("curve") != 0 }
+
+    /// A 32-byte binary key as Z85 text (how ZAP hands over a client's public key).
+    static func z85(_ key: [UInt8]) -> String? {
+        guard key.count == 32 else { return nil }
+        var text = [CChar](repeating: 0, count: 41)
+        return key.withUnsafeBufferPointer { zmq_z85_encode(&text, $0.baseAddress, 32) } == nil ? nil : String(cString: text)
+    }
+}
+
+/// How a socket authenticates (CurveZMQ). A server socket (one that binds) proves its identity
+/// with its key pair and asks the context's ZAP handler (`ZAPHandler`) to admit each client in
+/// `domain`; a client socket (one that connects) must know the server's public key.
+public enum SocketSecurity: Sendable {
+    case server(CurveKeyPair, domain: String)
+    case client(CurveKeyPair, serverKey: String)
+}
+
 /// The kinds of ZeroMQ socket Convoy uses.
 public enum SocketType: Sendable {
-    case pub, sub, xpub, xsub, dealer, router, push, pull, req, rep
+    case pub, sub, xpub, xsub, dealer, router, push, pull, req, rep, pair
 
     var raw: Int32 {
         switch self {
@@ -38,6 +74,7 @@ public enum SocketType: Sendable {
         case .pull: ZMQ_PULL
         case .req: ZMQ_REQ
         case .rep: ZMQ_REP
+        case .pair: ZMQ_PAIR
         }
     }
 
@@ -117,13 +154,17 @@ public struct SocketSpec: Sendable {
     /// ZMQ_SNDHWM / ZMQ_RCVHWM; nil keeps libzmq's default (1000).
     public var highWaterMark: Int32?
     /// For a ROUTER that connects to other ROUTERs: endpoints to connect to, each under the routing
-    /// id this socket will address it by (ZMQ_CONNECT_ROUTING_ID). One ROUTER then reaches many
-    /// peers by name, instead of one DEALER socket per peer.
-    public var peers: [(endpoint: String, routingID: [UInt8])]
+    /// id this socket will address it by (ZMQ_CONNECT_ROUTING_ID), and with the CURVE server key
+    /// of that peer (when `security` is `.client`; nil: the socket's). One ROUTER then reaches
+    /// many peers by name, instead of one DEALER socket per peer.
+    public var peers: [(endpoint: String, routingID: [UInt8], serverKey: String?)]
+    /// CurveZMQ; nil: none (plain NULL mechanism).
+    public var security: SocketSecurity?
 
     public init(_ type: SocketType, bind: [String] = [], connect: [String] = [], subscribe: [[UInt8]] = [],
                 routingID: [UInt8]? = nil, lingerMs: Int32 = 0, highWaterMark: Int32? = nil,
-                peers: [(endpoint: String, routingID: [UInt8])] = []) {
+                peers: [(endpoint: String, routingID: [UInt8], serverKey: String?)] = [], security: SocketSecurity? = nil) {
+        self.security = security
         self.type = type
         self.bind = bind
         self.connect = connect
@@ -153,12 +194,28 @@ struct Socket {
             if spec.type == .router { try setInt(ZMQ_ROUTER_MANDATORY, 1) }
             if let id = spec.routingID { try setBytes(ZMQ_ROUTING_ID, id) }
             for prefix in spec.subscribe { try setBytes(ZMQ_SUBSCRIBE, prefix) }
+            switch spec.security {
+            case .server(let keys, let domain)?:
+                try setInt(ZMQ_CURVE_SERVER, 1)
+                try setKey(ZMQ_CURVE_SECRETKEY, keys.secretKey)
+                try setBytes(ZMQ_ZAP_DOMAIN, Array(domain.utf8))
+                // Where libzmq offers it (ZMQ_ZAP_ENFORCE_DOMAIN, draft in 4.3), refuse everyone when the
+                // context has no ZAP handler rather than admit anyone; Convoy always starts one first.
+                try? setInt(93, 1)
+            case .client(let keys, let serverKey)?:
+                try setKey(ZMQ_CURVE_PUBLICKEY, keys.publicKey)
+                try setKey(ZMQ_CURVE_SECRETKEY, keys.secretKey)
+                try setKey(ZMQ_CURVE_SERVERKEY, serverKey)
+            case nil:
+                break
+            }
             for endpoint in spec.bind {
                 guard zmq_bind(s, endpoint) == 0 else { throw TransportError("zmq_bind(\(endpoint))") }
             }
             for endpoint in spec.connect { try connect(endpoint) }
             for peer in spec.peers {
                 try setBytes(ZMQ_CONNECT_ROUTING_ID, peer.routingID)
+                if let key = peer.serverKey { try setKey(ZMQ_CURVE_SERVERKEY, key) }
                 try connect(peer.endpoint)
             }
         } catch {
@@ -172,6 +229,12 @@ struct Socket {
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else {
             throw TransportError("zmq_setsockopt(\(option))")
         }
+    }
+
+    /// A CURVE key option from its 40-character Z85 text.
+    func setKey(_ option: Int32, _ z85: String) throws {
+        guard z85.utf8.count == 40 else { throw TransportError("zmq_setsockopt(\(option)): a Z85 key has 40 characters", code: EINVAL) }
+        try setBytes(option, Array(z85.utf8) + [0])
     }
 
     func setBytes(_ option: Int32, _ value: [UInt8]) throws {
@@ -205,9 +268,11 @@ struct Socket {
         return true
     }
 
-    /// Receives one whole multipart message if one is ready; nil if none.
-    func receive() throws -> [[UInt8]]? {
+    /// Receives one whole multipart message if one is ready; nil if none. `peer` is the user id
+    /// the context's ZAP handler gave the connection it came from (CURVE server sockets), else nil.
+    func receive() throws -> (frames: [[UInt8]], peer: String?)? {
         var frames: [[UInt8]] = []
+        var peer: String?
         while true {
             var msg = zmq_msg_t()
             zmq_msg_init(&msg)
@@ -219,6 +284,7 @@ struct Socket {
                 if err == EAGAIN && frames.isEmpty { return nil }
                 throw TransportError("zmq_msg_recv", code: err)
             }
+            if frames.isEmpty, let user = zmq_msg_gets(&msg, "User-Id") { peer = String(cString: user) }
             let size = zmq_msg_size(&msg)
             if size == 0 {
                 frames.append([])
@@ -226,8 +292,17 @@ struct Socket {
                 let base = zmq_msg_data(&msg)!.assumingMemoryBound(to: UInt8.self)
                 frames.append(Array(UnsafeBufferPointer(start: base, count: size)))
             }
-            if zmq_msg_more(&msg) == 0 { return frames }
+            if zmq_msg_more(&msg) == 0 { return (frames, peer) }
         }
+    }
+
+    /// Starts reporting failed handshakes (no key, a wrong key, a refused key) on a PAIR socket it
+    /// returns; the event loop polls it and counts them.
+    func monitorHandshakes(context: ZMQContext) throws -> Socket {
+        let endpoint = "inproc://convoy-monitor-\(UInt(bitPattern: handle))-\(UInt64.random(in: 0...UInt64.max))"
+        let events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+        guard zmq_socket_monitor(handle, endpoint, events) == 0 else { throw TransportError("zmq_socket_monitor") }
+        return try Socket(context: context, spec: SocketSpec(.pair, connect: [endpoint]))
     }
 
     func close() {

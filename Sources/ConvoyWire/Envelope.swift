@@ -101,6 +101,15 @@ public struct Envelope: Sendable, Equatable {
         return w.bytes
     }
 
+    /// The sender id of an encoded envelope, read from its header alone (for the forwarder, which
+    /// checks it against the publisher's key without decoding the rest); nil if the header is bad.
+    public static func sender(ofFrame frame: [UInt8]) -> String? {
+        guard frame.count >= 6, frame[0] == magic[0], frame[1] == magic[1] else { return nil }
+        let length = Int(frame[5])
+        guard length > 0, length <= maxSenderBytes, frame.count >= 6 + length else { return nil }
+        return String(validating: frame[6..<(6 + length)], as: UTF8.self)
+    }
+
     /// Decodes one frame; throws `DecodeError` for anything that is not a well-formed envelope of
     /// this protocol version (callers count and drop such frames).
     public init(decoding frame: [UInt8]) throws(DecodeError) {

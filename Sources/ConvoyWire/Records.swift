@@ -25,6 +25,22 @@ public struct RecordBatch: Codable, Sendable, Equatable {
 
     public var isEmpty: Bool { rowCount == 0 }
 
+    /// The rows of this batch that `node` may record: its own requests and their attempts, its
+    /// detections, counters, link figures and handovers. A node's records arrive authenticated
+    /// by its key; rows about anyone else are forgeries (counted by the caller, `rowCount` minus
+    /// the result's).
+    public func owned(by node: String) -> RecordBatch {
+        var kept = self
+        kept.requests.removeAll { $0.vehicleID != node || !$0.requestID.hasPrefix(node + "/") }
+        kept.attempts.removeAll { !$0.requestID.hasPrefix(node + "/") }
+        kept.detections.removeAll { $0.observer != node }
+        kept.counters.removeAll { $0.nodeID != node }
+        kept.linkStats.removeAll { $0.nodeID != node }
+        kept.linkSamples.removeAll { $0.nodeID != node }
+        kept.handovers.removeAll { $0.vehicleID != node }
+        return kept
+    }
+
     /// How many rows the batch carries, all tables together.
     public var rowCount: Int {
         requests.count + attempts.count + detections.count + counters.count + linkStats.count + linkSamples.count + handovers.count

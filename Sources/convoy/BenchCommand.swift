@@ -19,6 +19,7 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "Messages to time.") var messages = 20_000
         @Option(help: "Messages per second.") var rate = 2_000.0
         @Option(help: "Payload bytes per message.") var bytes = 200
+        @Flag(help: "CurveZMQ on both ends (authenticated and encrypted, as in a launch), with a ZAP handler.") var curve = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
@@ -26,17 +27,26 @@ struct Bench: AsyncParsableCommand {
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let endpoint = "ipc://\(directory)/bench"
             let context = try ZMQContext()
-            let loop = try await EventLoop.start(context: context, sockets: [SocketSpec(.router, bind: [endpoint])])
+            var echoArguments = ["bench", "echo", "--endpoint", endpoint]
+            var security: SocketSecurity?
+            var zap: ZAPHandler?
+            if curve {
+                let server = try CurveKeyPair.generate(), client = try CurveKeyPair.generate()
+                zap = try ZAPHandler(context: context) { _, key in key == client.publicKey ? "echo" : nil }
+                security = .server(server, domain: "bench")
+                echoArguments += ["--keys", [client.publicKey, client.secretKey, server.publicKey].joined(separator: ",")]
+            }
+            let loop = try await EventLoop.start(context: context, sockets: [SocketSpec(.router, bind: [endpoint], security: security)])
             let child = Process()
             child.executableURL = URL(fileURLWithPath: DefaultScenario.executablePath)
-            child.arguments = ["bench", "echo", "--endpoint", endpoint]
+            child.arguments = echoArguments
             try child.run()
             defer { if child.isRunning { child.terminate() } }
 
             // Wait for the echo process to say hello (its routing id).
             var peer: [UInt8]?
             for await event in loop.events {
-                if case .message(_, let frames) = event, frames.count == 2 { peer = frames[0]; break }
+                if case .message(_, let frames, _) = event, frames.count == 2 { peer = frames[0]; break }
             }
             guard let peer else { throw ValidationError("the echo process did not connect") }
 
@@ -47,7 +57,7 @@ struct Bench: AsyncParsableCommand {
             let start = EmulationClock.wallNow() + 0.05
             for i in 0..<messages { loop.send([peer, stamp(0) + padding], on: 0, atWall: start + Double(i) * interval) }
             for await event in loop.events {
-                guard case .message(_, let frames) = event, frames.count == 2, frames[1].count >= 8 else { continue }
+                guard case .message(_, let frames, _) = event, frames.count == 2, frames[1].count >= 8 else { continue }
                 let now = EmulationClock.wallNow()
                 latencies.append(now - readStamp(frames[1]))
                 if latencies.count == messages { break }
@@ -56,16 +66,17 @@ struct Bench: AsyncParsableCommand {
             child.waitUntilExit()
             await loop.stop()
             await context.close()
+            withExtendedLifetime(zap) {}
 
             latencies.sort()
             func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1e6 }
-            let result = ["messages": Double(messages), "p50_us": percentile(0.5), "p90_us": percentile(0.9),
+            let result = ["messages": Double(messages), "curve": curve ? 1 : 0, "p50_us": percentile(0.5), "p90_us": percentile(0.9),
                           "p99_us": percentile(0.99), "p999_us": percentile(0.999), "max_us": latencies.last! * 1e6]
             if json {
                 print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
             } else {
-                print(String(format: "transport, one hop between processes over ipc:// (%d messages of %d bytes at %.0f/s):",
-                             messages, bytes, rate))
+                print(String(format: "transport, one hop between processes over ipc://%@ (%d messages of %d bytes at %.0f/s):",
+                             curve ? " with CurveZMQ" : "", messages, bytes, rate))
                 print(String(format: "  p50 %.1f µs   p90 %.1f µs   p99 %.1f µs   p99.9 %.1f µs   max %.1f µs",
                              result["p50_us"]!, result["p90_us"]!, result["p99_us"]!, result["p999_us"]!, result["max_us"]!))
             }
@@ -77,15 +88,19 @@ struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Echo side of the transport benchmark.", shouldDisplay: false)
 
         @Option var endpoint: String
+        /// CurveZMQ: own public key, own secret key, the server's public key (comma-separated).
+        @Option var keys: String?
 
         func run() async throws {
             let context = try ZMQContext()
+            let parts = keys?.split(separator: ",").map(String.init) ?? []
+            let security = parts.count == 3 ? SocketSecurity.client(CurveKeyPair(publicKey: parts[0], secretKey: parts[1]), serverKey: parts[2]) : nil
             let loop = try await EventLoop.start(context: context, sockets: [
-                SocketSpec(.dealer, connect: [endpoint], routingID: Array("echo".utf8)),
+                SocketSpec(.dealer, connect: [endpoint], routingID: Array("echo".utf8), security: security),
             ])
             loop.send([[]], on: 0)  // hello
             for await event in loop.events {
-                guard case .message(_, let frames) = event, let frame = frames.last else { continue }
+                guard case .message(_, let frames, _) = event, let frame = frames.last else { continue }
                 if frame.isEmpty { break }
                 var reply = frame
                 reply.replaceSubrange(0..<8, with: stamp(EmulationClock.wallNow()))

@@ -65,6 +65,14 @@ struct Launch: AsyncParsableCommand {
     @Option(help: "Random seed (default: the scenario's).")
     var seed: UInt64?
 
+    @Option(name: .customLong("allow-client"),
+            help: ArgumentHelp("Admit an application client NAME: its key file is written to RUN_DIR/keys/client-NAME.json (repeatable).",
+                               valueName: "NAME"))
+    var allowClients: [String] = []
+
+    @Flag(name: .customLong("no-curve"), help: "Run without CurveZMQ (no authentication or encryption; for measuring its cost).")
+    var noCurve = false
+
     func validate() throws {
         guard speed > 0, speed.isFinite else { throw ValidationError("--speed must be a positive number") }
         if let duration, !(duration > 0 && duration <= 1e9) { throw ValidationError("--duration must be positive (at most 1e9 s)") }
@@ -83,7 +91,8 @@ struct Launch: AsyncParsableCommand {
             path = found
         }
         let options = LaunchOptions(scenarioPath: path, duration: duration, runDirectory: out, speed: speed, seed: seed,
-                                    start: start.flatMap(TraceStart.init(text:)), executable: DefaultScenario.executablePath)
+                                    start: start.flatMap(TraceStart.init(text:)), curve: !noCurve, allowClients: allowClients,
+                                    executable: DefaultScenario.executablePath)
         let result: LaunchResult
         do {
             result = try await Launcher.run(options)

@@ -24,10 +24,14 @@ struct EndToEndTests {
         #expect(cloud.status != 0 && cloud.output.contains("not an RSU or edge server"), "convoy fail cloud: \(cloud.output)")
         // Garbage on rsu-1's access socket (restarted at 7 s) is counted and dropped; rsu-1 lives on.
         // Sent until rsu-1 (whose restart may be slow on a loaded machine) has counted it.
+        // The intruder holds a key of the run (car 1's): without one it could not even connect.
         let config = try RunConfig.load(runDirectory: run)
+        let stolen = try NodeKeys.read(path: config.keyPath(of: "car 1"))
+        let rsuKey = try #require(config.security?.serverKeys["rsu-1"])
         let context = try ZMQContext()
         let intruder = try await EventLoop.start(context: context, sockets: [
-            SocketSpec(.dealer, connect: [config.endpoint(of: "rsu-1")], lingerMs: 1000),
+            SocketSpec(.dealer, connect: [config.endpoint(of: "rsu-1")], lingerMs: 1000,
+                       security: .client(stolen.client, serverKey: rsuKey)),
         ])
         let garbage: [[UInt8]] = [Array("not convoy".utf8), [0x43, 0x56, 0x09, 0x01], [0x43, 0x56, 0x01, 0xee, 0, 1, 0x41]]
         var counted = false

@@ -7,7 +7,7 @@ func nextMessage(_ loop: EventLoop, within seconds: Double = 5) async throws -> 
     try await withThrowingTaskGroup(of: (Int, [[UInt8]])?.self) { group in
         group.addTask {
             for await event in loop.events {
-                if case .message(let socket, let frames) = event { return (socket, frames) }
+                if case .message(let socket, let frames, _) = event { return (socket, frames) }
             }
             return nil
         }
