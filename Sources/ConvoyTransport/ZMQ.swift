@@ -284,7 +284,8 @@ struct Socket {
                 if err == EAGAIN && frames.isEmpty { return nil }
                 throw TransportError("zmq_msg_recv", code: err)
             }
-            if frames.isEmpty, let user = zmq_msg_gets(&msg, "User-Id") { peer = String(cString: user) }
+            // A ROUTER's routing-id frame is made locally and carries no metadata: take the first frame that has it.
+            if peer == nil, let user = zmq_msg_gets(&msg, "User-Id") { peer = String(cString: user) }
             let size = zmq_msg_size(&msg)
             if size == 0 {
                 frames.append([])

@@ -150,3 +150,30 @@ struct CoreTests {
             == "a.yaml:3: field 'rsus[0].x': expected a number")
     }
 }
+
+@Suite struct RecordOwnershipTests {
+    @Test func aBatchKeepsOnlyItsSendersRows() {
+        var batch = RecordBatch()
+        batch.requests = [RequestRecord(requestID: "car/1", vehicleID: "car", createdAt: 0, deadlineAt: 1, model: "m", inputTokens: 1,
+                                        outputTokens: 1, payloadBytes: 1),
+                          RequestRecord(requestID: "victim/1", vehicleID: "victim", createdAt: 0, deadlineAt: 1, model: "m", inputTokens: 1,
+                                        outputTokens: 1, payloadBytes: 1),
+                          RequestRecord(requestID: "victim/2", vehicleID: "car", createdAt: 0, deadlineAt: 1, model: "m", inputTokens: 1,
+                                        outputTokens: 1, payloadBytes: 1)]
+        batch.counters = [CounterRecord(nodeID: "car", name: "x", value: 1), CounterRecord(nodeID: "rsu-1", name: "x", value: 99)]
+        batch.detections = [DetectionRecord(observer: "rsu-1", peer: "edge-1", state: "dead", at: 1)]
+        let owned = batch.owned(by: "car")
+        #expect(owned.requests.map(\.requestID) == ["car/1"])
+        #expect(owned.counters.map(\.nodeID) == ["car"])
+        #expect(owned.detections.isEmpty)
+        #expect(batch.rowCount - owned.rowCount == 4)
+    }
+
+    @Test func theSenderIsReadFromTheHeaderAlone() {
+        let frame = Envelope(kind: .beacon, sender: "rsu-7", incarnation: 2, sequence: 1, sentAt: 3, payload: [1, 2, 3]).encoded()
+        #expect(Envelope.sender(ofFrame: frame) == "rsu-7")
+        #expect(Envelope.sender(ofFrame: Array(frame.prefix(8))) == nil)
+        #expect(Envelope.sender(ofFrame: [0x43, 0x56, 1, 1, 0, 0]) == nil)
+        #expect(Envelope.sender(ofFrame: Array("not convoy".utf8)) == nil)
+    }
+}

@@ -162,6 +162,35 @@ import Testing
         #expect(rsu.script.counters["frames_bad_shape"] == 2)
     }
 
+    @Test func anAuthenticatedClientIsServedUnderItsOwnNameOnly() throws {
+        var rsu = try ServerScript("rsu-a", vehicles: ["veh", "veh39"])
+        rsu.script.send(.start, at: 0)
+        func ask(_ request: InferenceRequest, sender: String, key: String?, at t: Double) {
+            rsu.script.send(.frames(.clients, frames(request, from: sender, at: t, position: Position(x: 50, y: 0), prefix: sender), from: key),
+                            at: t)
+        }
+        // The envelope claims another sender than the key's.
+        ask(request("veh39/1"), sender: "veh39", key: "veh", at: 0.1)
+        // The key's own name, but a request of another vehicle (a past id of veh39): not a V2V relay of
+        // the run's vehicles, since the asker is an application client.
+        ask(InferenceRequest(requestID: "veh39/1", attempt: 1, vehicleID: "veh39", model: "llama-3-8b", inputTokens: 8, outputTokens: 8,
+                             payloadBytes: 100, deadline: 20), sender: "app", key: "app", at: 0.2)
+        // A request id that is not its vehicle's.
+        ask(InferenceRequest(requestID: "veh39/2", attempt: 1, vehicleID: "veh", model: "llama-3-8b", inputTokens: 8, outputTokens: 8,
+                             payloadBytes: 100, deadline: 20), sender: "veh", key: "veh", at: 0.3)
+        rsu.script.advance(to: 20)
+        #expect(rsu.script.counters["requests_sender_mismatch"] == 1)
+        #expect(rsu.script.counters["requests_for_another_sender"] == 1)
+        #expect(rsu.script.counters["requests_id_mismatch"] == 1)
+        #expect(replies(rsu.script).isEmpty)
+        // Its own request, and a neighbour's relayed by a vehicle of the run, are served.
+        ask(request("veh/5", deadline: 40), sender: "veh", key: "veh", at: 20)
+        ask(InferenceRequest(requestID: "veh39/3", attempt: 1, vehicleID: "veh39", model: "llama-3-8b", inputTokens: 8, outputTokens: 8,
+                             payloadBytes: 100, deadline: 40), sender: "veh", key: "veh", at: 20.1)
+        rsu.script.advance(to: 40)
+        #expect(Set(replies(rsu.script).map(\.requestID)) == ["veh/5", "veh39/3"])
+    }
+
     @Test func aServerThatIsNotOnTheMapIsAnInputError() {
         #expect(throws: InputError.self) { try ServerCore(id: "rsu-z", map: testMap, liveness: LivenessConfig(), seed: 1, incarnation: 1) }
     }

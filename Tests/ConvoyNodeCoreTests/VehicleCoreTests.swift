@@ -8,9 +8,11 @@ import Testing
 
 /// The vehicle core against scripted events: no sockets, no clock, no sleeps.
 @Suite struct VehicleCoreTests {
-    func vehicle(_ id: String = "veh", from: Double, to: Double, duration: Double = 60, scenario: Scenario = testScenario()) -> VehicleScript {
+    func vehicle(_ id: String = "veh", from: Double, to: Double, duration: Double = 60, scenario: Scenario = testScenario(),
+                 vehicles: Set<String>? = nil) -> VehicleScript {
         var v = VehicleScript(.init(id: id, scenario: scenario, seed: 7, duration: duration, trajectory: straightLine(id, from: from, to: to,
-                                                                                                                       duration: duration)))
+                                                                                                                       duration: duration),
+                                    vehicles: vehicles))
         v.script.send(.start, at: 0)
         return v
     }
@@ -68,6 +70,27 @@ import Testing
         let reply = InferenceReply(requestID: "asker/1", attempt: 1, status: .completed, servedBy: "rsu-a", route: ["rsu-a"])
         v.script.send(.frames(.access, frames(reply, from: "rsu-a", at: 2.1, prefix: "rsu-a")), at: 2.1)
         #expect(v.script.sends.filter { $0.message.decoded(InferenceReply.self)?.requestID == "asker/1" }.count == 1)
+    }
+
+    @Test func aV2VRequestFromOutsideTheRunOrUnderAnotherNameIsRefused() throws {
+        var v = vehicle("relay", from: 100, to: 101, vehicles: ["relay", "asker", "other"])
+        v.beacons(from: 0, to: 1.0, rsus: ["rsu-a"])
+        func ask(_ request: InferenceRequest, from sender: String, at t: Double) {
+            v.script.send(.frames(.broadcast, frames(request, from: sender, at: t, position: Position(x: 120, y: 0),
+                                                     prefix: Topic.direct("relay"))), at: t)
+            v.script.advance(to: t + 0.05)
+        }
+        func request(_ id: String, for vehicle: String) -> InferenceRequest {
+            InferenceRequest(requestID: id, attempt: 1, vehicleID: vehicle, model: "llama-3-8b", inputTokens: 256, outputTokens: 32,
+                             payloadBytes: 20_000, deadline: 4)
+        }
+        ask(request("asker/1", for: "asker"), from: "asker", at: 1.0)         // a vehicle of the run, for itself
+        #expect(v.script.counters["v2v_relayed"] == 1)
+        ask(request("ghost-1/1", for: "ghost-1"), from: "ghost-1", at: 1.06)  // not a vehicle of the run
+        ask(request("other/1", for: "other"), from: "asker", at: 1.12)        // a vehicle asking under another's name
+        ask(request("other/2", for: "asker"), from: "asker", at: 1.18)        // an id that is not its vehicle's
+        #expect(v.script.counters["v2v_requests_refused_unknown_sender"] == 3)
+        #expect(v.script.counters["v2v_relayed"] == 1)
     }
 
     @Test func aHedgedPairEndsWhenANeighbourSharesTheResult() throws {
