@@ -8,7 +8,7 @@ from the run's database:
 - failure detection time: each observer's first `dead` of the crashed RSU minus the crash, p50/p99;
 - failover gap: for affected vehicles, crash start to their next completed request, p50/p99.
 
-Usage: tools/bench-failover [--crashes 100] [--duration 170] [--speed 1] [--seed 7]
+Usage: tools/bench-failover [--crashes 100] [--duration 170] [--speed 1] [--seed 7] [--no-curve]
 """
 import argparse
 import os
@@ -25,6 +25,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=170)
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-curve", action="store_true", help="run without CurveZMQ (to measure its cost)")
     parser.add_argument("--convoy", default=os.path.join(os.path.dirname(__file__), "..", ".build", "release", "convoy"))
     args = parser.parse_args()
 
@@ -32,7 +33,7 @@ def main() -> int:
     directory = tempfile.mkdtemp(prefix="convoy-failover-")
     scenario = write_scenario(os.path.join(directory, "scenario.yaml"), args.duration, faults)
     run = os.path.join(directory, "run")
-    database = launch(args.convoy, scenario, run, args.speed)
+    database = launch(args.convoy, scenario, run, args.speed, ["--no-curve"] if args.no_curve else [])
     if database is None:
         return 1
     db = sqlite3.connect(database)
@@ -58,7 +59,8 @@ def main() -> int:
             if row[0] is not None:
                 gaps.append((row[0] - start) * 1000)
     lost = [r for (r,) in db.execute("SELECT request_id FROM requests WHERE status != 'completed'") if r in affected_requests]
-    print(f"{len(crashes)} RSU crashes over {args.duration:g} s (speed {args.speed:g}), run {run}")
+    print(f"{len(crashes)} RSU crashes over {args.duration:g} s (speed {args.speed:g}, "
+          f"{'no CurveZMQ' if args.no_curve else 'CurveZMQ'}), run {run}")
     print(f"  requests: {status}; {len(affected_requests)} had an attempt cut by a crash, {len(lost)} of them did not complete")
     print(f"  detection: p50 {percentile(detections, 0.5):.0f} ms, p99 {percentile(detections, 0.99):.0f} ms, "
           f"max {max(detections) if detections else float('nan'):.0f} ms over {len(detections)} observations")

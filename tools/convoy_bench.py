@@ -73,10 +73,10 @@ def write_scenario(path, duration, faults, seed=None, policy=None, mode="crash",
     return path
 
 
-def launch(convoy, scenario, run, speed):
-    """Runs `convoy launch scenario --out run --speed speed`; returns the path of the run's
-    database, or None (with the tail of convoy's output on stderr) if the launch failed."""
-    proc = subprocess.run([convoy, "launch", scenario, "--out", run, "--speed", str(speed)],
+def launch(convoy, scenario, run, speed, extra=()):
+    """Runs `convoy launch scenario --out run --speed speed [extra…]`; returns the path of the
+    run's database, or None (with the tail of convoy's output on stderr) if the launch failed."""
+    proc = subprocess.run([convoy, "launch", scenario, "--out", run, "--speed", str(speed), *extra],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
         print(proc.stdout[-3000:], file=sys.stderr)

@@ -1,7 +1,11 @@
 """A minimal Convoy protocol client in Python, written from Sources/ConvoyWire/PROTOCOL.md alone.
 
 Subscribes to the broadcast bus of a running launch and prints the beacons it sees (decoded),
-one line each. Usage: tools/convoy-listen RUN_DIR [--seconds N] [--topic PREFIX]
+one line each. Usage: tools/convoy-listen RUN_DIR [--client NAME] [--seconds N] [--topic PREFIX]
+
+A run uses CurveZMQ unless it was launched with --no-curve: then this client needs a key, which
+`convoy launch --allow-client NAME` writes to RUN_DIR/keys/client-NAME.json (PROTOCOL.md,
+"Security"); pass --client NAME.
 """
 import argparse
 import json
@@ -72,6 +76,7 @@ def main() -> int:
     parser.add_argument("run_dir")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--topic", default="beacon/")
+    parser.add_argument("--client", help="the NAME given to convoy launch --allow-client (runs with CurveZMQ)")
     args = parser.parse_args()
     try:
         with open(os.path.join(args.run_dir, "run.json")) as f:
@@ -82,7 +87,26 @@ def main() -> int:
     context = zmq.Context()
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
-    sub.connect(f"ipc://{run['socketDirectory']}/bus-out")
+    if run.get("security"):
+        if not args.client:
+            print("convoy-listen: this run uses CurveZMQ: launch it with --allow-client NAME and pass --client NAME",
+                  file=sys.stderr)
+            return 2
+        safe = "".join(c if c.isascii() and (c.isalnum() or c == "-") else "_" for c in args.client)
+        path = os.path.join(args.run_dir, "keys", f"client-{safe}.json")
+        try:
+            with open(path) as f:
+                credentials = json.load(f)
+        except OSError as error:
+            print(f"convoy-listen: {path}: no key for client {args.client!r} ({error})", file=sys.stderr)
+            return 2
+        sub.curve_publickey = credentials["publicKey"].encode()
+        sub.curve_secretkey = credentials["secretKey"].encode()
+        sub.curve_serverkey = credentials["launcherKey"].encode()
+        endpoint = credentials["busOutbound"]
+    else:
+        endpoint = f"ipc://{run['socketDirectory']}/bus-out"
+    sub.connect(endpoint)
     sub.setsockopt(zmq.SUBSCRIBE, args.topic.encode())
     end = time.time() + args.seconds
     seen = malformed = 0
