@@ -241,6 +241,11 @@ public struct ServerCore: Sendable {
                 receive(request, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count, now: now)
             case .cancel:
                 guard let cancel = FrameDecoding.payload(InferenceCancel.self, envelope, into: &out) else { return }
+                // Only the requester (or a vehicle of the run relaying for it) withdraws an attempt.
+                if peer != nil, map.role(of: envelope.sender) == nil,
+                   Self.mayAct(for: Self.vehicle(ofRequest: cancel.requestID), sender: envelope.sender, vehicles: vehicles) == false {
+                    return out.count("cancels_for_another_sender")
+                }
                 receive(cancel, envelope: envelope, frameBytes: frames[1].count, now: now)
             default:
                 out.count("unexpected_kind_\(envelope.kind.rawValue)")
@@ -266,9 +271,19 @@ public struct ServerCore: Sendable {
     /// (route not empty) come from authenticated servers and are trusted.
     static func identityRefusal(_ request: InferenceRequest, sender: String, authenticated: Bool, vehicles: Set<String>?) -> String? {
         guard request.requestID.hasPrefix(request.vehicleID + "/") else { return "requests_id_mismatch" }
-        guard authenticated, request.route.isEmpty, request.vehicleID != sender else { return nil }
-        guard let vehicles, vehicles.contains(sender), vehicles.contains(request.vehicleID) else { return "requests_for_another_sender" }
-        return nil
+        guard authenticated, request.route.isEmpty else { return nil }
+        return mayAct(for: request.vehicleID, sender: sender, vehicles: vehicles) ? nil : "requests_for_another_sender"
+    }
+
+    /// Whether an authenticated client `sender` may ask (or cancel) for `vehicle`: itself, or a
+    /// vehicle of the run relaying for another over V2V.
+    static func mayAct(for vehicle: String, sender: String, vehicles: Set<String>?) -> Bool {
+        vehicle == sender || (vehicles.map { $0.contains(sender) && $0.contains(vehicle) } ?? false)
+    }
+
+    /// The vehicle of request id `<vehicle>/<n>`.
+    static func vehicle(ofRequest id: String) -> String {
+        id.lastIndex(of: "/").map { String(id[..<$0]) } ?? id
     }
 
     // MARK: - Serving

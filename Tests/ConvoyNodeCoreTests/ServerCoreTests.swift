@@ -189,6 +189,10 @@ import Testing
                              payloadBytes: 100, deadline: 40), sender: "veh", key: "veh", at: 20.1)
         rsu.script.advance(to: 40)
         #expect(Set(replies(rsu.script).map(\.requestID)) == ["veh/5", "veh39/3"])
+        // An application client cannot withdraw a vehicle's attempt.
+        rsu.script.send(.frames(.clients, frames(InferenceCancel(requestID: "veh/6", attempt: 1), from: "app", at: 40,
+                                                 position: Position(x: 50, y: 0), prefix: "app"), from: "app"), at: 40)
+        #expect(rsu.script.counters["cancels_for_another_sender"] == 1)
     }
 
     @Test func aServerThatIsNotOnTheMapIsAnInputError() {
