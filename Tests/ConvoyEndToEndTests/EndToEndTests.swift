@@ -353,13 +353,8 @@ enum Convoy {
         return Running(process: process, output: pipe)
     }
 
+    /// Runs `convoy ARGUMENTS` to completion, or kills it after `timeout` seconds.
     static func run(_ arguments: [String], timeout: Double) throws -> (status: Int32, output: String) {
-        let running = try start(arguments)
-        let deadline = Date().addingTimeInterval(timeout)
-        while running.process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if running.process.isRunning { kill(running.process.processIdentifier, SIGKILL) }
-        running.process.waitUntilExit()
-        let text = String(decoding: running.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (running.process.terminationStatus, text)
+        try runTool(binary, arguments, timeout: timeout)
     }
 }

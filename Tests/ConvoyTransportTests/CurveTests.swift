@@ -2,26 +2,6 @@ import Foundation
 import Testing
 @testable import ConvoyTransport
 
-/// The next message with its authenticated peer, failing after `seconds`.
-func nextAuthenticated(_ loop: EventLoop, within seconds: Double = 5) async throws -> (frames: [[UInt8]], peer: String?) {
-    try await withThrowingTaskGroup(of: ([[UInt8]], String?)?.self) { group in
-        group.addTask {
-            for await event in loop.events {
-                if case .message(_, let frames, let peer) = event { return (frames, peer) }
-            }
-            return nil
-        }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            return nil
-        }
-        let first = try await group.next()!
-        group.cancelAll()
-        guard let first else { throw TimedOut() }
-        return first
-    }
-}
-
 /// Polls `condition` every 20 ms for up to `seconds`.
 func eventually(within seconds: Double = 5, _ condition: () -> Bool) async throws -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
@@ -105,12 +85,7 @@ struct CurveTests {
             SocketSpec(.pub, connect: [inbound], security: .client(stranger, serverKey: server.publicKey)),
         ])
         // Publish until the subscription has reached the publishers (slow joiner), then check what arrived.
-        let first = Task { () -> (frames: [[UInt8]], peer: String?)? in
-            for await event in subscriber.events {
-                if case .message(_, let frames, let peer) = event { return (frames, peer) }
-            }
-            return nil
-        }
+        let first = Task { try? await nextAuthenticated(subscriber, within: 10) }
         let arrived = Task {
             for _ in 0..<50 {
                 impostor.send([Array("t".utf8), Array("car-1".utf8)], on: 0)  // claims to be car-1

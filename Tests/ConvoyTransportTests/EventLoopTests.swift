@@ -4,10 +4,17 @@ import Testing
 
 /// Waits for the next message on `loop`, failing after `seconds`.
 func nextMessage(_ loop: EventLoop, within seconds: Double = 5) async throws -> (socket: Int, frames: [[UInt8]]) {
-    try await withThrowingTaskGroup(of: (Int, [[UInt8]])?.self) { group in
+    let message = try await nextAuthenticated(loop, within: seconds)
+    return (message.socket, message.frames)
+}
+
+/// The next message with its authenticated peer (CURVE server sockets), failing after `seconds`.
+/// Iterating stops the loop's event stream when it times out: use it for the last wait on a loop.
+func nextAuthenticated(_ loop: EventLoop, within seconds: Double = 5) async throws -> (socket: Int, frames: [[UInt8]], peer: String?) {
+    try await withThrowingTaskGroup(of: (Int, [[UInt8]], String?)?.self) { group in
         group.addTask {
             for await event in loop.events {
-                if case .message(let socket, let frames, _) = event { return (socket, frames) }
+                if case .message(let socket, let frames, let peer) = event { return (socket, frames, peer) }
             }
             return nil
         }
