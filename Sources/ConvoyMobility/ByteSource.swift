@@ -18,9 +18,10 @@ protocol ByteSource: AnyObject {
     func close()
 }
 
-/// Opens `path` for streaming: a gzip file (magic bytes 1f 8b) is decompressed on the fly.
-func openByteSource(path: String) throws(InputError) -> any ByteSource {
-    let file = try FileByteSource(path: path)
+/// Opens `path` for streaming: a gzip file (magic bytes 1f 8b) is decompressed on the fly. Only a
+/// regular file is opened (see `openRegularFile`); `expected` says what it should be, for errors.
+func openByteSource(path: String, expected: String = "a trace file") throws(InputError) -> any ByteSource {
+    let file = try FileByteSource(path: path, expected: expected)
     var head: [UInt8] = []
     _ = try file.read(into: &head, maxBytes: 2)
     if head == [0x1F, 0x8B] {
@@ -36,17 +37,10 @@ final class FileByteSource: ByteSource {
     /// Reused read buffer.
     private var scratch: [UInt8] = []
 
-    init(path: String) throws(InputError) {
+    /// Opens a regular file; a directory, FIFO or device is an `InputError` (see `openRegularFile`).
+    init(path: String, expected: String = "a trace file") throws(InputError) {
         self.path = path
-        descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else {
-            throw InputError(file: path, "cannot open the file for reading (missing or not readable)")
-        }
-        var status = stat()
-        if fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR {
-            _ = Glibc.close(descriptor)
-            throw InputError(file: path, "cannot open the file for reading: it is a directory")
-        }
+        descriptor = try openRegularFile(path: path, expected: expected).descriptor
     }
 
     func read(into buffer: inout [UInt8], maxBytes: Int) throws(InputError) -> Int {
@@ -58,7 +52,7 @@ final class FileByteSource: ByteSource {
             if got >= 0 || errno != EINTR { break }
         }
         if got < 0 {
-            throw InputError(file: path, "cannot read the file: \(String(cString: strerror(errno)))")
+            throw InputError(file: path, "cannot read the file: \(errnoText())")
         }
         buffer.append(contentsOf: scratch[0..<got])
         return got

@@ -21,13 +21,16 @@ enum CSVTraceReader {
         var names: [String] = []
     }
 
-    /// Whether the first line of `prefix` is a CSV trace header, and which format.
+    /// Whether the first line of `prefix` is a CSV trace header, and which format. A header is a line
+    /// of at least two fields, two of which are columns a trace may have (time, id, x, y, lon, lat,
+    /// speed, angle, with SUMO's prefixes): then it is a CSV trace, and a missing required column is
+    /// named by `read` rather than reported as an unknown format.
     static func detect(prefix: ArraySlice<UInt8>) -> TraceFormat? {
         var firstLine = prefix.prefix { $0 != UInt8(ascii: "\n") }
         if firstLine.last == UInt8(ascii: "\r") { firstLine.removeLast() }
         let separator = separator(of: firstLine)
         guard let record = try? CSVScanner.scan(firstLine, separator: separator, final: true)?.fields,
-            columns(record) != nil
+            isHeader(record)
         else { return nil }
         let sumo = separator == UInt8(ascii: ";") && record.contains { $0.lowercased().hasPrefix("timestep_") }
         return sumo ? .sumoFCDCSV : .plainCSV
@@ -45,7 +48,46 @@ enum CSVTraceReader {
         return name
     }
 
-    /// The column mapping of a header, or nil when it lacks a required column.
+    /// The column names a trace header may have (after `normalized`).
+    static let knownColumns: Set<String> = ["time", "id", "x", "y", "lon", "lat", "speed", "angle"]
+
+    /// Whether `record` looks like a trace header (see `detect`).
+    static func isHeader(_ record: [String]) -> Bool {
+        record.count >= 2 && record.lazy.filter { knownColumns.contains(normalized($0)) }.prefix(2).count == 2
+    }
+
+    /// The required columns a header lacks (normalized names, e.g. ["x"]), in the order time, id,
+    /// then the coordinates: x and y when either is there, else lon and lat when either is there,
+    /// else both pairs as "x", "y" (or lon, lat). Empty when nothing is missing.
+    static func missingColumns(_ header: [String]) -> [String] {
+        let names = Set(header.map(normalized))
+        var missing = ["time", "id"].filter { !names.contains($0) }
+        if names.contains("x") || names.contains("y") {
+            missing += ["x", "y"].filter { !names.contains($0) }
+        } else if names.contains("lon") || names.contains("lat") {
+            missing += ["lon", "lat"].filter { !names.contains($0) }
+        } else {
+            missing += ["x", "y"]
+        }
+        return missing
+    }
+
+    /// The error for a header that lacks required columns, e.g. `CSV header has id, time, y but no
+    /// column x (expected columns: …)`, on the header's line, with the first missing column as field.
+    static func missingColumnsError(_ header: [String], missing: [String], file: String, line: Int) -> InputError {
+        let shown = header.prefix(12).map { excerpt($0.trimmingCharacters(in: .whitespaces)) }.joined(separator: ", ")
+            + (header.count > 12 ? ", …" : "")
+        var wanted = missing.joined(separator: ", ")
+        if missing.suffix(2) == ["x", "y"], !header.contains(where: { ["x", "y"].contains(normalized($0)) }) {
+            wanted += " (or lon, lat)"
+        }
+        return InputError(
+            file: file, line: line, field: missing.first,
+            "CSV header has \(shown) but no column\(missing.count == 1 ? "" : "s") \(wanted) "
+                + "(expected columns: time, id, x, y or lon, lat; optionally speed, angle)")
+    }
+
+    /// The column mapping of a header, or nil when it lacks a required column (see `missingColumns`).
     static func columns(_ header: [String]) -> Columns? {
         var c = Columns()
         c.count = header.count
@@ -78,30 +120,30 @@ enum CSVTraceReader {
             throw InputError(file: file, "empty file; expected a CSV header with time, id, x and y columns")
         }
         guard let columns = columns(header.fields) else {
-            throw InputError(
-                file: file, line: header.line,
-                "unknown CSV header \"\(header.fields.joined(separator: String(UnicodeScalar(reader.separator))))\"; "
-                    + "expected columns time, id, x, y (or lon, lat), optionally speed and angle")
+            throw missingColumnsError(header.fields, missing: missingColumns(header.fields), file: file, line: header.line)
         }
         assembler.declared = columns.geographic ? .geographic : .unstated
+        let names = SampleFieldNames(
+            time: columns.names[columns.time], x: columns.names[columns.x], y: columns.names[columns.y],
+            speed: columns.speed.map { columns.names[$0] } ?? "speed", angle: columns.angle.map { columns.names[$0] } ?? "angle")
         while let row = try reader.next(&buffer) {
-            try readRow(row, columns: columns, file: file, into: &assembler)
+            try readRow(row, columns: columns, names: names, file: file, into: &assembler)
         }
     }
 
     private static func readRow(
-        _ row: CSVScanner.Record, columns: Columns, file: String, into assembler: inout TraceAssembler
+        _ row: CSVScanner.Record, columns: Columns, names: SampleFieldNames, file: String, into assembler: inout TraceAssembler
     ) throws(InputError) {
         let fields = row.fields
         guard fields.count == columns.count else {
             throw InputError(
                 file: file, line: row.line,
-                "expected \(columns.count) fields (\(columns.names.joined(separator: ","))), found \(fields.count)")
+                "expected \(columns.count) fields (\(excerpt(columns.names.joined(separator: ","), limit: 120))), found \(fields.count)")
         }
         func number(_ index: Int, what: String) throws(InputError) -> Double {
             guard let value = parseDecimal(ArraySlice(fields[index].utf8)) else {
                 throw InputError(
-                    file: file, line: row.line, field: columns.names[index], "expected \(what), found \"\(fields[index])\"")
+                    file: file, line: row.line, field: columns.names[index], "expected \(what), found \"\(excerpt(fields[index]))\"")
             }
             return value
         }
@@ -120,20 +162,27 @@ enum CSVTraceReader {
         let sample = TraceSample(
             time: time, position: Position(x: x, y: y), speed: try optionalNumber(columns.speed),
             angle: try optionalNumber(columns.angle))
-        switch assembler.append(sample, vehicleID: id) {
+        switch try assembler.append(sample, vehicleID: id, line: row.line, names: names) {
         case nil:
             break
         case .sameTime:
             throw InputError(
-                file: file, line: row.line, field: "id", "vehicle \"\(id)\" appears twice at time \(fields[columns.time])")
+                file: file, line: row.line, field: "id",
+                "vehicle \"\(excerpt(id))\" appears twice at time \(excerpt(fields[columns.time]))")
         case .earlier(let previous):
             throw InputError(
                 file: file, line: row.line, field: "time",
-                "time goes backwards for vehicle \"\(id)\" (\(fields[columns.time]) after \(previous)); expected increasing times per vehicle")
+                "time goes backwards for vehicle \"\(excerpt(id))\" (\(excerpt(fields[columns.time])) after \(describeNumber(previous))); "
+                    + "expected increasing times per vehicle")
         }
     }
 
     /// Pulls records from a `StreamBuffer`, refilling when a record runs past the window.
+    ///
+    /// A record (with any line breaks inside quotes) is at most `TraceLimits.maxLineLength` bytes;
+    /// a longer one is an error on its first line. That bound also keeps the scanning linear: an
+    /// incomplete record is scanned again after each refill, but the window never holds more than
+    /// the limit plus one chunk of it.
     struct RecordReader {
         var separator: UInt8 = UInt8(ascii: ",")
         private var line = 1
@@ -149,6 +198,7 @@ enum CSVTraceReader {
                     } else if buffer.ended {
                         separator = CSVTraceReader.separator(of: window)
                     } else {
+                        if buffer.pendingExceedsLimit { throw buffer.tooLong(line: line) }
                         _ = try buffer.refill()
                         continue
                     }
@@ -161,6 +211,8 @@ enum CSVTraceReader {
                     throw InputError(file: buffer.file, line: line + error.line - 1, error.message)
                 }
                 if let scanned {
+                    // The line end (LF, or CRLF) does not count.
+                    guard scanned.end - buffer.position <= TraceLimits.maxLineLength + 2 else { throw buffer.tooLong(line: line) }
                     let record = CSVScanner.Record(line: line, fields: scanned.fields)
                     line += scanned.lines
                     buffer.position = scanned.end
@@ -168,6 +220,7 @@ enum CSVTraceReader {
                     return record
                 }
                 if buffer.ended { return nil }
+                if buffer.pendingExceedsLimit { throw buffer.tooLong(line: line) }
                 _ = try buffer.refill()
             }
         }

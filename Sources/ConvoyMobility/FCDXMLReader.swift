@@ -37,6 +37,8 @@ enum FCDXMLReader {
             scanner.buffer.bytes.withUnsafeBufferPointer { window in parseDecimal(window.baseAddress! + range.lowerBound, range.count) }
         }
         func text(_ range: Range<Int>) -> String { String(decoding: scanner.bytes(range), as: UTF8.self) }
+        /// A short excerpt of the text in `range`, for error messages.
+        func quote(_ range: Range<Int>) -> String { excerpt(bytes: scanner.bytes(range)) }
 
         while true {
             let token = try scanner.next()
@@ -62,7 +64,7 @@ enum FCDXMLReader {
                     guard scanner.equals(name, "fcd-export") else {
                         throw InputError(
                             file: file, line: scanner.tokenLine,
-                            "unknown trace format: XML root element <\(text(name))>; expected SUMO FCD <fcd-export>")
+                            "unknown trace format: XML root element <\(quote(name))>; expected SUMO FCD <fcd-export>")
                     }
                     continue
                 }
@@ -104,17 +106,17 @@ enum FCDXMLReader {
                     let names: (String, String) = useLonLat ? ("lon", "lat") : ("x", "y")
                     let what = useLonLat ? "degrees" : "a coordinate in metres"
                     guard let xRange = useLonLat ? lonRange : xRange else { throw fail(names.0, "missing attribute; expected \(what)") }
-                    guard let x = number(xRange) else { throw fail(names.0, "expected \(what), found \"\(text(xRange))\"") }
+                    guard let x = number(xRange) else { throw fail(names.0, "expected \(what), found \"\(quote(xRange))\"") }
                     guard let yRange = useLonLat ? latRange : yRange else { throw fail(names.1, "missing attribute; expected \(what)") }
-                    guard let y = number(yRange) else { throw fail(names.1, "expected \(what), found \"\(text(yRange))\"") }
+                    guard let y = number(yRange) else { throw fail(names.1, "expected \(what), found \"\(quote(yRange))\"") }
                     var speed: Double?
                     if let range = speedRange {
-                        guard let value = number(range) else { throw fail("speed", "expected a number, found \"\(text(range))\"") }
+                        guard let value = number(range) else { throw fail("speed", "expected a number, found \"\(quote(range))\"") }
                         speed = value
                     }
                     var angle: Double?
                     if let range = angleRange {
-                        guard let value = number(range) else { throw fail("angle", "expected a number, found \"\(text(range))\"") }
+                        guard let value = number(range) else { throw fail("angle", "expected a number, found \"\(quote(range))\"") }
                         angle = value
                     }
                     let sample = TraceSample(time: time, position: Position(x: x, y: y), speed: speed, angle: angle)
@@ -142,10 +144,12 @@ enum FCDXMLReader {
                     }
                     currentSlots.append(vehicle)
                     slot += 1
-                    if assembler.append(sample, vehicle: vehicle) != nil {
+                    if try assembler.append(sample, vehicle: vehicle, line: scanner.tokenLine, names: useLonLat ? .geographic : .metric)
+                        != nil
+                    {
                         // Timesteps strictly increase, so a conflict can only be a repeat within this timestep.
                         let id = try scanner.string(idRange)
-                        throw fail("id", "vehicle \"\(id)\" appears twice in the timestep at time \(previousTimeText)")
+                        throw fail("id", "vehicle \"\(excerpt(id))\" appears twice in the timestep at time \(excerpt(previousTimeText))")
                     }
                 } else if scanner.equals(name, "timestep") {
                     guard currentTime == nil else {
@@ -155,19 +159,20 @@ enum FCDXMLReader {
                         throw fail("time", "missing attribute; expected <timestep time=\"seconds\">")
                     }
                     guard let time = number(range) else {
-                        throw fail("time", "expected a number of seconds, found \"\(text(range))\"")
+                        throw fail("time", "expected a number of seconds, found \"\(quote(range))\"")
                     }
+                    if let problem = timeProblem(time) { throw fail("time", problem) }
                     if let previous = previousTime, time <= previous {
                         let what = time == previous ? "repeats" : "goes backwards from"
                         throw fail(
                             "time",
-                            "time \(what) the previous timestep (\(text(range)) after \(previousTimeText)); expected increasing times")
+                            "time \(what) the previous timestep (\(quote(range)) after \(excerpt(previousTimeText))); expected increasing times")
                     }
                     previousTime = time
                     swap(&previousSlots, &currentSlots)
                     currentSlots.removeAll(keepingCapacity: true)
                     slot = 0
-                    previousTimeText = text(range)
+                    previousTimeText = excerpt(bytes: scanner.bytes(range))
                     if !selfClosing { currentTime = time }
                 }
                 // <person>, <container>, anything else: not ours.

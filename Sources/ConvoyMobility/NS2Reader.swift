@@ -15,6 +15,9 @@ import ConvoyCore
 /// (a node that never gets one has a single sample at time 0 at its initial position) and ends at
 /// its last command or arrival. Node ids are the text in `$node_(…)`. Blank lines and `#` comments
 /// are skipped; any other line is an error.
+///
+/// Every time and position is checked against `TraceLimits` on the line that gives it; an arrival
+/// beyond 1e9 s (a tiny speed) is an error on the `setdest` line that set the movement, field `speed`.
 enum NS2Reader {
     static let arrivalTolerance = 0.01
 
@@ -41,6 +44,8 @@ enum NS2Reader {
         var speed: Double?
         var moving = false
         var lastCommand: Double?
+        /// The line of the last `setdest` (for errors about its arrival).
+        var commandLine = 0
 
         func position(at t: Double) -> Position {
             guard moving, t < arrival, arrival > start else { return to }
@@ -55,13 +60,26 @@ enum NS2Reader {
         var lineNumber = 0
         assembler.declared = .metric
 
-        /// Adds a sample unless the node already has one at or after `time`.
-        func emit(_ node: Node, time: Double, position: Position, speed: Double?) {
+        /// Adds a sample unless the node already has one at or after `time`; `line` is the line that
+        /// gave it.
+        func emit(_ node: Node, time: Double, position: Position, speed: Double?, line: Int?) throws(InputError) {
             if let last = assembler.lastSample(vehicle: node.index), last.time >= time { return }
-            _ = assembler.append(TraceSample(time: time, position: position, speed: speed), vehicle: node.index)
+            _ = try assembler.append(TraceSample(time: time, position: position, speed: speed), vehicle: node.index, line: line, names: .metric)
+        }
+        /// Adds the arrival sample of the node's current movement, refusing an arrival beyond
+        /// `TraceLimits.maxTime` on the line of the `setdest` that set the movement.
+        func emitArrival(_ node: Node, id: String) throws(InputError) {
+            if timeProblem(node.arrival) != nil {
+                throw InputError(
+                    file: file, line: node.commandLine, field: "speed",
+                    "at \(describeNumber(node.speed ?? 0)) m/s node \(excerpt(id)) would reach (\(describeNumber(node.to.x)), "
+                        + "\(describeNumber(node.to.y))) at time \(describeNumber(node.arrival)) s, beyond the supported "
+                        + "|time| ≤ 1e9 s; expected a larger speed")
+            }
+            try emit(node, time: node.arrival, position: node.to, speed: 0, line: node.commandLine)
         }
 
-        while let raw = try buffer.nextLine() {
+        while let raw = try buffer.nextLine(lineNumber: lineNumber + 1) {
             lineNumber += 1
             let line = String(decoding: raw, as: UTF8.self)
             let tokens = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
@@ -71,12 +89,18 @@ enum NS2Reader {
                 InputError(file: file, line: lineNumber, field: field, message)
             }
             func number(_ text: String, _ field: String, _ what: String) throws(InputError) -> Double {
-                guard let value = parseNumber(text) else { throw fail(field, "expected \(what), found \"\(text)\"") }
+                guard let value = parseNumber(text) else { throw fail(field, "expected \(what), found \"\(excerpt(text))\"") }
+                return value
+            }
+            /// A coordinate in metres, within `TraceLimits`.
+            func coordinate(_ text: String, _ field: String, axis: SampleField) throws(InputError) -> Double {
+                let value = try number(text, field, "a coordinate in metres")
+                if let problem = coordinateProblem(value, axis: axis, geographic: false) { throw fail(field, problem) }
                 return value
             }
             func nodeID(_ token: String) throws(InputError) -> String {
                 guard token.hasPrefix("$node_("), token.hasSuffix(")"), token.count > 8 else {
-                    throw fail(nil, "expected $node_(id), found \"\(token)\"")
+                    throw fail(nil, "expected $node_(id), found \"\(excerpt(token))\"")
                 }
                 return String(token.dropFirst(7).dropLast())
             }
@@ -90,38 +114,43 @@ enum NS2Reader {
                 // $node_(i) set X_ value
                 let id = try nodeID(tokens[0])
                 var n = node(id)
-                let value = try number(tokens[3], tokens[2], "a coordinate in metres")
                 switch tokens[2] {
-                case "X_": n.initialX = value
-                case "Y_": n.initialY = value
-                case "Z_": break
-                default: throw fail(tokens[2], "unknown node variable; expected X_, Y_ or Z_")
+                case "X_": n.initialX = try coordinate(tokens[3], "X_", axis: .x)
+                case "Y_": n.initialY = try coordinate(tokens[3], "Y_", axis: .y)
+                case "Z_": _ = try number(tokens[3], "Z_", "a coordinate in metres")
+                default: throw fail(excerpt(tokens[2]), "unknown node variable; expected X_, Y_ or Z_")
                 }
                 nodes[id] = n
             } else if tokens.count == 8, tokens[0] == "$ns_", tokens[1] == "at", tokens[4] == "setdest" {
                 let time = try number(tokens[2], "time", "a number of seconds")
+                if let problem = timeProblem(time) { throw fail("time", problem) }
                 let id = try nodeID(tokens[3])
                 var n = node(id)
                 let destination = Position(
-                    x: try number(tokens[5], "x", "a coordinate in metres"), y: try number(tokens[6], "y", "a coordinate in metres"))
+                    x: try coordinate(tokens[5], "x", axis: .x), y: try coordinate(tokens[6], "y", axis: .y))
                 let speed = try number(tokens[7], "speed", "a speed in m/s")
-                guard speed >= 0 else { throw fail("speed", "expected a speed ≥ 0, found \"\(tokens[7])\"") }
+                guard speed >= 0 else { throw fail("speed", "expected a speed ≥ 0, found \"\(excerpt(tokens[7]))\"") }
                 if let last = n.lastCommand, time < last {
-                    throw fail("time", "time goes backwards for node \(id) (\(tokens[2]) after \(last)); expected increasing times per node")
+                    throw fail(
+                        "time",
+                        "time goes backwards for node \(excerpt(id)) (\(excerpt(tokens[2])) after \(describeNumber(last))); "
+                            + "expected increasing times per node")
                 }
                 let current: Position
                 if n.lastCommand == nil {
                     guard let x0 = n.initialX, let y0 = n.initialY else {
-                        throw fail(n.initialX == nil ? "X_" : "Y_", "setdest for node \(id) before its initial position; expected $node_(\(id)) set X_/Y_ first")
+                        throw fail(
+                            n.initialX == nil ? "X_" : "Y_",
+                            "setdest for node \(excerpt(id)) before its initial position; expected $node_(\(excerpt(id))) set X_/Y_ first")
                     }
                     current = Position(x: x0, y: y0)
                 } else {
                     if n.moving, n.arrival <= time, time - n.arrival > arrivalTolerance {
-                        emit(n, time: n.arrival, position: n.to, speed: 0)
+                        try emitArrival(n, id: id)
                     }
                     current = n.position(at: time)
                 }
-                emit(n, time: time, position: current, speed: speed)
+                try emit(n, time: time, position: current, speed: speed, line: lineNumber)
                 let distance = current.distance(to: destination)
                 n.from = current
                 n.to = speed > 0 ? destination : current
@@ -130,9 +159,10 @@ enum NS2Reader {
                 n.moving = speed > 0 && distance > 0
                 n.speed = speed
                 n.lastCommand = time
+                n.commandLine = lineNumber
                 nodes[id] = n
             } else {
-                throw fail(nil, "unknown ns-2 mobility command \"\(line.trimmingCharacters(in: .whitespaces))\"; expected "
+                throw fail(nil, "unknown ns-2 mobility command \"\(excerpt(line.trimmingCharacters(in: .whitespaces)))\"; expected "
                                 + "$node_(i) set X_|Y_|Z_ value or $ns_ at t \"$node_(i) setdest x y speed\"")
             }
         }
@@ -141,11 +171,13 @@ enum NS2Reader {
             guard let n = nodes[id] else { continue }
             if n.lastCommand == nil {
                 guard let x0 = n.initialX, let y0 = n.initialY else {
-                    throw InputError(file: file, field: n.initialX == nil ? "X_" : "Y_", "node \(id) has no initial position; expected $node_(\(id)) set X_ and Y_")
+                    throw InputError(
+                        file: file, field: n.initialX == nil ? "X_" : "Y_",
+                        "node \(excerpt(id)) has no initial position; expected $node_(\(excerpt(id))) set X_ and Y_")
                 }
-                emit(n, time: 0, position: Position(x: x0, y: y0), speed: nil)
+                try emit(n, time: 0, position: Position(x: x0, y: y0), speed: nil, line: nil)
             } else if n.moving {
-                emit(n, time: n.arrival, position: n.to, speed: 0)
+                try emitArrival(n, id: id)
             }
         }
     }

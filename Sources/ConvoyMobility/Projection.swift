@@ -64,7 +64,7 @@ public enum GeoProjection: Sendable, Equatable, CustomStringConvertible {
     /// Throws an `InputError` naming the file when it has no `<location>`, the network is not
     /// geo-referenced (`projParameter="!"`), or its projection is not UTM.
     public static func sumoNetwork(path: String) throws(InputError) -> GeoProjection {
-        var scanner = try XMLScanner(path: path, expectedRoot: "net")
+        var scanner = try XMLScanner(path: path, expectedRoot: "net", expected: "a SUMO network file")
         defer { scanner.buffer.close() }
         while true {
             let token = try scanner.next()
@@ -80,7 +80,12 @@ public enum GeoProjection: Sendable, Equatable, CustomStringConvertible {
             let offsetText = try scanner.string(offsetRange)
             let parts = offsetText.split(separator: ",").map { parseNumber(String($0)) }
             guard parts.count == 2, let dx = parts[0], let dy = parts[1] else {
-                throw InputError(file: path, line: line, field: "netOffset", "expected \"x,y\" in metres, found \"\(offsetText)\"")
+                throw InputError(file: path, line: line, field: "netOffset", "expected \"x,y\" in metres, found \"\(excerpt(offsetText))\"")
+            }
+            for value in [dx, dy] where coordinateProblem(value, axis: .x, geographic: false) != nil {
+                throw InputError(
+                    file: path, line: line, field: "netOffset",
+                    "offset \(describeNumber(value)) m is outside the supported range; expected |offset| ≤ 1e9 m")
             }
             let parameter = try scanner.attribute("projParameter").map { range throws(InputError) in try scanner.string(range) } ?? "!"
             return try fromProj(parameter, offsetX: dx, offsetY: dy, file: path, line: line)
@@ -104,7 +109,7 @@ public enum GeoProjection: Sendable, Equatable, CustomStringConvertible {
         }
         guard fields["proj"] == "utm", let zoneText = fields["zone"], let zone = Int(zoneText), (1...60).contains(zone) else {
             throw InputError(file: file, line: line, field: "projParameter",
-                             "unsupported projection \"\(parameter)\"; expected +proj=utm +zone=1…60")
+                             "unsupported projection \"\(excerpt(parameter, limit: 80))\"; expected +proj=utm +zone=1…60")
         }
         return .utm(zone: zone, south: south, offsetX: offsetX, offsetY: offsetY)
     }
@@ -119,9 +124,12 @@ enum WGS84 {
 enum UTM {
     static let k0 = 0.9996
 
-    /// The standard zone (1…60) of a longitude (no Norway/Svalbard exceptions).
+    /// The standard zone (1…60) of a longitude (no Norway/Svalbard exceptions); 1 or 60 for a
+    /// longitude out of range (clamped before converting, so never a trap), 31 for NaN.
     static func zone(lon: Double) -> Int {
-        min(60, max(1, Int(((lon + 180) / 6).rounded(.down)) + 1))
+        let index = ((lon + 180) / 6).rounded(.down)
+        guard !index.isNaN else { return 31 }
+        return Int(min(59, max(0, index))) + 1
     }
 
     static func forward(lon: Double, lat: Double, zone: Int, south: Bool) -> (easting: Double, northing: Double) {

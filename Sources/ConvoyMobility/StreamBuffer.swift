@@ -19,9 +19,9 @@ struct StreamBuffer {
     /// Whether the file is gzip-compressed (and decompressed on the fly).
     let isGzip: Bool
 
-    init(path: String) throws(InputError) {
+    init(path: String, expected: String = "a trace file") throws(InputError) {
         file = path
-        source = try openByteSource(path: path)
+        source = try openByteSource(path: path, expected: expected)
         isGzip = source is GzipByteSource
         bytes.reserveCapacity(Self.chunkSize * 2)
     }
@@ -49,20 +49,38 @@ struct StreamBuffer {
         return bytes[position..<min(bytes.count, position + maxBytes)]
     }
 
-    /// The next line without its line end (LF or CRLF), or nil at the end of the file.
-    mutating func nextLine() throws(InputError) -> ArraySlice<UInt8>? {
+    /// The error for a line (record, XML markup) that starts on `line` and runs past
+    /// `TraceLimits.maxLineLength` bytes.
+    func tooLong(line: Int, what: String = "line") -> InputError {
+        InputError(
+            file: file, line: line,
+            "\(what) longer than \(TraceLimits.maxLineLengthText); expected at most \(TraceLimits.maxLineLength) bytes")
+    }
+
+    /// Whether the unconsumed part of the window (bytes from `position` on) is longer than
+    /// `TraceLimits.maxLineLength`: a reader that has not found the end of its line there refuses it.
+    var pendingExceedsLimit: Bool { bytes.count - position > TraceLimits.maxLineLength }
+
+    /// The next line without its line end (LF or CRLF), or nil at the end of the file; `lineNumber`
+    /// (1-based) is the line's number, for the error when it is longer than
+    /// `TraceLimits.maxLineLength`. Each byte is searched once: after a refill the search resumes
+    /// where it stopped.
+    mutating func nextLine(lineNumber: Int) throws(InputError) -> ArraySlice<UInt8>? {
         var searchFrom = position
         while true {
             if let newline = bytes[searchFrom...].firstIndex(of: 0x0A) {
+                guard newline - position <= TraceLimits.maxLineLength else { throw tooLong(line: lineNumber) }
                 var end = newline
                 if end > position, bytes[end - 1] == 0x0D { end -= 1 }
                 let line = bytes[position..<end]
                 position = newline + 1
                 return line
             }
+            if pendingExceedsLimit { throw tooLong(line: lineNumber) }
             let scanned = bytes.count - position
             if try !refill() {
                 guard position < bytes.count else { return nil }
+                guard !pendingExceedsLimit else { throw tooLong(line: lineNumber) }
                 var end = bytes.count
                 if bytes[end - 1] == 0x0D { end -= 1 }
                 let line = bytes[position..<end]

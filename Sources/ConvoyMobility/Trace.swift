@@ -110,7 +110,9 @@ public struct Trace: Sendable, Equatable {
     /// (1-based), the field and what was expected. Errors: unreadable or empty file, unknown format,
     /// truncated or corrupt gzip, malformed or truncated XML, a missing attribute or column, a
     /// non-numeric or non-finite number, time going backwards, a vehicle twice at the same time,
-    /// degrees out of range, and a trace without any vehicle.
+    /// degrees out of range, a value beyond `TraceLimits` (|time| ≤ 1e9 s, |x|, |y| ≤ 1e9 m, lines
+    /// of at most 1 MiB), a path that is not a regular file (directory, FIFO, device), and a trace
+    /// without any vehicle.
     public static func load(path: String, options: TraceLoadOptions = TraceLoadOptions()) throws(InputError) -> Trace {
         if try TraceIndex.isIndex(path: path) {
             return try TraceIndex.open(path: path).loadTrace()
@@ -118,7 +120,7 @@ public struct Trace: Sendable, Equatable {
         var buffer = try StreamBuffer(path: path)
         defer { buffer.close() }
         let format = try detectFormat(&buffer)
-        var assembler = TraceAssembler(file: path)
+        var assembler = TraceAssembler(file: path, coordinates: options.coordinates)
         switch format {
         case .sumoFCDXML: try FCDXMLReader.read(buffer, into: &assembler)
         case .sumoFCDCSV, .plainCSV: try CSVTraceReader.read(&buffer, into: &assembler)
@@ -166,28 +168,6 @@ func isWhitespace(_ byte: UInt8) -> Bool {
     byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
 }
 
-/// Reads at most `maxBytes` from the start of the file.
-func readPrefix(path: String, maxBytes: Int) throws(InputError) -> [UInt8] {
-    guard let handle = FileHandle(forReadingAtPath: path) else {
-        throw InputError(file: path, "cannot open the file for reading (missing or not readable)")
-    }
-    defer { try? handle.close() }
-    do {
-        return [UInt8](try handle.read(upToCount: maxBytes) ?? Data())
-    } catch {
-        throw InputError(file: path, "cannot read the file: \(error.localizedDescription)")
-    }
-}
-
-/// Reads the whole file with one read.
-func readWholeFile(path: String) throws(InputError) -> Data {
-    do {
-        return try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-    } catch {
-        throw InputError(file: path, "cannot read the file: \(error.localizedDescription)")
-    }
-}
-
 /// Parses a number field of a trace: a finite decimal (surrounding spaces allowed).
 func parseNumber(_ text: String) -> Double? {
     // Fast path first: most fields have no surrounding spaces.
@@ -221,8 +201,10 @@ struct TraceAssembler {
     }
 
     let file: String
-    /// What the file says about its coordinates (set by the reader).
+    /// What the file says about its coordinates (set by the reader before its first sample).
     var declared = DeclaredCoordinates.unstated
+    /// How the caller wants the coordinates read (`TraceLoadOptions.coordinates`).
+    let coordinates: CoordinateInterpretation
     /// A more precise format than the one detected (e.g. SUMO FCD CSV rather than plain CSV).
     var format: TraceFormat?
     private var indexByID: [String: Int] = [:]
@@ -232,7 +214,29 @@ struct TraceAssembler {
     private var first: Position?
     private var minX = Double.infinity, maxX = -Double.infinity, minY = Double.infinity, maxY = -Double.infinity
 
-    init(file: String) { self.file = file }
+    init(file: String, coordinates: CoordinateInterpretation = .auto) {
+        self.file = file
+        self.coordinates = coordinates
+    }
+
+    /// Whether samples are read as degrees, so that longitude and latitude ranges are checked as they
+    /// come: the caller said so, or the file did and the caller left it to the file. (A trace only
+    /// guessed to be geographic at the end has its values in range by construction.)
+    var readsDegrees: Bool {
+        switch coordinates {
+        case .geographic: return true
+        case .metric: return false
+        case .auto: return declared == .geographic
+        }
+    }
+
+    /// Throws the `InputError` for the first value of `sample` outside `TraceLimits` (see
+    /// `sampleProblem`), naming `line` and the field as the reader calls it.
+    func check(_ sample: TraceSample, line: Int?, names: SampleFieldNames) throws(InputError) {
+        if let (field, message) = sampleProblem(sample, geographic: readsDegrees) {
+            throw InputError(file: file, line: line, field: names.name(field), message)
+        }
+    }
 
     /// The index of `vehicleID`, registering it when new.
     mutating func vehicleIndex(_ vehicleID: String) -> Int {
@@ -244,13 +248,19 @@ struct TraceAssembler {
     }
 
     /// Appends a sample to the vehicle's trajectory unless it is not strictly after the vehicle's
-    /// previous sample; then nothing is appended and the conflict is returned.
-    mutating func append(_ sample: TraceSample, vehicleID: String) -> Conflict? {
-        append(sample, vehicle: vehicleIndex(vehicleID))
+    /// previous sample; then nothing is appended and the conflict is returned. A sample outside
+    /// `TraceLimits` is an `InputError` naming `line` and the field (`names`).
+    mutating func append(_ sample: TraceSample, vehicleID: String, line: Int?, names: SampleFieldNames) throws(InputError)
+        -> Conflict?
+    {
+        try append(sample, vehicle: vehicleIndex(vehicleID), line: line, names: names)
     }
 
-    /// `append(_:vehicleID:)` by index from `vehicleIndex(_:)`.
-    mutating func append(_ sample: TraceSample, vehicle index: Int) -> Conflict? {
+    /// `append(_:vehicleID:line:names:)` by index from `vehicleIndex(_:)`.
+    mutating func append(_ sample: TraceSample, vehicle index: Int, line: Int?, names: SampleFieldNames) throws(InputError)
+        -> Conflict?
+    {
+        try check(sample, line: line, names: names)
         if let previous = samples[index].last?.time {
             if sample.time == previous { return .sameTime }
             if sample.time < previous { return .earlier(previous: previous) }
@@ -295,19 +305,17 @@ struct TraceAssembler {
         case .utm:
             let offset = options.projection?.utmOffset ?? (0, 0)
             frame = .utm(offsetX: offset.x, offsetY: offset.y)
-            if offset != (0, 0) { transform { Position(x: $0.x + offset.x, y: $0.y + offset.y) } }
-        case .geographic:
-            if first != nil {
-                guard minX >= -180, maxX <= 180 else {
-                    throw InputError(file: file, field: "x", "longitude out of range [-180, 180] (\(minX) … \(maxX)); expected degrees")
-                }
-                guard minY >= -90, maxY <= 90 else {
-                    throw InputError(file: file, field: "y", "latitude out of range [-90, 90] (\(minY) … \(maxY)); expected degrees")
-                }
+            if offset != (0, 0) {
+                try checkTransformed(what: "UTM position", frame: frame) { Position(x: $0.x + offset.x, y: $0.y + offset.y) }
+                transform { Position(x: $0.x + offset.x, y: $0.y + offset.y) }
             }
+        case .geographic:
+            // Every sample's degrees were checked as it was read (`readsDegrees`) or, when guessed,
+            // are in range by construction.
             let origin = first ?? Position(x: 0, y: 0)
             let projection = options.projection ?? GeoProjection.defaultProjection(originLon: origin.x, originLat: origin.y)
             frame = .geographic(projection: projection, guessed: guessed)
+            try checkTransformed(what: "lon/lat", frame: frame) { projection.project(lon: $0.x, lat: $0.y) }
             transform { projection.project(lon: $0.x, lat: $0.y) }
         }
         let trajectories = zip(ids, samples)
@@ -315,6 +323,27 @@ struct TraceAssembler {
             .map { Trajectory(unchecked: $0.0, samples: $0.1) }
             .sorted(by: Trace.precedes)
         return (trajectories, frame)
+    }
+
+    /// Checks that `f` puts every sample within ±`TraceLimits.maxCoordinate` metres (a projection far
+    /// outside its zone, or a huge network offset, may not). There is no line number any more: the
+    /// error names the vehicle and the time instead.
+    private func checkTransformed(what: String, frame: CoordinateFrame, _ f: (Position) -> Position) throws(InputError) {
+        for v in samples.indices {
+            for sample in samples[v] {
+                let p = f(sample.position)
+                for (axis, value) in [(SampleField.x, p.x), (.y, p.y)]
+                where coordinateProblem(value, axis: axis, geographic: false) != nil {
+                    let name = axis == .x ? "x" : "y"
+                    throw InputError(
+                        file: file, field: name,
+                        "vehicle \"\(excerpt(ids[v]))\" at time \(describeNumber(sample.time)) s: \(what) "
+                            + "(\(describeNumber(sample.position.x)), \(describeNumber(sample.position.y))) becomes "
+                            + "\(name) = \(describeNumber(value)) m in the frame \(frame); expected |\(name)| ≤ 1e9 m "
+                            + "(is the projection or offset right for this trace?)")
+                }
+            }
+        }
     }
 
     private mutating func transform(_ f: (Position) -> Position) {

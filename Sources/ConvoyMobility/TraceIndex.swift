@@ -64,27 +64,44 @@ public struct TraceIndex: Sendable {
     }
 
     /// Writes `trace` as an index file at `path`, atomically (a temporary file, then a rename).
-    /// `options` is recorded for `TraceCache`.
-    public static func write(_ trace: Trace, to path: String, optionsKey: String = "") throws {
+    /// `options` is recorded for `TraceCache`. Errors are `InputError`s naming `path` with the
+    /// system's reason (e.g. "No space left on device").
+    public static func write(_ trace: Trace, to path: String, optionsKey: String = "") throws(InputError) {
         let metadata = Metadata(
             sourceFormat: trace.format.rawValue, coordinateFrame: CoordinateFrameRecord(trace.coordinateFrame), gzip: trace.gzip,
             options: optionsKey)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        let json = [UInt8](try encoder.encode(metadata))
-        let temporary = path + ".tmp-\(getpid())"
-        _ = FileManager.default.createFile(atPath: temporary, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw InputError(file: path, "cannot create the index file")
+        let json: [UInt8]
+        do {
+            json = [UInt8](try encoder.encode(metadata))
+        } catch {
+            throw InputError(file: path, "cannot write the index file: the coordinate frame \(trace.coordinateFrame) cannot be recorded")
         }
-        var moved = false
+        let temporary = path + ".tmp-\(getpid())"
+        let descriptor = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw InputError(file: path, "cannot create the index file (\(temporary)): \(errnoText())")
+        }
+        var closed = false, moved = false
         defer {
-            try? handle.close()
-            if !moved { try? FileManager.default.removeItem(atPath: temporary) }
+            if !closed { _ = Glibc.close(descriptor) }
+            if !moved { _ = unlink(temporary) }
+        }
+        func write(_ bytes: [UInt8], at offset: UInt64) throws(InputError) {
+            var done = 0
+            while done < bytes.count {
+                let wrote = bytes.withUnsafeBytes { raw in
+                    pwrite(descriptor, raw.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+                }
+                if wrote < 0, errno == EINTR { continue }
+                guard wrote > 0 else { throw InputError(file: path, "cannot write the index file: \(errnoText())") }
+                done += wrote
+            }
         }
         var offset = UInt64(32 + json.count)
         var table: [UInt8] = []
-        var pending = Data()
+        var pending: [UInt8] = []
         for trajectory in trace.trajectories {
             let block = TrajectoryFile.encode(trajectory)
             let id = Array(trajectory.vehicleID.utf8)
@@ -95,10 +112,9 @@ public struct TraceIndex: Sendable {
             append(UInt32(id.count), to: &table)
             table += id
             offset += UInt64(block.count)
-            pending.append(block)
+            pending.append(contentsOf: block)
             if pending.count > 4 << 20 {
-                try handle.seek(toOffset: offset - UInt64(pending.count))
-                try handle.write(contentsOf: pending)
+                try write(pending, at: offset - UInt64(pending.count))
                 pending.removeAll(keepingCapacity: true)
             }
         }
@@ -108,15 +124,14 @@ public struct TraceIndex: Sendable {
         append(offset, to: &header)
         append(UInt64(trace.trajectories.count), to: &header)
         header += json
-        try handle.seek(toOffset: offset - UInt64(pending.count))
-        try handle.write(contentsOf: pending)
-        try handle.write(contentsOf: Data(table))
-        try handle.seek(toOffset: 0)
-        try handle.write(contentsOf: Data(header))
-        try handle.synchronize()
-        try handle.close()
+        try write(pending, at: offset - UInt64(pending.count))
+        try write(table, at: offset)
+        try write(header, at: 0)
+        guard fsync(descriptor) == 0 else { throw InputError(file: path, "cannot write the index file: \(errnoText())") }
+        closed = true
+        guard Glibc.close(descriptor) == 0 else { throw InputError(file: path, "cannot write the index file: \(errnoText())") }
         guard rename(temporary, path) == 0 else {
-            throw InputError(file: path, "cannot write the index file: \(String(cString: strerror(errno)))")
+            throw InputError(file: path, "cannot write the index file: \(errnoText())")
         }
         moved = true
     }
@@ -164,8 +179,17 @@ public struct TraceIndex: Sendable {
                 start: Double(bitPattern: table.load(UInt64.self, at: at + 16)),
                 end: Double(bitPattern: table.load(UInt64.self, at: at + 24)),
                 offset: table.load(UInt64.self, at: at), length: table.load(UInt64.self, at: at + 8))
-            guard entry.offset >= UInt64(32 + metadataLength), entry.offset + entry.length <= tableOffset else {
-                throw InputError(file: path, "corrupt trace index: vehicle \"\(entry.vehicleID)\" points outside the data")
+            let (blockEnd, overflow) = entry.offset.addingReportingOverflow(entry.length)
+            guard entry.offset >= UInt64(32 + metadataLength), !overflow, blockEnd <= tableOffset else {
+                throw InputError(file: path, "corrupt trace index: vehicle \"\(excerpt(entry.vehicleID))\" points outside the data")
+            }
+            // A vehicle without samples spans +infinity … -infinity; any other within TraceLimits.
+            let noSamples = entry.start == .infinity && entry.end == -.infinity
+            guard noSamples || (timeProblem(entry.start) == nil && timeProblem(entry.end) == nil && entry.start <= entry.end) else {
+                throw InputError(
+                    file: path, field: "time",
+                    "corrupt trace index: vehicle \"\(excerpt(entry.vehicleID))\" spans \(describeNumber(entry.start)) … "
+                        + "\(describeNumber(entry.end)) s; expected |time| ≤ 1e9 s")
             }
             byID[entry.vehicleID] = entries.count
             entries.append(entry)
@@ -205,7 +229,7 @@ public struct TraceIndex: Sendable {
     }
 }
 
-/// Positional reads from a file.
+/// Positional reads from a regular file (a directory, FIFO or device is refused at open).
 private final class IndexFile {
     let path: String
     let descriptor: Int32
@@ -213,11 +237,9 @@ private final class IndexFile {
 
     init(path: String) throws(InputError) {
         self.path = path
-        descriptor = Glibc.open(path, O_RDONLY)
-        guard descriptor >= 0 else { throw InputError(file: path, "cannot open the file for reading (missing or not readable)") }
-        var status = stat()
-        fstat(descriptor, &status)
-        size = UInt64(max(0, status.st_size))
+        let file = try openRegularFile(path: path)
+        descriptor = file.descriptor
+        size = UInt64(max(0, file.size))
     }
 
     deinit { _ = Glibc.close(descriptor) }
@@ -226,15 +248,9 @@ private final class IndexFile {
         guard offset + UInt64(count) <= size else {
             throw InputError(file: path, "truncated trace index: \(size) bytes, expected at least \(offset + UInt64(count))")
         }
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let got = bytes.withUnsafeMutableBytes { raw in
-                pread(descriptor, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-            }
-            if got < 0, errno == EINTR { continue }
-            guard got > 0 else { throw InputError(file: path, "cannot read the trace index") }
-            done += got
+        let bytes = try readBytes(descriptor: descriptor, at: Int(offset), count: count, path: path)
+        guard bytes.count == count else {
+            throw InputError(file: path, "truncated trace index: the file ends at byte \(Int(offset) + bytes.count), expected \(offset + UInt64(count))")
         }
         return bytes
     }
@@ -310,11 +326,7 @@ public enum TraceCache {
         if let index = freshIndex(for: path, options: options) { return index }
         let trace = try Trace.load(path: path, options: options)
         let target = indexPath(for: path)
-        do {
-            try TraceIndex.write(trace, to: target, optionsKey: optionsKey(options))
-        } catch {
-            throw InputError(file: target, "cannot write the trace index: \(error)")
-        }
+        try TraceIndex.write(trace, to: target, optionsKey: optionsKey(options))
         return try TraceIndex.open(path: target)
     }
 

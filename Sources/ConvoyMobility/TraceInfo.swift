@@ -30,10 +30,12 @@ public struct TraceInfo: Sendable, Equatable, Codable {
         var count = 0
         var minX = Double.infinity, maxX = -Double.infinity, minY = Double.infinity, maxY = -Double.infinity
         // Intervals between consecutive samples, counted at microsecond resolution (for the median).
-        var intervalCounts: [Int64: Int] = [:]
+        // The key is the number of microseconds as a Double (integral): no conversion to an integer
+        // type, so any span a `Trace` can hold (even one built in code, beyond `TraceLimits`) is safe.
+        var intervalCounts: [Double: Int] = [:]
         var events: [(time: Double, delta: Int)] = []
         // Run-length batching: consecutive intervals are nearly always equal.
-        var lastInterval: Int64 = 0, lastIntervalCount = 0
+        var lastInterval = 0.0, lastIntervalCount = 0
         for t in trace.trajectories {
             count += t.samples.count
             var segmentStart = t.samples.first?.time
@@ -45,7 +47,7 @@ public struct TraceInfo: Sendable, Equatable, Codable {
                 if p.y > maxY { maxY = p.y }
                 guard i > 0 else { continue }
                 let interval = sample.time - t.samples[i - 1].time
-                let micros = Int64((interval * 1e6).rounded())
+                let micros = (interval * 1e6).rounded()
                 if micros == lastInterval {
                     lastIntervalCount += 1
                 } else {
@@ -71,7 +73,7 @@ public struct TraceInfo: Sendable, Equatable, Codable {
         for (micros, n) in intervals {
             seen += n
             if seen > total / 2 {
-                samplingInterval = Double(micros) / 1e6
+                samplingInterval = micros / 1e6
                 break
             }
         }

@@ -28,10 +28,10 @@ public enum TrajectoryFile {
     }
 
     /// Reads a trajectory file written by `write`. Throws an `InputError` naming the file when it is
-    /// missing, not a trajectory file, of another version, truncated, too long, or has samples out of
-    /// time order.
+    /// missing, not a regular file, not a trajectory file, of another version, truncated, too long,
+    /// or has samples out of time order or outside `TraceLimits`.
     public static func read(path: String) throws(InputError) -> Trajectory {
-        try decode(readWholeFile(path: path), file: path)
+        try decode(readWholeFile(path: path, expected: "a Convoy trajectory file"), file: path)
     }
 
     /// The file's bytes for `trajectory`.
@@ -107,6 +107,14 @@ public enum TrajectoryFile {
         guard Trajectory.isStrictlyIncreasing(samples) else {
             throw fail("corrupt trajectory file: sample times are not strictly increasing")
         }
+        for (i, sample) in samples.enumerated() {
+            if let (field, message) = sampleProblem(sample, geographic: false) {
+                throw InputError(
+                    file: file, field: SampleFieldNames.metric.name(field),
+                    "corrupt trajectory file: sample \(i + 1) of vehicle \"\(excerpt(id))\": \(message)")
+            }
+        }
+        guard !maxGap.isNaN else { throw fail("corrupt trajectory file: the maximum gap is not a number") }
         return Trajectory(unchecked: id, samples: samples, maxGap: maxGap)
     }
 

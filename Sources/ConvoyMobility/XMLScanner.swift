@@ -10,7 +10,9 @@ import ConvoyCore
 /// are decoded by `string(_:)`.
 ///
 /// Every error is an `InputError` naming the file and line: "truncated XML" when the file ends inside
-/// the document, "malformed XML" otherwise.
+/// the document, "malformed XML" otherwise. A tag, comment, CDATA section or processing instruction
+/// longer than `TraceLimits.maxLineLength` is refused (on the line where it starts) rather than
+/// buffered; text between tags is skipped without buffering. Errors quote at most a short excerpt.
 struct XMLScanner {
     enum Token {
         /// A start tag; `selfClosing` for `<name …/>`. Attributes are in `attributes`.
@@ -43,8 +45,9 @@ struct XMLScanner {
     var file: String { buffer.file }
     var depth: Int { openElements.count }
 
-    init(path: String, expectedRoot: String?) throws(InputError) {
-        self.init(buffer: try StreamBuffer(path: path), expectedRoot: expectedRoot)
+    /// `expected` says what the file should be, for the error when it is not a regular file.
+    init(path: String, expectedRoot: String?, expected: String = "a trace file") throws(InputError) {
+        self.init(buffer: try StreamBuffer(path: path, expected: expected), expectedRoot: expectedRoot)
     }
 
     /// A scanner over an open buffer (nothing consumed yet).
@@ -120,7 +123,7 @@ struct XMLScanner {
                 } else if name.hasPrefix("#") {
                     scalar = UInt32(name.dropFirst(1)).flatMap(Unicode.Scalar.init)
                 }
-                guard let scalar else { throw malformed("unknown entity &\(name);") }
+                guard let scalar else { throw malformed("unknown entity &\(excerpt(name));") }
                 out.append(contentsOf: Array(String(Character(scalar)).utf8))
             }
             i = semicolon + 1
@@ -220,6 +223,7 @@ struct XMLScanner {
                 i += 1
             }
             scanned = max(i - start, skip)
+            if buffer.pendingExceedsLimit { throw buffer.tooLong(line: tokenLine, what: "XML markup") }
             guard try buffer.refill() else {
                 countLines(buffer.position, buffer.bytes.count)
                 throw truncated()
@@ -245,6 +249,8 @@ struct XMLScanner {
                 buffer.position = end
                 return token
             }
+            // Parsed again from its start after the refill: bounded, so linear overall.
+            if buffer.pendingExceedsLimit { throw buffer.tooLong(line: tokenLine, what: "XML tag") }
             guard try buffer.refill() else {
                 countLines(buffer.position, buffer.bytes.count)
                 throw truncated()
@@ -293,7 +299,7 @@ struct XMLScanner {
             }
             guard UnsafeBufferPointer(rebasing: b[name]).elementsEqual(open) else {
                 throw malformed(
-                    "end tag </\(text(name))> does not match the start tag <\(String(decoding: open, as: UTF8.self))>")
+                    "end tag </\(text(name))> does not match the start tag <\(excerpt(bytes: open[...]))>")
             }
             openElements.removeLast()
             return (.end(name: name), i + 1, newlines)
@@ -362,7 +368,8 @@ struct XMLScanner {
         return (.start(name: name, selfClosing: selfClosing), i + 1, newlines)
     }
 
-    private func text(_ range: Range<Int>) -> String { String(decoding: buffer.bytes[range], as: UTF8.self) }
+    /// A short excerpt of the text in `range`, for error messages.
+    private func text(_ range: Range<Int>) -> String { excerpt(bytes: buffer.bytes[range]) }
 }
 
 #if canImport(Glibc)

@@ -99,7 +99,7 @@ struct TraceCommand: ParsableCommand {
             do {
                 try TraceIndex.write(loaded, to: target, optionsKey: out == nil ? TraceCache.optionsKey(options) : "")
             } catch {
-                fail(InputError(file: target, "cannot write the index: \(error)"))
+                fail(error)  // an InputError naming the target and the system's reason
             }
             let samples = loaded.trajectories.reduce(0) { $0 + $1.samples.count }
             let seconds = Date().timeIntervalSince(started)

@@ -66,7 +66,7 @@ let badInputs: [BadInput] = [
     BadInput(name: "CSV text after closing quote", fileName: "after.csv", content: "time,id,x,y\n0,\"a\"b,0,0\n", line: 2, field: nil, message: "after a closing quote"),
     BadInput(name: "CSV header only", fileName: "header.csv", content: "time,id,x,y,speed,angle\n", line: nil, field: nil, message: "no vehicle samples"),
     BadInput(name: "CSV non-numeric lat", fileName: "geo.csv", content: "time,id,lon,lat\n0,a,11.3,44.5\n1,a,11.3,north\n", line: 3, field: "lat", message: "expected degrees"),
-    BadInput(name: "SUMO CSV missing column", fileName: "fcd.csv", content: "timestep_time;vehicle_id;vehicle_x\n0;a;1\n", line: 1, field: nil, message: "unknown trace format"),
+    BadInput(name: "SUMO CSV missing column", fileName: "fcd.csv", content: "timestep_time;vehicle_id;vehicle_x\n0;a;1\n", line: 1, field: "y", message: "no column y"),
     BadInput(name: "SUMO CSV non-numeric y", fileName: "fcd2.csv", content: "timestep_time;vehicle_id;vehicle_x;vehicle_y\n0;a;1;2\n1;a;1;x2\n", line: 3, field: "y", message: "expected a coordinate in metres, found \"x2\""),
     BadInput(name: "SUMO CSV time going backwards", fileName: "fcd3.csv", content: "timestep_time;vehicle_id;vehicle_x;vehicle_y\n1;a;1;2\n0;a;1;2\n", line: 3, field: "time", message: "goes backwards"),
 

@@ -83,7 +83,9 @@ import Testing
         let error = try withTemporaryFile("lonlat.xml", """
             <fcd-export><timestep time="0"><vehicle id="a" lon="200" lat="44.5"/></timestep></fcd-export>
             """) { try #require(loadError($0)) }
-        #expect(error.field == "x")
+        // Named as written (the lon attribute), on its line.
+        #expect(error.field == "lon")
+        #expect(error.line == 1)
         #expect(error.message.contains("longitude out of range"))
     }
 
