@@ -70,11 +70,15 @@ enum RunDirectory {
                 throw InputError(file: trace.path, field: "vehicle", "the index lists '\(entry.vehicleID)' but holds no trajectory for it")
             }
             let trajectory = whole.clipped(from: window.offset)
+            // The window only lists vehicles on the road at some time from its offset on.
+            guard let first = trajectory.samples.first else {
+                throw InputError(file: trace.path, field: "vehicle", "'\(entry.vehicleID)' has no sample from t = \(window.offset) s on")
+            }
             let name = safeName(trajectory.vehicleID, index: index)
             let path = URL(fileURLWithPath: directory).appendingPathComponent("trajectories/\(name).traj").path
             try TrajectoryFile.write(trajectory, to: path)
             return VehiclePlan(id: trajectory.vehicleID, start: trajectory.start, end: trajectory.end,
-                               firstPosition: trajectory.samples[0].position, trajectoryPath: path, logName: name)
+                               firstPosition: first.position, trajectoryPath: path, logName: name)
         }
     }
 

@@ -143,8 +143,12 @@ public struct Scenario: Sendable, Equatable, Codable {
         } catch let error as InputError where error.file == mapPath && error.line == nil && error.field == nil {
             throw root.error("map", "cannot read \(mapPath): \(error.message)")
         }
-        guard FileManager.default.fileExists(atPath: tracePath) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: tracePath, isDirectory: &isDirectory) else {
             throw root.error("trace", "no such file: \(tracePath)")
+        }
+        guard !isDirectory.boolValue else {
+            throw root.error("trace", "\(tracePath) is a directory; expected a trace file")
         }
         for (fault, fields) in zip(faults, faultFields) {
             guard let role = map.role(of: fault.node), role != .cloud else {

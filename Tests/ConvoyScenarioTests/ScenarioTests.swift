@@ -276,6 +276,9 @@ faults:
             _ = try load(edited(tinyScenario, [3: "trace: traces/missing.csv"]), in: dir)
         }
         #expect(trace?.message.contains(dir.path("traces/missing.csv")) == true)
+        expectInputError(file: file, line: 3, field: "trace", message: "is a directory; expected a trace file") {
+            _ = try load(edited(tinyScenario, [3: "trace: traces"]), in: dir)
+        }
         expectInputError(file: file, line: 2, field: "map", message: "cannot read") {
             _ = try load(edited(tinyScenario, [2: "map: maps/missing.yaml"]), in: dir)
         }
