@@ -59,7 +59,7 @@ public struct TraceIndex: Sendable {
 
     /// Whether `path` starts with the index magic (false for unreadable or short files).
     static func isIndex(path: String) throws(InputError) -> Bool {
-        let head = try readPrefix(path: path, maxBytes: 8)
+        let head = try readPrefix(path: path, maxBytes: 8, expected: "a trace file")
         return head == magic
     }
 
@@ -237,7 +237,7 @@ private final class IndexFile {
 
     init(path: String) throws(InputError) {
         self.path = path
-        let file = try openRegularFile(path: path)
+        let file = try openRegularFile(path: path, expected: "a trace file")
         descriptor = file.descriptor
         size = UInt64(max(0, file.size))
     }

@@ -47,7 +47,9 @@ public struct SumoNetwork: Sendable, Equatable {
     /// Throws an `InputError` naming the file and line for unreadable or malformed XML, a root other
     /// than `<net>`, and a junction or lane with a missing or non-numeric coordinate.
     public static func load(path: String) throws -> SumoNetwork {
-        guard FileManager.default.isReadableFile(atPath: path), let stream = InputStream(fileAtPath: path) else {
+        // A FIFO or device would block the parser: only a regular file is opened.
+        _ = try readPrefix(path: path, maxBytes: 0, expected: "a SUMO network (.net.xml)")
+        guard let stream = InputStream(fileAtPath: path) else {
             throw InputError(file: path, "cannot open the file for reading (missing or not readable)")
         }
         let parser = XMLParser(stream: stream)
@@ -98,7 +100,11 @@ public struct SumoNetwork: Sendable, Equatable {
                 return nil
             }
             guard let value = Double(text), value.isFinite else {
-                fail(parser, field: name, "expected a number, found \"\(text)\"")
+                fail(parser, field: name, "expected a number, found \"\(text.prefix(40))\"")
+                return nil
+            }
+            guard abs(value) <= Position.maxCoordinate else {
+                fail(parser, field: name, "\(value) m is outside the supported range; expected |\(name)| ≤ 1e9 m")
                 return nil
             }
             return value
@@ -108,8 +114,9 @@ public struct SumoNetwork: Sendable, Equatable {
             var points: [Position] = []
             for pair in text.split(separator: " ") {
                 let xy = pair.split(separator: ",")
-                guard xy.count >= 2, let x = Double(xy[0]), let y = Double(xy[1]) else {
-                    fail(parser, field: "shape", "expected \"x,y x,y …\", found \"\(pair)\"")
+                guard xy.count >= 2, let x = Double(xy[0]), let y = Double(xy[1]),
+                      abs(x) <= Position.maxCoordinate, abs(y) <= Position.maxCoordinate else {
+                    fail(parser, field: "shape", "expected \"x,y x,y …\" in metres within ±1e9, found \"\(pair.prefix(40))\"")
                     return nil
                 }
                 points.append(Position(x: x, y: y))

@@ -29,13 +29,8 @@ public struct ArrivalFile: Sendable, Equatable {
     public var count: Int { arrivals.values.reduce(0) { $0 + $1.count } }
 
     public static func load(path: String, tasks: [TaskSpec]) throws -> ArrivalFile {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw InputError(file: path, "cannot read the arrivals file: \(error.localizedDescription)")
-        }
-        return try parse(text, file: path, tasks: tasks)
+        let data = try readWholeFile(path: path, expected: "an arrivals file (CSV)")
+        return try parse(YAMLFields.utf8Text(Array(data), file: path), file: path, tasks: tasks)
     }
 
     public static func parse(_ text: String, file: String, tasks: [TaskSpec]) throws -> ArrivalFile {

@@ -25,14 +25,10 @@ struct YAMLFields {
     /// that is not readable, or bytes that are not UTF-8 (with the line and column of the first
     /// bad byte).
     static func readText(_ path: String, what: String) throws -> String {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        guard FileManager.default.fileExists(atPath: path) else {
             throw InputError(file: path, "no such file (expected the \(what), a YAML file)")
         }
-        if isDirectory.boolValue { throw InputError(file: path, "is a directory, expected the \(what) (a YAML file)") }
-        guard FileManager.default.isReadableFile(atPath: path), let data = FileManager.default.contents(atPath: path) else {
-            throw InputError(file: path, "cannot read the \(what) (permission denied or not a regular file)")
-        }
+        let data = try readWholeFile(path: path, expected: "the \(what) (a YAML file)")
         return try utf8Text(Array(data), file: path)
     }
 

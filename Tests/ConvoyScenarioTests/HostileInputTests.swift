@@ -43,7 +43,7 @@ import Testing
         let lineStart = bytes.indices.filter { bytes[$0] == 0x0A }[4] + 1  // line 6, `workload:`
         bytes.insert(0xE9, at: lineStart + 3)  // Latin-1 é
         let path = dir.path("scenario.yaml")
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         expectInputError(file: path, line: 6, field: nil, message: "not UTF-8 text: invalid byte 0xE9 at column 4") {
             _ = try Scenario.load(path: path)
         }

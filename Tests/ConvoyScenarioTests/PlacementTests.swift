@@ -101,6 +101,22 @@ let gridNetwork = repositoryRoot.appendingPathComponent("Tests/ConvoyMobilityTes
         let cut = dir.appendingPathComponent("cut.net.xml").path
         try String(try String(contentsOfFile: gridNetwork, encoding: .utf8).prefix(5000)).write(toFile: cut, atomically: true, encoding: .utf8)
         #expect(throws: InputError.self) { _ = try SumoNetwork.load(path: cut) }
+        let far = dir.appendingPathComponent("far.net.xml").path
+        try "<net>\n<junction id=\"a\" type=\"priority\" x=\"1e308\" y=\"0\"/>\n</net>\n".write(toFile: far, atomically: true, encoding: .utf8)
+        expectInputError(file: far, line: 2, field: "x", message: "outside the supported range") { _ = try SumoNetwork.load(path: far) }
+    }
+
+    /// A FIFO given as any input file is refused at once (opening it to read would wait for a writer).
+    @Test(.timeLimit(.minutes(1))) func aFIFOIsRefusedNotWaitedOn() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("convoy-fifo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("input").path
+        try #require(mkfifo(fifo, 0o600) == 0)
+        expectInputError(file: fifo, line: nil, field: nil, message: "is a FIFO") { _ = try SumoNetwork.load(path: fifo) }
+        expectInputError(file: fifo, line: nil, field: nil, message: "is a FIFO") { _ = try Scenario.load(path: fifo) }
+        expectInputError(file: fifo, line: nil, field: nil, message: "is a FIFO") { _ = try MapSpec.load(path: fifo) }
+        expectInputError(file: fifo, line: nil, field: nil, message: "is a FIFO") { _ = try ArrivalFile.load(path: fifo, tasks: []) }
     }
 }
 

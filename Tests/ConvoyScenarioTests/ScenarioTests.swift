@@ -244,7 +244,7 @@ faults:
         expectInputError(line: 2, field: nil, message: "expected 2 fields, got 3") { _ = try load(text, in: dir) }
         try dir.write("arrivals.csv", "")
         expectInputError(line: 1, field: nil, message: "empty") { _ = try load(text, in: dir) }
-        expectInputError(line: 6, field: "workload.arrivals", message: "cannot read") {
+        expectInputError(line: 6, field: "workload.arrivals", message: "cannot open the file for reading: No such file") {
             _ = try load(text.replacingOccurrences(of: "arrivals.csv", with: "missing.csv"), in: dir)
         }
         expectInputError(line: 5, field: "workload.arrivals", message: "missing: arrival: file needs") {
