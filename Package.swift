@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "convoy", targets: ["convoy"]),
+        // For Fuzz/ (the libFuzzer package, which depends on this one by path).
+        .library(name: "ConvoyFuzzTargets", targets: ["ConvoyFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -56,6 +58,8 @@ let package = Package(
             "ConvoyLauncher", "ConvoyNodes", "ConvoyRecording", "ConvoyScenario", "ConvoyPlacement", "ConvoyRuntime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The decoders of untrusted input as fuzz harnesses (Fuzz/, tools/fuzz) and their seeds.
+        .target(name: "ConvoyFuzzTargets", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyMobility", "ConvoyReasoning", "ConvoyScenario"]),
 
         .testTarget(name: "ConvoyCoreTests", dependencies: ["ConvoyCore", "ConvoyWire"]),
         .testTarget(name: "ConvoyTransportTests", dependencies: ["ConvoyTransport"]),
@@ -67,6 +71,7 @@ let package = Package(
         .testTarget(name: "ConvoyRecordingTests", dependencies: [
             "ConvoyRecording", "ConvoyWire", "ConvoyCore", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "ConvoyFuzzReplayTests", dependencies: ["ConvoyFuzzTargets"]),
         .testTarget(name: "ConvoyEndToEndTests", dependencies: ["ConvoyRecording", "ConvoyTransport", "ConvoyRuntime"]),
     ]
 )
