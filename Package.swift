@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // libzmq, wrapped only by ConvoyTransport.
@@ -50,12 +52,17 @@ let package = Package(
         .target(name: "ConvoyRecording", dependencies: ["ConvoyCore", "ConvoyWire", .product(name: "GRDB", package: "GRDB.swift")]),
         // What nodes decide, as pure state machines: event and time in, actions out (no sockets, no clock).
         .target(name: "ConvoyNodeCore", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyMobility", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario"]),
+        // Real model servers behind the compute seam: an OpenAI-compatible streaming client (AsyncHTTPClient).
+        .target(name: "ConvoyModelServers", dependencies: [
+            "ConvoyCore", "ConvoyReasoning", "ConvoyScenario", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // The node processes: thin interpreters of the cores' actions, owning sockets, clocks and signals.
-        .target(name: "ConvoyNodes", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyNodeCore", "ConvoyScenario", "ConvoyRuntime"]),
+        .target(name: "ConvoyNodes", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyNodeCore", "ConvoyScenario", "ConvoyRuntime", "ConvoyModelServers"]),
         // The launcher: spawns, supervises and records a fleet; fault injection.
         .target(name: "ConvoyLauncher", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyScenario", "ConvoyRecording", "ConvoyRuntime"]),
         .executableTarget(name: "convoy", dependencies: [
-            "ConvoyLauncher", "ConvoyNodes", "ConvoyRecording", "ConvoyScenario", "ConvoyPlacement", "ConvoyRuntime",
+            "ConvoyLauncher", "ConvoyNodes", "ConvoyRecording", "ConvoyScenario", "ConvoyPlacement", "ConvoyRuntime", "ConvoyModelServers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The decoders of untrusted input as fuzz harnesses (Fuzz/, tools/fuzz) and their seeds.
@@ -70,6 +77,10 @@ let package = Package(
         .testTarget(name: "ConvoyNodeCoreTests", dependencies: ["ConvoyNodeCore", "ConvoyCore", "ConvoyWire", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario", "ConvoyMobility"]),
         .testTarget(name: "ConvoyRecordingTests", dependencies: [
             "ConvoyRecording", "ConvoyWire", "ConvoyCore", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .testTarget(name: "ConvoyModelServersTests", dependencies: [
+            "ConvoyModelServers", "ConvoyReasoning", .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "ConvoyFuzzReplayTests", dependencies: ["ConvoyFuzzTargets"]),
         .testTarget(name: "ConvoyEndToEndTests", dependencies: ["ConvoyRecording", "ConvoyTransport", "ConvoyRuntime"]),

@@ -57,6 +57,9 @@ public enum FaultMode: String, Sendable, Codable, CaseIterable {
     case partition
     /// Extra loss and latency on everything the node sends or receives.
     case degrade
+    /// The node's real model server is gone (as if killed): every call in flight fails, and the
+    /// node admits nothing for its compute until the fault ends (it still relays).
+    case backendDown = "backend-down"
 }
 
 /// How a degraded node's links get worse (scenario `loss:` and `latency_ms:` of a degrade fault).

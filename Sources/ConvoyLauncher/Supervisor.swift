@@ -422,6 +422,9 @@ actor Supervisor {
         if let degradation, !((0...1).contains(degradation.loss) && degradation.latency >= 0 && degradation.latency.isFinite) {
             return ControlReply(ok: false, message: "a degradation needs a loss in [0, 1] and a finite latency ≥ 0")
         }
+        if mode == .backendDown, config.map.compute(of: id)?.backend == nil {
+            return ControlReply(ok: false, message: "\(id) has no real model server (no `backend:` in its compute) to take down")
+        }
         if let active = activeFaults[id] {
             return ControlReply(ok: false, message: "\(id) already has an active \(active.mode.rawValue); recover it first (`convoy recover`)")
         }
@@ -440,7 +443,7 @@ actor Supervisor {
             node.state = .hung
             processes[id] = node
             kill(node.pid, SIGSTOP)
-        case .partition, .degrade:
+        case .partition, .degrade, .backendDown:
             // Out of band (a file and a signal), so that it reaches a partitioned node too.
             let fault = ImposedFault(mode: mode, degradation: mode == .degrade ? (degradation ?? .standard) : nil)
             do {
@@ -477,7 +480,7 @@ actor Supervisor {
             processes[id] = resumed
             kill(node.pid, SIGCONT)
             return ControlReply(ok: true, message: "resumed \(id)")
-        case .partition, .degrade:
+        case .partition, .degrade, .backendDown:
             try? FileManager.default.removeItem(atPath: config.imposedFaultPath(of: id))
             kill(node.pid, SIGUSR1)
             return ControlReply(ok: true, message: "ended the \(fault.mode.rawValue) of \(id)")

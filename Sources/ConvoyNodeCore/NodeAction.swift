@@ -1,5 +1,6 @@
 import ConvoyCore
 import ConvoyLinks
+import ConvoyReasoning
 import ConvoyWire
 
 /// A row a node sends to the run's recorder.
@@ -8,6 +9,7 @@ public enum NodeRecord: Sendable, Equatable {
     case attempt(AttemptRecord)
     case detection(DetectionRecord)
     case handover(HandoverRecord)
+    case output(OutputRecord)
 }
 
 /// Where an outgoing message goes.
@@ -58,6 +60,8 @@ public enum NodeAction: Sendable, Equatable {
     case observe(LinkName, MessageKind, sentAt: Double, modelledAt: Double, actualAt: Double)
     case subscribe(topic: String)
     case unsubscribe(topic: String)
+    /// Make or stop a call to the node's real model server (its compute backend's command).
+    case compute(ComputeCommand)
     /// Send the pending records and counters to the recorder now.
     case flushRecords
     /// Stop the node (after carrying out the actions before this one).

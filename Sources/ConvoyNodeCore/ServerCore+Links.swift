@@ -66,7 +66,7 @@ extension ServerCore {
     mutating func sendReply(_ reply: InferenceReply, to client: Client, now: Double) {
         answered[AttemptKey(reply.requestID, Int(reply.attempt))] = now
         let link: LinkName = client.isVehicle ? (cell != nil ? .cellularDown : .macroDown) : clientLink
-        transmit(reply, virtualBytes: Int(reply.resultBytes), link: link, on: .client(routingID: client.routingID)) { core, bytes in
+        transmit(reply, virtualBytes: reply.virtualResultBytes, link: link, on: .client(routingID: client.routingID)) { core, bytes in
             if client.isVehicle {
                 let to = core.vehiclePositions[client.node] ?? core.position
                 if core.cell != nil { return core.cell!.downlink(vehicle: client.node, to: to, bytes: bytes, now: now, rng: &core.rng) }

@@ -25,9 +25,8 @@ public struct ServerCore: Sendable {
         case frames(Socket, [[UInt8]], from: String? = nil)
         /// The launcher imposed a partition or degradation (nil: none).
         case imposed(FaultMode?, Degradation?)
-        /// The compute backend has jobs to report (one whose jobs finish on their own, such as a
-        /// real model server, rather than at an instant known at admission).
-        case computeReady
+        /// A call to the node's real model server ended (the shell measured it).
+        case modelCallEnded(ModelCallResult)
         /// The run ends (SIGTERM).
         case stop
     }
@@ -96,6 +95,8 @@ public struct ServerCore: Sendable {
     var imposed: (mode: FaultMode, degradation: Degradation?)?
     var nextTimer = Timers.firstOneShot
     var reportedComputeMs = 0
+    /// Jobs whose `outputs` row was recorded (a duplicate answered later is not recorded twice).
+    var outputsRecorded: Set<String> = []
     public private(set) var stopped = false
     var out = ActionList()
 
@@ -136,9 +137,17 @@ public struct ServerCore: Sendable {
         compute = spec.map(makeBackend)
     }
 
-    /// The roofline model on the node's device.
+    /// The node's compute as the map says: its real model server (`backend:`), whose first estimate
+    /// is the roofline model's for the device, or else the roofline model on the device.
     public static func modelled(_ spec: ComputeSpec) -> any ComputeBackend {
-        ModelledCompute(device: spec.profile, slots: spec.slots, queueCapacity: spec.queue)
+        guard let backend = spec.backend else {
+            return ModelledCompute(device: spec.profile, slots: spec.slots, queueCapacity: spec.queue)
+        }
+        let estimate = ModelProfile.catalog[backend.model].map {
+            ComputeModel.inferenceTime(model: $0, device: spec.profile, inputTokens: 256, outputTokens: 32)
+        } ?? 1
+        return ModelServerCompute(model: backend.model, slots: spec.slots, queueCapacity: spec.queue, timeScale: backend.timeScale,
+                                  initialEstimate: estimate)
     }
 
     /// The beacon topic of the next hop, which this node subscribes to (nil: none).
@@ -159,15 +168,26 @@ public struct ServerCore: Sendable {
         case .frames(let socket, let frames, let peer):
             received(frames, on: socket, from: peer, now: now)
         case .imposed(let mode, let degradation):
+            let wasDown = imposed?.mode == .backendDown
             imposed = mode.map { ($0, degradation) }
-        case .computeReady:
-            completeJobs(now: now)
+            if wasDown != (mode == .backendDown) {
+                compute?.setServerDown(mode == .backendDown, now: now)
+                completeJobs(now: now)
+            }
+        case .modelCallEnded(let result):
+            if let due = compute?.finished(result, now: now) {
+                if due > now { hold(.compute, until: due) } else { completeJobs(now: now) }
+            }
         case .stop:
             stopped = true
             out.append(.flushRecords)
             out.append(.stop)
         }
         reportCompute()
+        if var backend = compute {
+            for command in backend.takeCommands() { out.append(.compute(command)) }
+            compute = backend
+        }
         return out.take()
     }
 
@@ -314,16 +334,31 @@ public struct ServerCore: Sendable {
     mutating func completeJobs(now: Double) {
         guard let done = compute?.completions(now: now) else { return }
         for job in done {
+            if let output = job.output { recordOutput(output, of: job) }
+            let answer = job.failure == nil ? job.output?.answer ?? "" : ""
             for attempt in job.attempts {
                 let key = AttemptKey(job.requestID, attempt)
                 guard let entry = serving.removeValue(forKey: key) else { continue }
+                let resultBytes = job.failure != nil ? 0 : answer.isEmpty ? entry.resultBytes : UInt32(answer.utf8.count)
                 let reply = InferenceReply(requestID: job.requestID, attempt: UInt16(clamping: attempt),
                                            status: job.failure == nil ? .completed : .failed, servedBy: id, route: entry.route,
                                            queueWait: job.queueWait, computeTime: job.computeTime,
-                                           resultBytes: job.failure == nil ? entry.resultBytes : 0, detail: job.failure ?? "")
+                                           resultBytes: resultBytes, detail: job.failure ?? "", answer: answer)
                 sendReply(reply, to: entry.client, now: now)
             }
         }
+    }
+
+    /// The `outputs` row of a job a real model server ran (once per job, when first answered).
+    private mutating func recordOutput(_ output: ModelOutput, of job: ComputeCompletion) {
+        guard !outputsRecorded.contains(job.requestID) else { return }
+        outputsRecorded.insert(job.requestID)
+        out.record(.output(OutputRecord(
+            requestID: job.requestID, servedBy: id, model: (compute as? ModelServerCompute)?.model ?? "", prompt: output.prompt,
+            answer: output.answer, promptTokens: output.promptTokens, completionTokens: output.completionTokens,
+            ttftMs: output.timeToFirstToken.map { $0 * 1000 }, wallMs: output.wallSeconds * 1000,
+            decodeTokensPerS: output.decodeRate, startedAt: output.startedAt, computeMs: output.compute * 1000,
+            lateMs: output.late * 1000, failure: job.failure)))
     }
 
     /// Drops a withdrawn attempt: sent on if it was relayed; not answered if it is computing here

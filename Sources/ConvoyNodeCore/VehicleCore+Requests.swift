@@ -9,7 +9,8 @@ extension VehicleCore {
     mutating func openRequest(_ task: TaskSpec, now: Double, paths: PathContext) {
         requestSequence += 1
         let here = position(at: now)
-        let spec = RequestSpec(requestID: "\(id)/\(requestSequence)", task: task, sharingKey: tasks.sharingKey(task: task.name, at: here))
+        let spec = RequestSpec(requestID: "\(id)/\(requestSequence)", task: task, sharingKey: tasks.sharingKey(task: task.name, at: here),
+                               prompt: drawPrompt(task))
         let record = RequestRecord(opening: spec, vehicleID: id, at: now)
         openRecords[spec.requestID] = record
         out.record(.request(record))
@@ -20,6 +21,15 @@ extension VehicleCore {
         }
         cacheServiceTimes(for: spec)
         apply(ledger.open(spec, now: now, candidates: candidates(paths, now: now)(spec), width: policy.width), now: now)
+    }
+
+    /// A prompt of `task`'s list, drawn by the task's own stream ("" when it has none).
+    mutating func drawPrompt(_ task: TaskSpec) -> String {
+        guard let prompts = task.prompts, !prompts.isEmpty else { return "" }
+        var stream = promptStreams[task.name] ?? SeededGenerator(seed: seed, label: "prompts/\(id)/\(task.name)")
+        let prompt = prompts[Int(stream.next() % UInt64(prompts.count))]
+        promptStreams[task.name] = stream
+        return prompt
     }
 
     mutating func apply(_ actions: [RequestLedger.Action], now: Double) {
@@ -44,7 +54,7 @@ extension VehicleCore {
         guard let open = openRecords.removeValue(forKey: done.requestID) else { return }
         let record = Self.closed(open, by: done)
         if done.reply != nil, record.cacheHit == false, let task = record.task.flatMap(tasks.task(named:)), task.shareable {
-            share(record, task: task, now: done.at)
+            share(record, task: task, answer: done.reply?.answer ?? "", now: done.at)
         }
         out.record(.request(record))
     }
@@ -175,7 +185,7 @@ extension VehicleCore {
         }
         let path = [access] + reply.route.dropFirst().compactMap { hop in map.role(of: hop).map(\.rawValue) }
         let outcome = ReplyOutcome(kind: kind, servedBy: reply.servedBy, path: path.joined(separator: ">"),
-                                   queueWait: reply.queueWait, computeTime: reply.computeTime, detail: reply.detail)
+                                   queueWait: reply.queueWait, computeTime: reply.computeTime, detail: reply.detail, answer: reply.answer)
         let before = ledger.discardedReplies
         apply(ledger.replied(requestID: reply.requestID, attempt: Int(reply.attempt), outcome: outcome, now: now,
                              candidates: candidates(now: now)), now: now)

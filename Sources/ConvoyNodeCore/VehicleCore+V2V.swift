@@ -27,7 +27,7 @@ extension VehicleCore {
     static let v2vReturnSlack = 0.1
 
     static func cacheHit(_ shared: SharedResult) -> ReplyOutcome {
-        ReplyOutcome(kind: .completed, servedBy: shared.servedBy, path: cachePath)
+        ReplyOutcome(kind: .completed, servedBy: shared.servedBy, path: cachePath, answer: shared.answer)
     }
 
     mutating func v2vBeacon(now: Double) {
@@ -70,14 +70,14 @@ extension VehicleCore {
         case .reply:
             guard let reply = FrameDecoding.payload(InferenceReply.self, envelope, into: &out) else { return }
             message = .reply(reply)
-            virtualBytes = Int(reply.resultBytes)
+            virtualBytes = reply.virtualResultBytes
         case .cancel:
             guard let cancel = FrameDecoding.payload(InferenceCancel.self, envelope, into: &out) else { return }
             message = .cancel(cancel)
         case .sharedResult:
             guard let shared = FrameDecoding.payload(SharedResult.self, envelope, into: &out) else { return }
             message = .shared(shared)
-            virtualBytes = Int(shared.resultBytes)
+            virtualBytes = shared.virtualResultBytes
         default:
             return out.count("unexpected_kind_\(envelope.kind.rawValue)")
         }
@@ -161,11 +161,11 @@ extension VehicleCore {
 
     /// Broadcasts the result of a completed shareable request to the vehicles around, under the key
     /// of where it was asked.
-    mutating func share(_ record: RequestRecord, task: TaskSpec, now: Double) {
+    mutating func share(_ record: RequestRecord, task: TaskSpec, answer: String, now: Double) {
         let here = position(at: now)
         let key = tasks.sharingKey(task: task.name, at: position(at: record.createdAt))
-        let shared = SharedResult(requestID: record.requestID, key: key, computedAt: now,
-                                  servedBy: record.servedBy ?? id, resultBytes: UInt32(clamping: task.resultBytes))
+        let shared = SharedResult(requestID: record.requestID, key: key, computedAt: now, servedBy: record.servedBy ?? id,
+                                  resultBytes: UInt32(clamping: answer.isEmpty ? task.resultBytes : answer.utf8.count), answer: answer)
         out.send(Outbound(shared, on: .bus(topic: topics.v2v(at: here)), position: here))
         out.count("results_shared")
     }

@@ -97,6 +97,9 @@ public struct VehicleCore: Sendable {
     let topics: Topic
     let policy: any PathPolicy
     var rng: SeededGenerator
+    let seed: UInt64
+    /// Each task's prompt draws (`prompts/<vehicle>/<task>`), independent of every other draw.
+    var promptStreams: [String: SeededGenerator] = [:]
     var workload: any VehicleWorkload
     let tasks: WorkloadSpec
     /// Seconds after its last sample at which the vehicle stops issuing work.
@@ -142,6 +145,7 @@ public struct VehicleCore: Sendable {
         policy = PathPolicies.named(scenario.policy) ?? BestRatePolicy()
         tasks = scenario.workload
         rng = SeededGenerator(seed: setup.seed, label: "\(id)#1")
+        seed = setup.seed
         liveness = LivenessTracker(config: scenario.liveness)
         onboard = scenario.onboard.map { ModelledCompute(device: $0.profile, slots: $0.slots, queueCapacity: $0.queue) }
         lastSampleTime = min(trajectory.end, setup.duration)

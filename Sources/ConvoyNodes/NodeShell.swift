@@ -1,6 +1,7 @@
 import ConvoyCore
 import ConvoyLinks
 import ConvoyNodeCore
+import ConvoyReasoning
 import ConvoyRuntime
 import ConvoyTransport
 import ConvoyWire
@@ -36,6 +37,8 @@ final class NodeShell {
     private var dirtyLinks: Set<String> = []
     private var samplesSeen: [String: Int] = [:]
     private(set) var stopped = false
+    /// Carries out the compute backend's commands (a server node with a real model server).
+    var onCompute: ((ComputeCommand) -> Void)?
 
     init(config: RunConfig, id: String, incarnation: UInt32, loop: EventLoop, zap: ZAPHandler?, sockets: Sockets) {
         self.zap = zap
@@ -65,6 +68,8 @@ final class NodeShell {
                 observe(link, kind, sentAt: sentAt, modelledAt: modelledAt, actualAt: actualAt)
             case .subscribe(let topic): if let s = sockets.broadcast { loop.subscribe(s, prefix: Array(topic.utf8)) }
             case .unsubscribe(let topic): if let s = sockets.broadcast { loop.unsubscribe(s, prefix: Array(topic.utf8)) }
+            case .compute(let command):
+                if let onCompute { onCompute(command) } else { count("compute_commands_without_backend") }
             case .flushRecords: flushRecords()
             case .stop:
                 flushRecords()
@@ -112,6 +117,7 @@ final class NodeShell {
         case .attempt(let r): batch.attempts.append(r)
         case .detection(let r): batch.detections.append(r)
         case .handover(let r): batch.handovers.append(r)
+        case .output(let r): batch.outputs.append(r)
         }
     }
 

@@ -1,5 +1,7 @@
 import ConvoyCore
+import ConvoyModelServers
 import ConvoyNodeCore
+import ConvoyReasoning
 import ConvoyRuntime
 import ConvoyTransport
 import ConvoyWire
@@ -15,6 +17,9 @@ actor ServerNode {
 
     private let shell: NodeShell
     private var core: ServerCore
+    /// The node's real model server, if its compute has one (map `backend:`), and the calls in flight.
+    private let modelServer: OpenAIClient?
+    private var calls: [String: Task<Void, Never>] = [:]
 
     static func run(config: RunConfig, id: String, incarnation: UInt32, keys: NodeKeys?) async throws {
         let core = try ServerCore(id: id, map: config.map, liveness: config.scenario.liveness, seed: config.seed, incarnation: incarnation,
@@ -39,17 +44,41 @@ actor ServerNode {
         let shell = NodeShell(config: config, id: id, incarnation: incarnation, loop: loop, zap: zap,
                               sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, clients: Sockets.clients,
                                              upstream: sockets.count > Sockets.upstream ? Sockets.upstream : nil))
-        let node = ServerNode(shell: shell, core: core)
+        let node = ServerNode(shell: shell, core: core, modelServer: config.map.compute(of: id)?.backend.map(OpenAIClient.init))
         ProcessSignals.onTermination { _ in Task { await node.handle(.stop) } }
         ProcessSignals.on([SIGUSR1]) { _ in Task { await node.reloadImposedFault() } }
         await node.run()
+        await node.abortCalls()
         await loop.stop()
         await context.close()
     }
 
-    private init(shell: NodeShell, core: ServerCore) {
+    private init(shell: NodeShell, core: ServerCore, modelServer: OpenAIClient?) {
         self.shell = shell
         self.core = core
+        self.modelServer = modelServer
+        shell.onCompute = { [unowned self] command in self.assumeIsolated { $0.carryOut(command) } }
+    }
+
+    /// Makes or stops a call to the model server; its end comes back as an event.
+    private func carryOut(_ command: ComputeCommand) {
+        guard let modelServer else { return }
+        switch command {
+        case .run(let call):
+            calls[call.requestID]?.cancel()
+            calls[call.requestID] = Task { [weak self] in
+                let result = await modelServer.run(call)
+                guard !Task.isCancelled else { return }
+                await self?.callEnded(result)
+            }
+        case .abort(let requestID):
+            calls.removeValue(forKey: requestID)?.cancel()
+        }
+    }
+
+    private func callEnded(_ result: ModelCallResult) {
+        guard calls.removeValue(forKey: result.requestID) != nil else { return }
+        handle(.modelCallEnded(result))
     }
 
     /// Re-reads the fault the launcher imposes (on SIGUSR1, and at start: a restarted node keeps it).
@@ -70,6 +99,11 @@ actor ServerNode {
             case .message: break
             }
         }
+    }
+
+    private func abortCalls() {
+        for task in calls.values { task.cancel() }
+        calls = [:]
     }
 
     private func handle(_ event: ServerCore.Event) {

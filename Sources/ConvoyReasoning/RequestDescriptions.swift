@@ -6,10 +6,10 @@ import ConvoyWire
 /// nowhere else field by field.
 extension RequestSpec {
     /// An instance of `task`, shared under `sharingKey` if the task is shareable.
-    public init(requestID: String, task: TaskSpec, sharingKey: String?) {
+    public init(requestID: String, task: TaskSpec, sharingKey: String?, prompt: String = "") {
         self.init(requestID: requestID, task: task.name, model: task.model, inputTokens: task.inputTokens,
                   outputTokens: task.outputTokens, payloadBytes: task.payloadBytes, resultBytes: task.resultBytes,
-                  deadline: task.deadline, sharingKey: task.shareable ? sharingKey : nil)
+                  deadline: task.deadline, sharingKey: task.shareable ? sharingKey : nil, prompt: prompt)
     }
 }
 
@@ -19,7 +19,7 @@ extension InferenceRequest {
         self.init(requestID: spec.requestID, attempt: UInt16(clamping: attempt), vehicleID: vehicleID, model: spec.model,
                   inputTokens: UInt32(clamping: spec.inputTokens), outputTokens: UInt32(clamping: spec.outputTokens),
                   payloadBytes: UInt32(clamping: spec.payloadBytes), resultBytes: UInt32(clamping: spec.resultBytes),
-                  deadline: replyBy)
+                  deadline: replyBy, prompt: spec.prompt)
     }
 }
 
@@ -27,7 +27,8 @@ extension ComputeWork {
     /// The compute an attempt asks for.
     public init(_ request: InferenceRequest) {
         self.init(requestID: request.requestID, attempt: Int(request.attempt), model: request.model,
-                  inputTokens: Int(request.inputTokens), outputTokens: Int(request.outputTokens))
+                  inputTokens: Int(request.inputTokens), outputTokens: Int(request.outputTokens),
+                  prompt: request.prompt.isEmpty ? nil : request.prompt)
     }
 }
 

@@ -52,9 +52,11 @@ public struct RequestSpec: Sendable, Equatable {
     public var deadline: Double
     /// For a shareable task: the key under which its result is shared and reused.
     public var sharingKey: String?
+    /// The real prompt the request carries ("" when its task has none).
+    public var prompt: String
 
     public init(requestID: String, task: String = "default", model: String, inputTokens: Int, outputTokens: Int, payloadBytes: Int,
-                resultBytes: Int = 2_000, deadline: Double, sharingKey: String? = nil) {
+                resultBytes: Int = 2_000, deadline: Double, sharingKey: String? = nil, prompt: String = "") {
         self.requestID = requestID
         self.task = task
         self.model = model
@@ -64,6 +66,7 @@ public struct RequestSpec: Sendable, Equatable {
         self.resultBytes = resultBytes
         self.deadline = deadline
         self.sharingKey = sharingKey
+        self.prompt = prompt
     }
 }
 
@@ -77,14 +80,18 @@ public struct ReplyOutcome: Sendable, Equatable {
     public var queueWait: Double
     public var computeTime: Double
     public var detail: String
+    /// The generated answer of a real model server ("" for a modelled one).
+    public var answer: String
 
-    public init(kind: Kind, servedBy: String, path: String, queueWait: Double = 0, computeTime: Double = 0, detail: String = "") {
+    public init(kind: Kind, servedBy: String, path: String, queueWait: Double = 0, computeTime: Double = 0, detail: String = "",
+                answer: String = "") {
         self.kind = kind
         self.servedBy = servedBy
         self.path = path
         self.queueWait = queueWait
         self.computeTime = computeTime
         self.detail = detail
+        self.answer = answer
     }
 }
 

@@ -14,6 +14,8 @@ public struct TaskSpec: Sendable, Equatable, Codable {
     public var resultBytes: Int
     /// Whether the result is useful to neighbours in the same area (broadcast over V2V and reused).
     public var shareable: Bool
+    /// Real prompts (the task's `prompts:` file), drawn per request; nil: the task has none.
+    public var prompts: [String]?
 
     public init(name: String = "default", weight: Double = 1, model: String = "llama-3-8b", inputTokens: Int = 256,
                 outputTokens: Int = 32, deadline: Double = 5, payloadBytes: Int = 20_000, resultBytes: Int = 2_000,

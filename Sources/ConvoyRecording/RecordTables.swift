@@ -62,6 +62,11 @@ extension HandoverRecord: RecordedTable {
     static let exportOrder = "id"
 }
 
+extension OutputRecord: RecordedTable {
+    public static let databaseTableName = "outputs"
+    static let exportOrder = "id"
+}
+
 extension RequestStatus: DatabaseValueConvertible {}
 extension NodeRole: DatabaseValueConvertible {}
 

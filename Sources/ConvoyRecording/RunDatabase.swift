@@ -170,6 +170,7 @@ public final class RunDatabase: Sendable {
                 for d in batch.detections { try d.insert(db) }
                 for c in batch.counters { try db.upsert(c, key: ["node_id", "name"]) }
                 try LinkTables.apply(batch, in: db)
+                for output in batch.outputs { try output.insert(db) }
             }
         }
     }

@@ -99,6 +99,29 @@ enum Schema {
                 ALTER TABLE requests ADD COLUMN cost REAL;
                 """)
         }
+        migrator.registerMigration("v4-outputs") { db in
+            // What real model servers generated (one row per job, by the server node that called it).
+            try db.execute(sql: """
+                CREATE TABLE outputs (
+                    id INTEGER PRIMARY KEY,
+                    request_id TEXT NOT NULL,
+                    served_by TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    prompt TEXT NOT NULL,
+                    answer TEXT NOT NULL,
+                    prompt_tokens INTEGER,
+                    completion_tokens INTEGER,
+                    ttft_ms REAL,
+                    wall_ms REAL NOT NULL,
+                    decode_tokens_per_s REAL,
+                    started_at REAL NOT NULL,
+                    compute_ms REAL NOT NULL,
+                    late_ms REAL NOT NULL,
+                    failure TEXT
+                );
+                CREATE INDEX outputs_by_request ON outputs (request_id);
+                """)
+        }
         // Append new migrations here; never edit the ones above.
         return migrator
     }
@@ -106,7 +129,7 @@ enum Schema {
     /// The record tables, in export order; a new table is a line here (and its migration above).
     static let recordTables: [any RecordedTable.Type] = [
         NodeRow.self, RequestRecord.self, AttemptRecord.self, FaultRow.self, DetectionRecord.self, CounterRecord.self,
-        LinkStatRecord.self, LinkSampleRecord.self, HandoverRecord.self,
+        LinkStatRecord.self, LinkSampleRecord.self, HandoverRecord.self, OutputRecord.self,
     ]
 
     /// The exported tables, in export order, with the row order of their export.

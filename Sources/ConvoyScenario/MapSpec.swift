@@ -9,14 +9,53 @@ public struct ComputeSpec: Sendable, Equatable, Codable {
     public var device: String
     public var slots: Int
     public var queue: Int
+    /// A real model server that does this compute's work (nil: the roofline model of `device`).
+    public var backend: BackendSpec?
 
-    public init(device: String, slots: Int, queue: Int) {
+    public init(device: String, slots: Int, queue: Int, backend: BackendSpec? = nil) {
         self.device = device
         self.slots = slots
         self.queue = queue
+        self.backend = backend
     }
 
     public var profile: DeviceProfile { DeviceProfile.catalog[device]! }
+}
+
+/// A real model server behind an OpenAI-compatible HTTP API (map: `backend:` under `compute:`).
+public struct BackendSpec: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable, CaseIterable { case openai }
+    public enum API: String, Sendable, Codable, CaseIterable {
+        /// `POST /v1/completions` with the prompt as is.
+        case completions
+        /// `POST /v1/chat/completions` with the prompt as one user message (the server applies the
+        /// model's chat template).
+        case chat
+    }
+
+    public var kind: Kind
+    /// The server's base URL, e.g. `http://127.0.0.1:8077` (the API paths are appended).
+    public var url: String
+    /// The model name sent to the server; also the only model of the task mix this compute serves.
+    public var model: String
+    public var api: API
+    /// Emulated compute time = `timeScale` × measured wall time (0.25: a device 4× faster than this one).
+    public var timeScale: Double
+    /// A call longer than this (wall seconds) fails as a time-out.
+    public var timeout: Double
+    /// A stream silent for this long (wall seconds) fails as stalled.
+    public var stall: Double
+
+    public init(kind: Kind = .openai, url: String, model: String, api: API = .completions, timeScale: Double = 1,
+                timeout: Double = 60, stall: Double = 10) {
+        self.kind = kind
+        self.url = url
+        self.model = model
+        self.api = api
+        self.timeScale = timeScale
+        self.timeout = timeout
+        self.stall = stall
+    }
 }
 
 public struct RSUSpec: Sendable, Equatable, Codable {
@@ -190,7 +229,30 @@ public struct MapSpec: Sendable, Equatable, Codable {
         guard DeviceProfile.catalog[device] != nil else {
             throw c.error("device", "unknown device '\(device)' (known: \(DeviceProfile.catalog.keys.sorted().joined(separator: ", ")))")
         }
-        let spec = ComputeSpec(device: device, slots: try c.int("slots", default: 1, min: 1), queue: try c.int("queue", default: 8, min: 0))
+        var spec = ComputeSpec(device: device, slots: try c.int("slots", default: 1, min: 1), queue: try c.int("queue", default: 8, min: 0))
+        if var b = try c.nested("backend") {
+            let kind = try b.string("kind")
+            guard let parsedKind = BackendSpec.Kind(rawValue: kind) else {
+                throw b.error("kind", "unknown backend kind '\(kind)' (known: \(BackendSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            let url = try b.string("url")
+            guard let parsed = URLComponents(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host?.isEmpty == false else {
+                throw b.error("url", "expected an http:// or https:// URL with a host, found '\(url)'")
+            }
+            let model = try b.string("model")
+            guard ModelProfile.catalog[model] != nil else {
+                throw b.error("model", "unknown model '\(model)' (known: \(ModelProfile.catalog.keys.sorted().joined(separator: ", ")))")
+            }
+            let api = try b.optionalString("api") ?? BackendSpec.API.completions.rawValue
+            guard let parsedAPI = BackendSpec.API(rawValue: api) else {
+                throw b.error("api", "expected completions or chat, found '\(api)'")
+            }
+            spec.backend = BackendSpec(kind: parsedKind, url: url, model: model, api: parsedAPI,
+                                       timeScale: try b.optionalDouble("time_scale", above: 0, max: 1e6) ?? 1,
+                                       timeout: try b.optionalDouble("timeout", above: 0, max: 86_400) ?? 60,
+                                       stall: try b.optionalDouble("stall", above: 0, max: 86_400) ?? 10)
+            try b.rejectUnknownKeys()
+        }
         try c.rejectUnknownKeys()
         return spec
     }
@@ -231,6 +293,11 @@ public struct MapSpec: Sendable, Equatable, Codable {
     /// The backhaul parameters of an RSU: its own if the map overrides them, else the map's.
     public func backhaul(of rsu: RSUSpec) -> WiredParameters { rsu.backhaul ?? links.backhaul }
     public func edge(_ id: String) -> EdgeSpec? { edges.first { $0.id == id } }
+
+    /// The compute of server `id` (RSU, edge server or cloud), if it has one.
+    public func compute(of id: String) -> ComputeSpec? {
+        id == cloud.id ? cloud.compute : rsu(id)?.compute ?? edge(id)?.compute
+    }
 
     /// Role of an infrastructure node id of this map.
     public func role(of id: String) -> NodeRole? {

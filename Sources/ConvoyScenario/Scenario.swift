@@ -175,9 +175,9 @@ public struct Scenario: Sendable, Equatable, Codable {
         workload.sharingArea = try w.double("sharing_area", default: workload.sharingArea, above: 0)
         let taskNodes = try w.list("tasks")
         if taskNodes.isEmpty {
-            workload.tasks = [try task(&w, name: "default")]
+            workload.tasks = [try task(&w, name: "default", resolve: resolve)]
         } else {
-            for key in ["model", "input_tokens", "output_tokens", "deadline", "payload_bytes", "result_bytes", "shareable"]
+            for key in ["model", "input_tokens", "output_tokens", "deadline", "payload_bytes", "result_bytes", "shareable", "prompts"]
             where w.node[key] != nil {
                 throw w.error(key, "with a tasks: list, give \(key) per task")
             }
@@ -186,7 +186,7 @@ public struct Scenario: Sendable, Equatable, Codable {
                 var t = try YAMLFields(node, file: w.file, path: w.qualified("tasks[\(i)]"))
                 let name = try t.string("name")
                 guard !tasks.contains(where: { $0.name == name }) else { throw t.error("name", "task '\(name)' is listed twice") }
-                var task = try task(&t, name: name)
+                var task = try task(&t, name: name, resolve: resolve)
                 task.weight = try t.double("weight", default: 1, min: 0)
                 try t.rejectUnknownKeys()
                 tasks.append(task)
@@ -212,7 +212,7 @@ public struct Scenario: Sendable, Equatable, Codable {
     }
 
     /// The fields of one task (under `workload:` or an item of `workload.tasks`).
-    private static func task(_ f: inout YAMLFields, name: String) throws -> TaskSpec {
+    private static func task(_ f: inout YAMLFields, name: String, resolve: (String) -> String) throws -> TaskSpec {
         var task = TaskSpec(name: name)
         task.model = try f.optionalString("model") ?? task.model
         guard ModelProfile.catalog[task.model] != nil else {
@@ -226,6 +226,13 @@ public struct Scenario: Sendable, Equatable, Codable {
         task.payloadBytes = try f.int("payload_bytes", default: task.payloadBytes, min: 0, max: wire, why: why)
         task.resultBytes = try f.int("result_bytes", default: task.resultBytes, min: 0, max: wire, why: why)
         task.shareable = try f.bool("shareable", default: task.shareable)
+        if let path = try f.optionalString("prompts") {
+            do {
+                task.prompts = try PromptFile.load(path: resolve(path))
+            } catch let error as InputError where error.line == nil {
+                throw f.error("prompts", error.message)
+            }
+        }
         return task
     }
 }

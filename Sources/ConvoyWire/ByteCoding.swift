@@ -19,6 +19,13 @@ public struct ByteWriter: Sendable {
         bytes.append(contentsOf: utf8.prefix(Int(UInt16.max)))
     }
 
+    /// Text as u32 byte length + UTF-8 bytes (prompts and answers; at most `ByteReader.maxText` bytes).
+    public mutating func text(_ s: String) {
+        let utf8 = Array(s.utf8.prefix(ByteReader.maxText))
+        u32(UInt32(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
     /// A list of strings as u8 count + that many strings (at most 255).
     public mutating func strings(_ list: [String]) {
         u8(UInt8(clamping: list.count))
@@ -96,6 +103,17 @@ public struct ByteReader {
         let n = Int(try u16())
         let slice = try take(n)
         guard let s = String(validating: slice, as: UTF8.self) else { throw .invalid("string is not UTF-8") }
+        return s
+    }
+
+    /// Longest text field (a prompt or an answer): 256 KiB.
+    public static let maxText = 1 << 18
+
+    public mutating func text() throws(DecodeError) -> String {
+        let n = Int(try u32())
+        guard n <= Self.maxText else { throw .invalid("text of \(n) bytes (at most \(Self.maxText))") }
+        let slice = try take(n)
+        guard let s = String(validating: slice, as: UTF8.self) else { throw .invalid("text is not UTF-8") }
         return s
     }
 

@@ -114,9 +114,13 @@ public struct InferenceRequest: WirePayload {
     /// Hops taken so far, e.g. ["rsu-3", "edge-1"]; a neighbour vehicle relaying the request over
     /// V2V sends it on with an empty route (it is the RSU's client).
     public var route: [String]
+    /// The real prompt (a task with a prompt file), sent as bytes; empty when the task has none.
+    /// The links account for its bytes on top of `payloadBytes`.
+    public var prompt: String
 
     public init(requestID: String, attempt: UInt16, vehicleID: String, model: String, inputTokens: UInt32,
-                outputTokens: UInt32, payloadBytes: UInt32, resultBytes: UInt32 = 2_000, deadline: Double, route: [String] = []) {
+                outputTokens: UInt32, payloadBytes: UInt32, resultBytes: UInt32 = 2_000, deadline: Double, route: [String] = [],
+                prompt: String = "") {
         self.requestID = requestID
         self.attempt = attempt
         self.vehicleID = vehicleID
@@ -127,7 +131,11 @@ public struct InferenceRequest: WirePayload {
         self.resultBytes = resultBytes
         self.deadline = deadline
         self.route = route
+        self.prompt = prompt
     }
+
+    /// Bytes the links carry for it: the declared payload plus the prompt's real bytes.
+    public var linkBytes: Int { Int(payloadBytes) + prompt.utf8.count }
 
     public func encode(into w: inout ByteWriter) {
         w.string(requestID)
@@ -140,6 +148,7 @@ public struct InferenceRequest: WirePayload {
         w.u32(resultBytes)
         w.f64(deadline)
         w.strings(route)
+        w.text(prompt)
     }
 
     public init(from r: inout ByteReader) throws(DecodeError) {
@@ -153,6 +162,7 @@ public struct InferenceRequest: WirePayload {
         resultBytes = try r.u32()
         deadline = try r.f64()
         route = try r.strings()
+        prompt = try r.text()
     }
 }
 
@@ -192,14 +202,20 @@ public struct SharedResult: WirePayload {
     /// Who computed it.
     public var servedBy: String
     public var resultBytes: UInt32
+    /// The generated answer (a real model server); empty for a modelled one.
+    public var answer: String
 
-    public init(requestID: String, key: String, computedAt: Double, servedBy: String, resultBytes: UInt32) {
+    public init(requestID: String, key: String, computedAt: Double, servedBy: String, resultBytes: UInt32, answer: String = "") {
         self.requestID = requestID
         self.key = key
         self.computedAt = computedAt
         self.servedBy = servedBy
         self.resultBytes = resultBytes
+        self.answer = answer
     }
+
+    /// Bytes the result stands for beyond the frame: none when the real answer is in it.
+    public var virtualResultBytes: Int { answer.isEmpty ? Int(resultBytes) : 0 }
 
     public func encode(into w: inout ByteWriter) {
         w.string(requestID)
@@ -207,6 +223,7 @@ public struct SharedResult: WirePayload {
         w.f64(computedAt)
         w.string(servedBy)
         w.u32(resultBytes)
+        w.text(answer)
     }
 
     public init(from r: inout ByteReader) throws(DecodeError) {
@@ -215,6 +232,7 @@ public struct SharedResult: WirePayload {
         computedAt = try r.f64()
         servedBy = try r.string()
         resultBytes = try r.u32()
+        answer = try r.text()
     }
 }
 
@@ -241,9 +259,12 @@ public struct InferenceReply: WirePayload {
     public var computeTime: Double
     public var resultBytes: UInt32
     public var detail: String
+    /// The generated answer (a real model server); empty for a modelled one. When present, its
+    /// bytes are the result's size on the links (`resultBytes` equals them).
+    public var answer: String
 
     public init(requestID: String, attempt: UInt16, status: Status, servedBy: String, route: [String],
-                queueWait: Double = 0, computeTime: Double = 0, resultBytes: UInt32 = 0, detail: String = "") {
+                queueWait: Double = 0, computeTime: Double = 0, resultBytes: UInt32 = 0, detail: String = "", answer: String = "") {
         self.requestID = requestID
         self.attempt = attempt
         self.status = status
@@ -253,7 +274,11 @@ public struct InferenceReply: WirePayload {
         self.computeTime = computeTime
         self.resultBytes = resultBytes
         self.detail = detail
+        self.answer = answer
     }
+
+    /// Bytes the result stands for beyond the frame: none when the real answer is in it.
+    public var virtualResultBytes: Int { answer.isEmpty ? Int(resultBytes) : 0 }
 
     public func encode(into w: inout ByteWriter) {
         w.string(requestID)
@@ -265,6 +290,7 @@ public struct InferenceReply: WirePayload {
         w.f64(computeTime)
         w.u32(resultBytes)
         w.string(detail)
+        w.text(answer)
     }
 
     public init(from r: inout ByteReader) throws(DecodeError) {
@@ -279,6 +305,7 @@ public struct InferenceReply: WirePayload {
         computeTime = try r.f64()
         resultBytes = try r.u32()
         detail = try r.string()
+        answer = try r.text()
     }
 }
 

@@ -10,10 +10,12 @@ public struct RecordBatch: Codable, Sendable, Equatable {
     public var linkStats: [LinkStatRecord]
     public var linkSamples: [LinkSampleRecord]
     public var handovers: [HandoverRecord]
+    public var outputs: [OutputRecord]
 
     public init(requests: [RequestRecord] = [], attempts: [AttemptRecord] = [],
                 detections: [DetectionRecord] = [], counters: [CounterRecord] = [],
-                linkStats: [LinkStatRecord] = [], linkSamples: [LinkSampleRecord] = [], handovers: [HandoverRecord] = []) {
+                linkStats: [LinkStatRecord] = [], linkSamples: [LinkSampleRecord] = [], handovers: [HandoverRecord] = [],
+                outputs: [OutputRecord] = []) {
         self.requests = requests
         self.attempts = attempts
         self.detections = detections
@@ -21,6 +23,7 @@ public struct RecordBatch: Codable, Sendable, Equatable {
         self.linkStats = linkStats
         self.linkSamples = linkSamples
         self.handovers = handovers
+        self.outputs = outputs
     }
 
     public var isEmpty: Bool { rowCount == 0 }
@@ -38,17 +41,19 @@ public struct RecordBatch: Codable, Sendable, Equatable {
         kept.linkStats.removeAll { $0.nodeID != node }
         kept.linkSamples.removeAll { $0.nodeID != node }
         kept.handovers.removeAll { $0.vehicleID != node }
+        kept.outputs.removeAll { $0.servedBy != node }
         return kept
     }
 
     /// How many rows the batch carries, all tables together.
     public var rowCount: Int {
         requests.count + attempts.count + detections.count + counters.count + linkStats.count + linkSamples.count + handovers.count
+            + outputs.count
     }
 
     enum CodingKeys: String, CodingKey {
         case requests, attempts, detections, counters
-        case linkStats = "link_stats", linkSamples = "link_samples", handovers
+        case linkStats = "link_stats", linkSamples = "link_samples", handovers, outputs
     }
 
     /// Every array may be absent (an empty batch of that kind).
@@ -61,6 +66,7 @@ public struct RecordBatch: Codable, Sendable, Equatable {
         linkStats = try c.decodeIfPresent([LinkStatRecord].self, forKey: .linkStats) ?? []
         linkSamples = try c.decodeIfPresent([LinkSampleRecord].self, forKey: .linkSamples) ?? []
         handovers = try c.decodeIfPresent([HandoverRecord].self, forKey: .handovers) ?? []
+        outputs = try c.decodeIfPresent([OutputRecord].self, forKey: .outputs) ?? []
     }
 }
 
@@ -284,5 +290,55 @@ public struct HandoverRecord: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case vehicleID = "vehicle_id", at, event, fromCell = "from_cell", toCell = "to_cell", x, y
+    }
+}
+
+/// What a real model server generated for one job (all the attempts of a request that reached the
+/// same server share it), recorded by the server node that called it. Appended.
+public struct OutputRecord: Codable, Sendable, Equatable {
+    public var requestID: String
+    public var servedBy: String
+    public var model: String
+    public var prompt: String
+    public var answer: String
+    /// Token counts from the server's `usage`.
+    public var promptTokens: Int?
+    public var completionTokens: Int?
+    /// Measured on the wall clock: time to the first token, the whole call, decode rate after the
+    /// first token.
+    public var ttftMs: Double?
+    public var wallMs: Double
+    public var decodeTokensPerS: Double?
+    /// Emulated: when the call started, its compute time (`time_scale` × wall), and how much later
+    /// than due the answer came (the emulation could not hold it back).
+    public var startedAt: Double
+    public var computeMs: Double
+    public var lateMs: Double
+    /// Why the call failed (nil: it succeeded).
+    public var failure: String?
+
+    public init(requestID: String, servedBy: String, model: String, prompt: String, answer: String, promptTokens: Int? = nil,
+                completionTokens: Int? = nil, ttftMs: Double? = nil, wallMs: Double, decodeTokensPerS: Double? = nil,
+                startedAt: Double, computeMs: Double, lateMs: Double = 0, failure: String? = nil) {
+        self.requestID = requestID
+        self.servedBy = servedBy
+        self.model = model
+        self.prompt = prompt
+        self.answer = answer
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.ttftMs = ttftMs
+        self.wallMs = wallMs
+        self.decodeTokensPerS = decodeTokensPerS
+        self.startedAt = startedAt
+        self.computeMs = computeMs
+        self.lateMs = lateMs
+        self.failure = failure
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case requestID = "request_id", servedBy = "served_by", model, prompt, answer, promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens", ttftMs = "ttft_ms", wallMs = "wall_ms", decodeTokensPerS = "decode_tokens_per_s"
+        case startedAt = "started_at", computeMs = "compute_ms", lateMs = "late_ms", failure
     }
 }

@@ -7,7 +7,7 @@ import Testing
 struct WireTests {
     /// The example of PROTOCOL.md, byte for byte.
     static let beaconGolden: [UInt8] = [
-        0x43, 0x56, 0x01, 0x01, 0x01, 0x05, 0x72, 0x73, 0x75, 0x2d, 0x31, 0x00, 0x00, 0x00, 0x01,
+        0x43, 0x56, 0x02, 0x01, 0x01, 0x05, 0x72, 0x73, 0x75, 0x2d, 0x31, 0x00, 0x00, 0x00, 0x01,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x26, 0x25, 0xa0,
         0x40, 0x59, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x69, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x09, 0x01, 0x00, 0x02, 0x00, 0x01, 0x00, 0x01, 0x00, 0x02,
@@ -55,6 +55,28 @@ struct WireTests {
         #expect(try Envelope(decoding: bytes) == timed)
     }
 
+    /// Real prompts and answers travel as text fields (u32 length + UTF-8), up to 256 KiB.
+    @Test func promptsAndAnswersRoundTrip() throws {
+        let prompt = "Describe the junction ahead: \"two lanes\", a cyclist, ünïcode 🚗\n"
+        let request = InferenceRequest(requestID: "veh1/1", attempt: 1, vehicleID: "veh1", model: "smollm2-135m", inputTokens: 64,
+                                       outputTokens: 16, payloadBytes: 1_000, deadline: 5, prompt: prompt)
+        #expect(try InferenceRequest.decode(request.encoded()) == request)
+        #expect(request.linkBytes == 1_000 + prompt.utf8.count)
+        let reply = InferenceReply(requestID: "veh1/1", attempt: 1, status: .completed, servedBy: "edge-1", route: ["rsu-1", "edge-1"],
+                                   resultBytes: 11, answer: "A cyclist.")
+        #expect(try InferenceReply.decode(reply.encoded()) == reply)
+        #expect(reply.virtualResultBytes == 0)
+        #expect(InferenceReply(requestID: "v/1", attempt: 1, status: .completed, servedBy: "x", route: [], resultBytes: 500)
+            .virtualResultBytes == 500)
+        let shared = SharedResult(requestID: "veh1/1", key: "k", computedAt: 1, servedBy: "edge-1", resultBytes: 10, answer: "A cyclist.")
+        #expect(try SharedResult.decode(shared.encoded()) == shared)
+        // A text length beyond the limit is refused before reading it.
+        var w = ByteWriter()
+        w.u32(UInt32(ByteReader.maxText + 1))
+        var r = ByteReader(w.bytes)
+        #expect(throws: DecodeError.self) { _ = try r.text() }
+    }
+
     @Test func cancelSharedResultAndV2VBeaconRoundTrip() throws {
         let cancel = InferenceCancel(requestID: "veh-1/4", attempt: 2)
         #expect(try InferenceCancel.decode(cancel.encoded()) == cancel)
@@ -88,6 +110,9 @@ struct WireTests {
         bad = Self.beaconGolden
         bad[2] = 9
         #expect(throws: DecodeError.unsupportedVersion(9)) { try Envelope(decoding: bad) }
+        // A frame of protocol version 1 (before prompts and answers were carried) is refused, not misread.
+        bad[2] = 1
+        #expect(throws: DecodeError.unsupportedVersion(1)) { try Envelope(decoding: bad) }
         bad = Self.beaconGolden
         bad[3] = 200
         #expect(throws: DecodeError.unknownKind(200)) { try Envelope(decoding: bad) }

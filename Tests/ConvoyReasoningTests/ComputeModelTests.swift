@@ -3,8 +3,8 @@ import Testing
 
 @Suite struct ComputeModelTests {
     @Test func catalogHasTheDocumentedProfiles() throws {
-        #expect(Set(ModelProfile.catalog.keys) == ["llama-3-8b", "llama-3-8b-q4", "llama-2-13b", "llama-2-70b"])
-        #expect(Set(DeviceProfile.catalog.keys) == ["jetson-agx-orin", "rtx-4090", "a100-80gb"])
+        #expect(Set(ModelProfile.catalog.keys) == ["llama-3-8b", "llama-3-8b-q4", "llama-2-13b", "llama-2-70b", "smollm2-135m"])
+        #expect(Set(DeviceProfile.catalog.keys) == ["jetson-agx-orin", "rtx-4090", "a100-80gb", "epyc-2vcpu"])
         for (name, profile) in ModelProfile.catalog { #expect(profile.name == name) }
         for (name, profile) in DeviceProfile.catalog { #expect(profile.name == name) }
         // KV bytes per token as derived in the comments: 2 (K and V) · layers · kv heads · head dim · 2 B.

@@ -109,7 +109,7 @@ faults:
 
     @Test func faultModeMustBeAKnownMode() throws {
         let dir = try TemporaryDirectory()
-        let error = expectInputError(line: 20, field: "faults[0].mode", message: "expected one of crash, hang, partition, degrade, got 'freeze'") {
+        let error = expectInputError(line: 20, field: "faults[0].mode", message: "expected one of crash, hang, partition, degrade, backend-down, got 'freeze'") {
             _ = try load(edited(tinyScenario, [20: "  - { at: 20, node: rsu-2, mode: freeze }"]), in: dir)
         }
         #expect(error?.file == dir.path("scenario.yaml"))

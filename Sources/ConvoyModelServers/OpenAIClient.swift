@@ -1,0 +1,271 @@
+import AsyncHTTPClient
+import ConvoyReasoning
+import ConvoyScenario
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Calls a real model server's OpenAI-compatible API (`/v1/completions` or `/v1/chat/completions`),
+/// streaming, and measures the call on the wall clock: time to the first token, the whole call,
+/// the tokens. Every failure — refused connection, HTTP error status, a stream silent for longer
+/// than `stall`, a call longer than `timeout`, a body that is not the API's — ends the call with a
+/// reason (`ModelCallResult.failure`); nothing is thrown.
+public final class OpenAIClient: Sendable {
+    public let spec: BackendSpec
+    private let http: HTTPClient
+
+    public init(spec: BackendSpec) {
+        self.spec = spec
+        http = HTTPClient.shared
+    }
+
+    /// The endpoint of the API the spec names.
+    var endpoint: String {
+        let base = spec.url.hasSuffix("/") ? String(spec.url.dropLast()) : spec.url
+        let root = base.hasSuffix("/v1") ? base : base + "/v1"
+        return root + (spec.api == .chat ? "/chat/completions" : "/completions")
+    }
+
+    /// Runs `call`; cancelling the task stops it (the result then says "aborted").
+    public func run(_ call: ModelCall) async -> ModelCallResult {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let progress = CallProgress(start: start)
+        let seconds = { (instant: ContinuousClock.Instant) in Self.seconds(instant - start) }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.stream(call, into: progress) }
+                group.addTask { try await self.watch(progress) }
+                try await group.next()
+                group.cancelAll()
+            }
+            let state = progress.snapshot()
+            return ModelCallResult(requestID: call.requestID, wallSeconds: seconds(clock.now),
+                                   timeToFirstToken: state.firstToken.map(seconds), promptTokens: state.promptTokens,
+                                   completionTokens: state.completionTokens ?? state.chunks, answer: state.answer)
+        } catch {
+            let state = progress.snapshot()
+            return ModelCallResult(requestID: call.requestID, wallSeconds: seconds(clock.now),
+                                   timeToFirstToken: state.firstToken.map(seconds), promptTokens: state.promptTokens,
+                                   completionTokens: state.completionTokens ?? state.chunks, answer: state.answer,
+                                   failure: Self.reason(error))
+        }
+    }
+
+    /// The request body of `call`.
+    func body(_ call: ModelCall) -> [String: Any] {
+        var body: [String: Any] = ["model": spec.model, "max_tokens": call.maxTokens, "stream": true, "temperature": 0,
+                                   "stream_options": ["include_usage": true]]
+        switch spec.api {
+        case .completions: body["prompt"] = call.prompt
+        case .chat: body["messages"] = [["role": "user", "content": call.prompt]]
+        }
+        return body
+    }
+
+    private func stream(_ call: ModelCall, into progress: CallProgress) async throws {
+        var request = HTTPClientRequest(url: endpoint)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body(call))))
+        let response = try await http.execute(request, timeout: .nanoseconds(Int64(spec.timeout * 1e9)))
+        progress.touch()
+        guard response.status.code < 300 else {
+            var text = ""
+            for try await part in response.body {
+                text += String(buffer: part)
+                if text.utf8.count > 300 { break }
+            }
+            throw CallFailure.status(Int(response.status.code), String(text.prefix(200)))
+        }
+        var parser = ServerSentEvents()
+        for try await part in response.body {
+            progress.touch()
+            for event in parser.feed(Array(buffer: part)) {
+                if event == "[DONE]" { return }
+                let chunk = try CompletionChunk.decode(event, api: spec.api)
+                progress.add(chunk)
+            }
+        }
+        for event in parser.finish() where event != "[DONE]" {
+            progress.add(try CompletionChunk.decode(event, api: spec.api))
+        }
+        guard progress.snapshot().sawChunk else { throw CallFailure.malformed("the stream ended without a completion") }
+    }
+
+    /// Throws when the call runs past `timeout` or nothing arrives for `stall` seconds.
+    private func watch(_ progress: CallProgress) async throws {
+        let tick = min(spec.stall, spec.timeout) / 4
+        while true {
+            try await Task.sleep(for: .seconds(tick))
+            let state = progress.snapshot()
+            let now = ContinuousClock.now
+            if Self.seconds(now - progress.start) > spec.timeout { throw CallFailure.timedOut(spec.timeout) }
+            if Self.seconds(now - state.lastActivity) > spec.stall { throw CallFailure.stalled(spec.stall) }
+        }
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    /// A short reason for a failed call, as recorded.
+    static func reason(_ error: any Error) -> String {
+        switch error {
+        case let failure as CallFailure: return failure.description
+        case is CancellationError: return "aborted"
+        case let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout:
+            return "timed out"
+        case let error as HTTPClientError where error == .cancelled:
+            return "aborted"
+        case let error as HTTPClientError where error == .remoteConnectionClosed:
+            return "connection closed by the model server"
+        default:
+            let text = String(describing: error)
+            if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("ECONNREFUSED") {
+                return "connection refused"
+            }
+            return "connection failed: " + String(text.prefix(160))
+        }
+    }
+}
+
+/// Why a call failed (beyond the HTTP client's own errors).
+enum CallFailure: Error, CustomStringConvertible {
+    case status(Int, String)
+    case stalled(Double)
+    case timedOut(Double)
+    case malformed(String)
+
+    var description: String {
+        switch self {
+        case .status(let code, let body): "HTTP \(code)" + (body.isEmpty ? "" : ": \(body)")
+        case .stalled(let s): "stalled: no data for \(s) s"
+        case .timedOut(let s): "timed out after \(s) s"
+        case .malformed(let why): "malformed body: \(why)"
+        }
+    }
+}
+
+/// What a call has received so far; shared by the streaming task and its watchdog.
+final class CallProgress: Sendable {
+    struct State {
+        var lastActivity: ContinuousClock.Instant
+        var firstToken: ContinuousClock.Instant?
+        var answer = ""
+        var chunks = 0
+        var sawChunk = false
+        var promptTokens: Int?
+        var completionTokens: Int?
+    }
+
+    let start: ContinuousClock.Instant
+    private let state: Mutex<State>
+
+    init(start: ContinuousClock.Instant) {
+        self.start = start
+        state = Mutex(State(lastActivity: start))
+    }
+
+    func touch() { state.withLock { $0.lastActivity = .now } }
+
+    func add(_ chunk: CompletionChunk) {
+        state.withLock { s in
+            s.sawChunk = true
+            if !chunk.text.isEmpty {
+                if s.firstToken == nil { s.firstToken = .now }
+                s.answer += chunk.text
+                s.chunks += 1
+            }
+            if let p = chunk.promptTokens { s.promptTokens = p }
+            if let c = chunk.completionTokens { s.completionTokens = c }
+        }
+    }
+
+    func snapshot() -> State { state.withLock { $0 } }
+}
+
+/// One streamed chunk of a completion: its text (or the chat delta's content) and, where the
+/// server sends it, the usage.
+struct CompletionChunk: Equatable {
+    var text: String
+    var promptTokens: Int?
+    var completionTokens: Int?
+
+    private struct Wire: Decodable {
+        struct Choice: Decodable {
+            struct Delta: Decodable { var content: String? }
+            var text: String?
+            var delta: Delta?
+        }
+        struct Usage: Decodable {
+            var prompt_tokens: Int?
+            var completion_tokens: Int?
+        }
+        struct Failure: Decodable { var message: String? }
+        var choices: [Choice]?
+        var usage: Usage?
+        var error: Failure?
+    }
+
+    /// Decodes one SSE `data:` payload; a payload that is not a completion chunk is `CallFailure.malformed`,
+    /// an `error` object is reported as the server's error.
+    static func decode(_ data: String, api: BackendSpec.API) throws -> CompletionChunk {
+        let wire: Wire
+        do {
+            wire = try JSONDecoder().decode(Wire.self, from: Data(data.utf8))
+        } catch {
+            throw CallFailure.malformed("not a completion chunk: \(data.prefix(80))")
+        }
+        if let error = wire.error { throw CallFailure.malformed("the server reported: \(error.message ?? "an error")") }
+        guard let choices = wire.choices else { throw CallFailure.malformed("a chunk without choices: \(data.prefix(80))") }
+        let first = choices.first
+        let text = (api == .chat ? first?.delta?.content : first?.text ?? first?.delta?.content) ?? ""
+        return CompletionChunk(text: text, promptTokens: wire.usage?.prompt_tokens, completionTokens: wire.usage?.completion_tokens)
+    }
+}
+
+/// Splits a `text/event-stream` body into the data of its events (lines `data: …`, events ended by a
+/// blank line; comments and other fields ignored). Pure; fed the body as it arrives.
+struct ServerSentEvents {
+    private var pending: [UInt8] = []
+    private var data: [String] = []
+
+    /// The events completed by `bytes`.
+    mutating func feed(_ bytes: [UInt8]) -> [String] {
+        pending += bytes
+        var events: [String] = []
+        while let newline = pending.firstIndex(of: 0x0A) {
+            var line = pending[..<newline]
+            if line.last == 0x0D { line = line.dropLast() }
+            pending.removeSubrange(...newline)
+            if let event = take(line: String(decoding: line, as: UTF8.self)) { events.append(event) }
+        }
+        return events
+    }
+
+    /// The event left when the body ends without a final blank line.
+    mutating func finish() -> [String] {
+        if !pending.isEmpty {
+            _ = take(line: String(decoding: pending, as: UTF8.self))
+            pending = []
+        }
+        return take(line: "").map { [$0] } ?? []
+    }
+
+    private mutating func take(line: String) -> String? {
+        if line.isEmpty {
+            guard !data.isEmpty else { return nil }
+            defer { data = [] }
+            return data.joined(separator: "\n")
+        }
+        if line.hasPrefix("data:") {
+            var value = line.dropFirst(5)
+            if value.first == " " { value = value.dropFirst() }
+            data.append(String(value))
+        }
+        return nil
+    }
+}
