@@ -79,7 +79,7 @@ let package = Package(
             "ConvoyRecording", "ConvoyWire", "ConvoyCore", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "ConvoyModelServersTests", dependencies: [
-            "ConvoyModelServers", "ConvoyReasoning", .product(name: "NIOCore", package: "swift-nio"),
+            "ConvoyModelServers", "ConvoyReasoning", "ConvoyScenario", .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "ConvoyFuzzReplayTests", dependencies: ["ConvoyFuzzTargets"]),

@@ -17,8 +17,18 @@ public final class OpenAIClient: Sendable {
 
     public init(spec: BackendSpec) {
         self.spec = spec
-        http = HTTPClient.shared
+        http = Self.client
     }
+
+    /// One HTTP client per process, never shut down (it lives as long as the process). A refused
+    /// connection fails the call at once rather than being retried until the time-out: the node
+    /// then fails over, as for a dead RSU.
+    private static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     /// The endpoint of the API the spec names.
     var endpoint: String {
@@ -81,16 +91,21 @@ public final class OpenAIClient: Sendable {
             throw CallFailure.status(Int(response.status.code), String(text.prefix(200)))
         }
         var parser = ServerSentEvents()
-        for try await part in response.body {
+        var done = false
+        reading: for try await part in response.body {
             progress.touch()
             for event in parser.feed(Array(buffer: part)) {
-                if event == "[DONE]" { return }
-                let chunk = try CompletionChunk.decode(event, api: spec.api)
-                progress.add(chunk)
+                if event == "[DONE]" {
+                    done = true
+                    break reading
+                }
+                progress.add(try CompletionChunk.decode(event, api: spec.api))
             }
         }
-        for event in parser.finish() where event != "[DONE]" {
-            progress.add(try CompletionChunk.decode(event, api: spec.api))
+        if !done {
+            for event in parser.finish() where event != "[DONE]" {
+                progress.add(try CompletionChunk.decode(event, api: spec.api))
+            }
         }
         guard progress.snapshot().sawChunk else { throw CallFailure.malformed("the stream ended without a completion") }
     }
