@@ -117,14 +117,17 @@ public struct RunSnapshot: Sendable {
     public var faults: [FaultRow]
     /// The `run_info` entries.
     public var runInfo: [String: String]
+    /// What real model servers generated (none in a run without one, or from an older Convoy).
+    public var outputs: [OutputRecord]
 
     public init(requests: [RequestRecord] = [], attempts: [AttemptRecord] = [], detections: [DetectionRecord] = [],
-                nodes: [NodeRow] = [], faults: [FaultRow] = [], runInfo: [String: String] = [:]) {
+                nodes: [NodeRow] = [], faults: [FaultRow] = [], runInfo: [String: String] = [:], outputs: [OutputRecord] = []) {
         self.requests = requests
         self.attempts = attempts
         self.detections = detections
         self.nodes = nodes
         self.faults = faults
         self.runInfo = runInfo
+        self.outputs = outputs
     }
 }

@@ -394,7 +394,13 @@ public final class RunDatabase: Sendable {
         return RunSnapshot(
             requests: try RequestRecord.fetchAllOrdered(db), attempts: try AttemptRecord.fetchAllOrdered(db),
             detections: try DetectionRecord.fetchAllOrdered(db), nodes: try NodeRow.fetchAllOrdered(db),
-            faults: try FaultRow.fetchAllOrdered(db), runInfo: info)
+            faults: try FaultRow.fetchAllOrdered(db), runInfo: info,
+            outputs: try db.tableExists(OutputRecord.databaseTableName) ? OutputRecord.fetchAllOrdered(db) : [])
+    }
+
+    /// What real model servers generated, in the order recorded (none in a database from before them).
+    public func fetchOutputs() throws -> [OutputRecord] {
+        try writer.read { db in try db.tableExists(OutputRecord.databaseTableName) ? OutputRecord.fetchAllOrdered(db) : [] }
     }
 
     /// SQLite's `PRAGMA integrity_check`: `["ok"]` for a sound database, otherwise the problems.

@@ -34,6 +34,9 @@ public struct RunReport: Sendable {
     public var faults: [FaultStats]
     /// `dead` detections of any peer, and those of them inside an outage of the launcher (the bus
     /// was down, so every peer fell silent at once: not node failures).
+    /// Real model servers: measured figures per server node, and a few answers.
+    public var modelServers: [ModelServerStats] = []
+    public var sampleAnswers: [OutputRecord] = []
     public var deadDetections = 0
     public var deadDetectionsInLauncherOutages = 0
 
@@ -70,6 +73,44 @@ public struct RunReport: Sendable {
     ///   first completed request finished after `started_at`, minus `started_at`; a vehicle with no
     ///   such request counts as not recovered. Vehicles address RSUs and the cloud, so a fault of an
     ///   edge server usually has no affected vehicles by this rule.
+    /// What one node's real model server did, as measured on the wall clock.
+    public struct ModelServerStats: Sendable, Equatable {
+        public var node: String
+        public var calls: Int
+        public var failed: Int
+        public var emptyAnswers: Int
+        public var ttftP50Ms: Double?
+        public var ttftP95Ms: Double?
+        public var decodeP50: Double?
+        public var wallP50Ms: Double?
+        public var lateP95Ms: Double?
+        /// Failed calls by reason, most frequent first.
+        public var failures: [(reason: String, count: Int)]
+
+        public static func == (a: Self, b: Self) -> Bool {
+            a.node == b.node && a.calls == b.calls && a.failed == b.failed && a.emptyAnswers == b.emptyAnswers
+                && a.ttftP50Ms == b.ttftP50Ms && a.ttftP95Ms == b.ttftP95Ms && a.decodeP50 == b.decodeP50
+                && a.wallP50Ms == b.wallP50Ms && a.lateP95Ms == b.lateP95Ms && a.failures.map(\.reason) == b.failures.map(\.reason)
+                && a.failures.map(\.count) == b.failures.map(\.count)
+        }
+
+        init(node: String, outputs: [OutputRecord]) {
+            self.node = node
+            calls = outputs.count
+            let ok = outputs.filter { $0.failure == nil }
+            failed = calls - ok.count
+            emptyAnswers = ok.filter { $0.answer.isEmpty }.count
+            let ttft = ok.compactMap(\.ttftMs).sorted()
+            ttftP50Ms = Statistics.percentile(50, ofSorted: ttft)
+            ttftP95Ms = Statistics.percentile(95, ofSorted: ttft)
+            decodeP50 = Statistics.percentile(50, ofSorted: ok.compactMap(\.decodeTokensPerS).sorted())
+            wallP50Ms = Statistics.percentile(50, ofSorted: ok.map(\.wallMs).sorted())
+            lateP95Ms = Statistics.percentile(95, ofSorted: ok.map(\.lateMs).sorted())
+            let reasons = Dictionary(grouping: outputs.compactMap(\.failure), by: { $0 }).mapValues(\.count)
+            failures = reasons.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { ($0.key, $0.value) }
+        }
+    }
+
     public struct FaultStats: Sendable, Equatable {
         public var fault: FaultRow
         /// Observers that declared the node dead inside the window.
@@ -125,6 +166,9 @@ public struct RunReport: Sendable {
     /// Computes the report from the rows of a run.
     public init(snapshot: RunSnapshot) {
         runInfo = snapshot.runInfo
+        modelServers = Dictionary(grouping: snapshot.outputs, by: \.servedBy).sorted { $0.key < $1.key }
+            .map { ModelServerStats(node: $0.key, outputs: $0.value) }
+        sampleAnswers = Array(snapshot.outputs.filter { $0.failure == nil && !$0.answer.isEmpty }.prefix(3))
         let requests = snapshot.requests
 
         var summary = RunSummary(completed: 0, failed: 0, expired: 0, open: 0, p50Ms: nil, p95Ms: nil, p99Ms: nil,
@@ -317,6 +361,24 @@ public struct RunReport: Sendable {
                 + attemptOutcomes.map { "\($0.outcome) \($0.count)" }.joined(separator: ", ") + "\n"
         }
 
+        if !modelServers.isEmpty {
+            out += "\nModel servers (measured on the wall clock)\n"
+            var table = TextTable(["node", "calls", "failed", "empty", "TTFT p50 ms", "TTFT p95 ms", "decode tok/s p50",
+                                   "call p50 ms", "late p95 ms"])
+            for m in modelServers {
+                table.add([m.node, String(m.calls), String(m.failed), String(m.emptyAnswers), Self.ms(m.ttftP50Ms), Self.ms(m.ttftP95Ms),
+                           Self.ms(m.decodeP50), Self.ms(m.wallP50Ms), Self.ms(m.lateP95Ms)])
+            }
+            out += table.render(indent: 2)
+            for m in modelServers where !m.failures.isEmpty {
+                out += "  \(m.node) failed calls: " + m.failures.map { "\($0.reason) \($0.count)" }.joined(separator: ", ") + "\n"
+            }
+            out += "  late: how much later than its emulated due time an answer came (the emulation could not hold it)\n"
+            for sample in sampleAnswers {
+                out += "  \(sample.requestID) (\(sample.servedBy)): \(Self.quote(sample.prompt, 70)) → \(Self.quote(sample.answer, 100))\n"
+            }
+        }
+
         out += "\nFaults\n"
         if faults.isEmpty {
             out += "  (none)\n"
@@ -351,6 +413,12 @@ public struct RunReport: Sendable {
     }
 
     static func seconds(_ value: Double) -> String { String(format: "%.2f", value) }
+
+    /// `text` on one line, quoted, cut to `limit` characters.
+    static func quote(_ text: String, _ limit: Int) -> String {
+        let line = text.replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
+        return "\"" + (line.count > limit ? line.prefix(limit) + "…" : line) + "\""
+    }
 
     static func percent(_ part: Int, of whole: Int) -> String {
         whole == 0 ? "-" : String(format: "%.1f", 100 * Double(part) / Double(whole))
