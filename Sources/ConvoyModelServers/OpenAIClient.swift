@@ -284,3 +284,79 @@ struct ServerSentEvents {
         return nil
     }
 }
+
+extension OpenAIClient {
+    /// The prompt's token count as the server counts it (`usage.prompt_tokens` of a one-token,
+    /// non-streamed completion); nil when the server does not say.
+    public func promptTokens(_ prompt: String) async throws -> Int? {
+        var request = HTTPClientRequest(url: endpoint)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        var body = self.body(ModelCall(requestID: "count", model: spec.model, prompt: prompt, maxTokens: 1))
+        body["stream"] = false
+        body.removeValue(forKey: "stream_options")
+        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+        let response = try await http.execute(request, timeout: .nanoseconds(Int64(spec.timeout * 1e9)))
+        let data = try await response.body.collect(upTo: 1 << 20)
+        guard response.status.code < 300 else { throw CallFailure.status(Int(response.status.code), String(buffer: data).prefix(200).description) }
+        struct Usage: Decodable {
+            struct Counts: Decodable { var prompt_tokens: Int? }
+            var usage: Counts?
+        }
+        return try JSONDecoder().decode(Usage.self, from: Data(Array(buffer: data))).usage?.prompt_tokens
+    }
+}
+
+/// `convoy calibrate`: measures a real server's prefill and decode speed with calls of several
+/// prompt and output lengths, and fits a `MeasuredProfile`.
+public enum Calibration {
+    /// Approximate prompt sizes (tokens) and output lengths measured.
+    public static let promptSizes = [16, 64, 256, 512]
+    public static let outputLengths = [16, 64]
+
+    /// Runs the calls (one warm-up first, not kept) and returns the samples; `progress` gets a line per call.
+    public static func measure(_ client: OpenAIClient, repeats: Int, progress: (String) -> Void) async throws -> [CalibrationSample] {
+        _ = await client.run(ModelCall(requestID: "warm-up", model: client.spec.model, prompt: "Hello", maxTokens: 4))
+        var samples: [CalibrationSample] = []
+        // Every call gets a prompt of its own (a distinct first line): a server that caches prompt
+        // prefixes (llama.cpp does) would otherwise skip the prefill being measured.
+        var variant = 1000
+        func prompt(_ size: Int) -> String {
+            variant += 1
+            return "Report \(variant).\n" + ModelServerCompute.fillerPrompt(tokens: size)
+        }
+        for size in promptSizes {
+            let counted = try await client.promptTokens(prompt(size))
+            for output in outputLengths {
+                for round in 0..<repeats {
+                    let result = await client.run(ModelCall(requestID: "calibrate-\(size)-\(output)-\(round)", model: client.spec.model,
+                                                            prompt: prompt(size), maxTokens: output))
+                    if let failure = result.failure { throw CalibrationError.callFailed(failure) }
+                    guard let ttft = result.timeToFirstToken, let tokens = result.completionTokens,
+                          let promptTokens = result.promptTokens ?? counted else {
+                        progress("  prompt ~\(size) tokens, \(output) out: no token or no token count; skipped")
+                        continue
+                    }
+                    let sample = CalibrationSample(promptTokens: promptTokens, completionTokens: tokens, timeToFirstToken: ttft,
+                                                   decodeSeconds: result.wallSeconds - ttft)
+                    samples.append(sample)
+                    progress(String(format: "  prompt %4d tokens, %3d generated: TTFT %7.1f ms, decode %6.1f tokens/s", promptTokens, tokens,
+                                    ttft * 1000, tokens > 1 ? Double(tokens - 1) / sample.decodeSeconds : 0))
+                }
+            }
+        }
+        return samples
+    }
+}
+
+public enum CalibrationError: Error, CustomStringConvertible {
+    case callFailed(String)
+    case tooFewSamples
+
+    public var description: String {
+        switch self {
+        case .callFailed(let why): "a calibration call failed: \(why)"
+        case .tooFewSamples: "too few usable calls to fit a profile (need two prompt sizes and a call with two tokens or more)"
+        }
+    }
+}

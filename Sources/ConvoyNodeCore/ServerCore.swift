@@ -138,14 +138,10 @@ public struct ServerCore: Sendable {
     }
 
     /// The node's compute as the map says: its real model server (`backend:`), whose first estimate
-    /// is the roofline model's for the device, or else the roofline model on the device.
+    /// is the modelled one, or else the roofline model on the device (or its calibrated profile).
     public static func modelled(_ spec: ComputeSpec) -> any ComputeBackend {
-        guard let backend = spec.backend else {
-            return ModelledCompute(device: spec.profile, slots: spec.slots, queueCapacity: spec.queue)
-        }
-        let estimate = ModelProfile.catalog[backend.model].map {
-            ComputeModel.inferenceTime(model: $0, device: spec.profile, inputTokens: 256, outputTokens: 32)
-        } ?? 1
+        guard let backend = spec.backend else { return spec.modelledBackend() }
+        let estimate = spec.inferenceTime(model: backend.model, inputTokens: 256, outputTokens: 32) ?? 1
         return ModelServerCompute(model: backend.model, slots: spec.slots, queueCapacity: spec.queue, timeScale: backend.timeScale,
                                   initialEstimate: estimate)
     }

@@ -67,9 +67,7 @@ extension VehicleCore {
 
     /// Compute seconds of `spec` on an idle on-board device (every vehicle has the same), nil if none or it does not fit.
     static func onboardTime(for spec: RequestSpec, onboard: ComputeSpec?) -> Double? {
-        guard let device = onboard?.profile, let model = ModelProfile.catalog[spec.model],
-              ComputeModel.fits(model: model, device: device) else { return nil }
-        return ComputeModel.inferenceTime(model: model, device: device, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens)
+        onboard?.inferenceTime(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens)
     }
 
     func inRange(of rsu: RSUSpec, at now: Double) -> Bool {

@@ -147,7 +147,7 @@ public struct VehicleCore: Sendable {
         rng = SeededGenerator(seed: setup.seed, label: "\(id)#1")
         seed = setup.seed
         liveness = LivenessTracker(config: scenario.liveness)
-        onboard = scenario.onboard.map { ModelledCompute(device: $0.profile, slots: $0.slots, queueCapacity: $0.queue) }
+        onboard = scenario.onboard.map { $0.modelledBackend() }
         lastSampleTime = min(trajectory.end, setup.duration)
         // The first request goes out once RSU beacons had a chance to arrive.
         let firstRequest = trajectory.start + 3 * scenario.liveness.beaconInterval

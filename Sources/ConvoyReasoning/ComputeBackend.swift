@@ -116,8 +116,8 @@ public struct ModelledCompute: ComputeBackend {
     private var waiters: [String: Set<Int>] = [:]
     public private(set) var accounting = ComputeAccounting()
 
-    public init(device: DeviceProfile, slots: Int, queueCapacity: Int) {
-        server = ComputeServer(device: device, slots: slots, queueCapacity: queueCapacity)
+    public init(device: DeviceProfile, slots: Int, queueCapacity: Int, measured: MeasuredProfile? = nil) {
+        server = ComputeServer(device: device, slots: slots, queueCapacity: queueCapacity, measured: measured)
     }
 
     public var slots: Int { server.slots }

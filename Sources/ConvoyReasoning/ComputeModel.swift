@@ -106,3 +106,102 @@ public enum ComputeModel {
         model.weightBytes <= device.memoryBytes
     }
 }
+
+/// A model's speed on one real server, measured by `convoy calibrate` rather than predicted by the
+/// roofline model: prefill time linear in the prompt's tokens, decode step time linear in the
+/// context. A compute with such a profile (map: `compute.calibration`) uses it for that model.
+public struct MeasuredProfile: Sendable, Equatable, Codable {
+    public var model: String
+    public var prefillBase: Double
+    public var prefillPerToken: Double
+    public var decodeStepBase: Double
+    public var decodeStepPerContextToken: Double
+    /// Where and when it was measured (for people; not used by the model).
+    public var server: String?
+    public var measuredAt: String?
+    public var samples: [CalibrationSample]?
+
+    public init(model: String, prefillBase: Double, prefillPerToken: Double, decodeStepBase: Double, decodeStepPerContextToken: Double,
+                server: String? = nil, measuredAt: String? = nil, samples: [CalibrationSample]? = nil) {
+        self.model = model
+        self.prefillBase = prefillBase
+        self.prefillPerToken = prefillPerToken
+        self.decodeStepBase = decodeStepBase
+        self.decodeStepPerContextToken = decodeStepPerContextToken
+        self.server = server
+        self.measuredAt = measuredAt
+        self.samples = samples
+    }
+
+    public func prefillTime(inputTokens: Int) -> Double { prefillBase + prefillPerToken * Double(inputTokens) }
+
+    public func decodeStepTime(context: Double) -> Double { decodeStepBase + decodeStepPerContextToken * context }
+
+    /// Prefill plus every decode step (linear in the context, so n × the step at the mean context).
+    public func inferenceTime(inputTokens: Int, outputTokens: Int) -> Double {
+        let prefill = prefillTime(inputTokens: inputTokens)
+        guard outputTokens > 0 else { return prefill }
+        return prefill + Double(outputTokens) * decodeStepTime(context: Double(inputTokens) + Double(outputTokens - 1) / 2)
+    }
+
+    /// The least-squares fit of `samples`: time to first token against prompt tokens, and the
+    /// mean decode step against the mean context of each call. Nil with fewer than two distinct
+    /// prompt sizes or no call of two tokens or more. Negative coefficients (noise) become 0.
+    public static func fit(model: String, samples: [CalibrationSample]) -> MeasuredProfile? {
+        let prefill = samples.map { (Double($0.promptTokens), $0.timeToFirstToken) }
+        let decode = samples.filter { $0.completionTokens > 1 }.map {
+            (Double($0.promptTokens) + Double($0.completionTokens) / 2, $0.decodeSeconds / Double($0.completionTokens - 1))
+        }
+        guard let (a, b) = line(prefill), let (c, d) = line(decode) ?? decode.first.map({ (_, step) in (step, 0) }) else { return nil }
+        return MeasuredProfile(model: model, prefillBase: max(0, a), prefillPerToken: max(0, b), decodeStepBase: max(0, c),
+                               decodeStepPerContextToken: max(0, d), samples: samples)
+    }
+
+    /// Intercept and slope of the least-squares line through `points`; nil unless two x differ.
+    static func line(_ points: [(x: Double, y: Double)]) -> (Double, Double)? {
+        let n = Double(points.count)
+        guard n >= 2 else { return nil }
+        let mx = points.map(\.x).reduce(0, +) / n, my = points.map(\.y).reduce(0, +) / n
+        let sxx = points.map { ($0.x - mx) * ($0.x - mx) }.reduce(0, +)
+        guard sxx > 0 else { return nil }
+        let slope = points.map { ($0.x - mx) * ($0.y - my) }.reduce(0, +) / sxx
+        return (my - slope * mx, slope)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, prefillBase = "prefill_base_s", prefillPerToken = "prefill_per_token_s", decodeStepBase = "decode_step_base_s"
+        case decodeStepPerContextToken = "decode_step_per_context_token_s", server, measuredAt = "measured_at", samples
+    }
+}
+
+/// One measured call of a calibration.
+public struct CalibrationSample: Sendable, Equatable, Codable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    /// Wall seconds to the first token, and from it to the last.
+    public var timeToFirstToken: Double
+    public var decodeSeconds: Double
+
+    public init(promptTokens: Int, completionTokens: Int, timeToFirstToken: Double, decodeSeconds: Double) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.timeToFirstToken = timeToFirstToken
+        self.decodeSeconds = decodeSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", timeToFirstToken = "ttft_s"
+        case decodeSeconds = "decode_s"
+    }
+}
+
+extension ComputeModel {
+    /// The time of one inference: measured (`measured`, when it is for this model) or the roofline model's.
+    public static func inferenceTime(model: ModelProfile, device: DeviceProfile, measured: MeasuredProfile?, inputTokens: Int,
+                                     outputTokens: Int) -> Double {
+        if let measured, measured.model == model.name {
+            return measured.inferenceTime(inputTokens: inputTokens, outputTokens: outputTokens)
+        }
+        return inferenceTime(model: model, device: device, inputTokens: inputTokens, outputTokens: outputTokens)
+    }
+}

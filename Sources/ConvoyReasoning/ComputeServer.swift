@@ -9,6 +9,8 @@ public struct ComputeServer: Sendable {
     public let device: DeviceProfile
     public let slots: Int
     public let queueCapacity: Int
+    /// A calibrated profile (`convoy calibrate`) used instead of the roofline model for its model.
+    public let measured: MeasuredProfile?
 
     public struct Job: Sendable, Equatable {
         public var requestID: String
@@ -35,8 +37,9 @@ public struct ComputeServer: Sendable {
     private var slotFreeAt: [Double]
     private var jobs: [String: Job] = [:]
 
-    public init(device: DeviceProfile, slots: Int, queueCapacity: Int) {
+    public init(device: DeviceProfile, slots: Int, queueCapacity: Int, measured: MeasuredProfile? = nil) {
         precondition(slots > 0 && queueCapacity >= 0)
+        self.measured = measured
         self.device = device
         self.slots = slots
         self.queueCapacity = queueCapacity
@@ -53,7 +56,8 @@ public struct ComputeServer: Sendable {
         if waiting(now: now) >= queueCapacity && busy(now: now) >= slots { return .rejected }
         let slot = slotFreeAt.indices.min { slotFreeAt[$0] < slotFreeAt[$1] }!
         let start = max(now, slotFreeAt[slot])
-        let finish = start + ComputeModel.inferenceTime(model: profile, device: device, inputTokens: inputTokens, outputTokens: outputTokens)
+        let finish = start + ComputeModel.inferenceTime(model: profile, device: device, measured: measured, inputTokens: inputTokens,
+                                                                   outputTokens: outputTokens)
         slotFreeAt[slot] = finish
         let job = Job(requestID: requestID, admittedAt: now, startAt: start, finishAt: finish, slot: slot)
         jobs[requestID] = job
@@ -66,7 +70,8 @@ public struct ComputeServer: Sendable {
             return nil
         }
         let start = max(now, slotFreeAt.min()!)
-        return start + ComputeModel.inferenceTime(model: profile, device: device, inputTokens: inputTokens, outputTokens: outputTokens)
+        return start + ComputeModel.inferenceTime(model: profile, device: device, measured: measured, inputTokens: inputTokens,
+                                                                   outputTokens: outputTokens)
     }
 
     /// Withdraws the job admitted under `requestID`: its answer is no longer wanted. If nothing was

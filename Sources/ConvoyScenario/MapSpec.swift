@@ -11,15 +11,32 @@ public struct ComputeSpec: Sendable, Equatable, Codable {
     public var queue: Int
     /// A real model server that does this compute's work (nil: the roofline model of `device`).
     public var backend: BackendSpec?
+    /// A profile measured by `convoy calibrate` (map: `calibration: FILE`), used instead of the
+    /// roofline model for its model.
+    public var calibration: MeasuredProfile?
 
-    public init(device: String, slots: Int, queue: Int, backend: BackendSpec? = nil) {
+    public init(device: String, slots: Int, queue: Int, backend: BackendSpec? = nil, calibration: MeasuredProfile? = nil) {
         self.device = device
         self.slots = slots
         self.queue = queue
         self.backend = backend
+        self.calibration = calibration
     }
 
     public var profile: DeviceProfile { DeviceProfile.catalog[device]! }
+
+    /// Seconds of compute for one request on an idle slot: the calibrated profile for its model,
+    /// else the roofline model; nil for a model unknown or too big for the device.
+    public func inferenceTime(model name: String, inputTokens: Int, outputTokens: Int) -> Double? {
+        guard let model = ModelProfile.catalog[name], ComputeModel.fits(model: model, device: profile) else { return nil }
+        return ComputeModel.inferenceTime(model: model, device: profile, measured: calibration, inputTokens: inputTokens,
+                                          outputTokens: outputTokens)
+    }
+
+    /// The modelled compute of this spec (the roofline model, or its calibrated profile).
+    public func modelledBackend() -> ModelledCompute {
+        ModelledCompute(device: profile, slots: slots, queueCapacity: queue, measured: calibration)
+    }
 }
 
 /// A real model server behind an OpenAI-compatible HTTP API (map: `backend:` under `compute:`).
@@ -252,6 +269,19 @@ public struct MapSpec: Sendable, Equatable, Codable {
                                        timeout: try b.optionalDouble("timeout", above: 0, max: 86_400) ?? 60,
                                        stall: try b.optionalDouble("stall", above: 0, max: 86_400) ?? 10)
             try b.rejectUnknownKeys()
+        }
+        if let path = try c.optionalString("calibration") {
+            let resolved = path.hasPrefix("/") ? path : URL(fileURLWithPath: c.file).deletingLastPathComponent().appendingPathComponent(path).path
+            do {
+                spec.calibration = try JSONDecoder().decode(MeasuredProfile.self, from: readWholeFile(path: resolved, expected: "a calibration profile (JSON, from convoy calibrate)"))
+            } catch let error as InputError {
+                throw c.error("calibration", error.message)
+            } catch {
+                throw c.error("calibration", "\(resolved) is not a calibration profile written by convoy calibrate: \(error)")
+            }
+            if let model = spec.calibration?.model, ModelProfile.catalog[model] == nil {
+                throw c.error("calibration", "the profile is for '\(model)', which is not a known model")
+            }
         }
         try c.rejectUnknownKeys()
         return spec

@@ -20,9 +20,9 @@ public enum PromptFile {
     public static func parse(_ text: String, file: String, csv: Bool) throws -> [String] {
         var prompts: [String] = []
         var column: (index: Int, count: Int)?
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift: both line ends split.
+        for (index, content) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = index + 1
-            let content = raw.hasSuffix("\r") ? raw.dropLast() : raw
             if content.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             let prompt: String
             if csv {

@@ -8,9 +8,7 @@ extension MapSpec {
     /// Idle servers are assumed; advertised queues are accounted separately.
     public func serviceTimes(model: String, inputTokens: Int, outputTokens: Int, budget: Double) -> [String: Double] {
         func time(_ compute: ComputeSpec?) -> Double? {
-            guard let compute, let profile = ModelProfile.catalog[model], ComputeModel.fits(model: profile, device: compute.profile)
-            else { return nil }
-            return ComputeModel.inferenceTime(model: profile, device: compute.profile, inputTokens: inputTokens, outputTokens: outputTokens)
+            compute?.inferenceTime(model: model, inputTokens: inputTokens, outputTokens: outputTokens)
         }
         let cloudTime = time(cloud.compute) ?? 0
         var times = [cloud.id: cloudTime]

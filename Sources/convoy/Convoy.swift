@@ -13,7 +13,7 @@ struct Convoy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A vehicular edge emulator: a fleet of real processes over ZeroMQ, recorded in SQLite.",
         version: ConvoyVersion.string,
-        subcommands: [Launch.self, Fail.self, Recover.self, Export.self, LinkCommand.self, Bench.self, Report.self, Compare.self, TraceCommand.self, MapCommand.self, Node.self]
+        subcommands: [Launch.self, Fail.self, Recover.self, Export.self, LinkCommand.self, Bench.self, Report.self, Compare.self, CalibrateCommand.self, TraceCommand.self, MapCommand.self, Node.self]
     )
 
     /// Runs the command line. Usage errors (an unknown option, a missing or malformed value) exit

@@ -136,3 +136,31 @@ import Testing
         #expect(call.prompt.split(separator: " ").count >= 16)
     }
 }
+
+/// `convoy calibrate`'s fit: lines through prefill and decode-step measurements.
+@Suite struct MeasuredProfileTests {
+    @Test func theFitRecoversTheLinesItWasMadeFrom() throws {
+        // prefill = 20 ms + 5 ms/token; decode step = 10 ms + 0.01 ms per context token.
+        var samples: [CalibrationSample] = []
+        for prompt in [32, 128, 512] {
+            for out in [8, 64] {
+                let ttft = 0.02 + 0.005 * Double(prompt)
+                let step = 0.01 + 0.00001 * (Double(prompt) + Double(out) / 2)
+                samples.append(CalibrationSample(promptTokens: prompt, completionTokens: out, timeToFirstToken: ttft,
+                                                 decodeSeconds: step * Double(out - 1)))
+            }
+        }
+        let profile = try #require(MeasuredProfile.fit(model: "smollm2-135m", samples: samples))
+        #expect(abs(profile.prefillBase - 0.02) < 1e-9 && abs(profile.prefillPerToken - 0.005) < 1e-12)
+        #expect(abs(profile.decodeStepBase - 0.01) < 1e-9 && abs(profile.decodeStepPerContextToken - 0.00001) < 1e-12)
+        #expect(abs(profile.inferenceTime(inputTokens: 100, outputTokens: 1) - (0.52 + 0.011)) < 1e-9)
+    }
+
+    @Test func tooFewDistinctSizesCannotBeFitted() {
+        let one = CalibrationSample(promptTokens: 32, completionTokens: 8, timeToFirstToken: 0.1, decodeSeconds: 0.07)
+        #expect(MeasuredProfile.fit(model: "m", samples: [one, one]) == nil)
+        let noisy = [CalibrationSample(promptTokens: 32, completionTokens: 1, timeToFirstToken: 0.2, decodeSeconds: 0),
+                     CalibrationSample(promptTokens: 64, completionTokens: 1, timeToFirstToken: 0.1, decodeSeconds: 0)]
+        #expect(MeasuredProfile.fit(model: "m", samples: noisy) == nil, "no call with two tokens: no decode rate")
+    }
+}
