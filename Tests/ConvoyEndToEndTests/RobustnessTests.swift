@@ -153,7 +153,7 @@ extension Convoy {
         let done = DispatchSemaphore(value: 0)
         let reader = pipe.fileHandleForReading
         DispatchQueue.global().async {
-            collected.data = reader.readDataToEndOfFile()
+            collected.data = readAll(reader)
             done.signal()
         }
         if done.wait(timeout: .now() + timeout) == .timedOut {
@@ -162,6 +162,21 @@ extension Convoy {
         }
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: collected.data, as: UTF8.self))
+    }
+
+    /// Everything until end of file. Not `readDataToEndOfFile`: it traps on EINTR (a child's
+    /// SIGCHLD can interrupt the read).
+    static func readAll(_ handle: FileHandle) -> Data {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = read(handle.fileDescriptor, &buffer, buffer.count)
+            if n > 0 {
+                data.append(contentsOf: buffer[0..<n])
+            } else if n == 0 || errno != EINTR {
+                return data
+            }
+        }
     }
 }
 
