@@ -48,6 +48,8 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
     case map
     /// `ArrivalFile.parse` (a scenario's `workload.arrivals` CSV).
     case arrivals
+    /// `PromptFile.parse` (a task's `prompts:` file), as JSON Lines and as CSV.
+    case prompts
 
     /// Whether the input is written to a file first (the reader's entry point takes a path).
     public var readsFile: Bool {
@@ -83,6 +85,12 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
                 guard let text = String(validating: input, as: UTF8.self) else { throw InputError(file: "fuzz.csv", "not UTF-8") }
                 _ = try ArrivalFile.parse(text, file: "arrivals.csv", tasks: Self.arrivalTasks)
             }
+        case .prompts:
+            // Both parsers see every input; accepted if either takes it.
+            guard let text = String(validating: input, as: UTF8.self) else { return false }
+            let jsonl = Self.accepts { _ = try PromptFile.parse(text, file: "prompts.jsonl", csv: false) }
+            let csv = Self.accepts { _ = try PromptFile.parse(text, file: "prompts.csv", csv: true) }
+            return jsonl || csv
         case .traceCSV, .traceFCD, .traceNS2, .traceIndex:
             let path = scratch.write(input, to: scratch.tracePath)
             return Self.accepts { () throws(InputError) in

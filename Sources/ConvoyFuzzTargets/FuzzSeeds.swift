@@ -48,6 +48,9 @@ public enum FuzzSeeds {
             return named([text(tinyMap), text(fullMap)]) + repository(["maps/monaco.yaml"])
         case .scenario:
             return named([text(tinyScenario), text(fileArrivalsScenario)]) + repository(["maps/default.yaml"])
+        case .prompts:
+            return named([text("{\"prompt\": \"Is the road clear?\"}\n\"A bare string\"\n"),
+                          text("id,prompt\r\n1,\"Quoted, \"\"with\"\" quotes\"\r\n")]) + repository(["maps/prompts/road-questions.jsonl"])
         case .arrivals:
             return named([text("# time (emulated s), vehicle id of the trace, task (empty: drawn by weight)\ntime,vehicle,task\n12.5,veh17,scene-caption\n13.0,veh4,\n"),
                           text("vehicle,time\nveh1,0.5\nveh2,1e2\n")])
@@ -71,16 +74,21 @@ public enum FuzzSeeds {
                          outputTokens: 32, payloadBytes: 20_000, resultBytes: 2_000, deadline: 35.25),
         InferenceRequest(requestID: "veh3/1", attempt: 2, vehicleID: "veh3", model: "llama-2-70b", inputTokens: 512,
                          outputTokens: 64, payloadBytes: 8_000, resultBytes: 4_000, deadline: 1e3, route: ["rsu-3", "edge-1"]),
+        InferenceRequest(requestID: "veh5/2", attempt: 1, vehicleID: "veh5", model: "smollm2-135m", inputTokens: 48, outputTokens: 24,
+                         payloadBytes: 2_000, resultBytes: 200, deadline: 40, prompt: "Is the road clear? \"Yes\", ünïcode 🚗\n"),
     ]
     static let replies = [
         InferenceReply(requestID: "veh12/7", attempt: 1, status: .completed, servedBy: "edge-1", route: ["rsu-3", "edge-1"],
                        queueWait: 0.125, computeTime: 1.5, resultBytes: 2_000),
         InferenceReply(requestID: "veh12/8", attempt: 2, status: .rejected, servedBy: "rsu-3", route: ["rsu-3"], detail: "queue full"),
         InferenceReply(requestID: "veh4/1", attempt: 1, status: .failed, servedBy: "cloud", route: [], detail: "unknown model 'gpt'"),
+        InferenceReply(requestID: "veh5/2", attempt: 1, status: .completed, servedBy: "edge-1", route: ["rsu-1", "edge-1"],
+                       queueWait: 0.01, computeTime: 0.4, resultBytes: 10, answer: "Yes, it is."),
     ]
     static let cancels = [InferenceCancel(requestID: "veh12/7", attempt: 1), InferenceCancel(requestID: "veh3/99", attempt: 65_535)]
     static let sharedResults = [
         SharedResult(requestID: "veh12/7", key: "scene-caption@4,-3", computedAt: 41.5, servedBy: "edge-1", resultBytes: 2_000),
+        SharedResult(requestID: "veh5/2", key: "road-question@0,0", computedAt: 3, servedBy: "edge-1", resultBytes: 11, answer: "Yes, it is."),
     ]
 
     static var envelopes: [Envelope] {
@@ -125,7 +133,10 @@ public enum FuzzSeeds {
             counters: [CounterRecord(nodeID: "veh12", name: "frames_truncated", value: 2)],
             linkStats: [LinkStatRecord(nodeID: "veh12", link: "cellular", kind: "request", sent: 10, delivered: 9, lost: 1)],
             linkSamples: [LinkSampleRecord(nodeID: "veh12", link: "v2v", kind: "v2v_beacon", sentAt: 1, modelledAt: 1.001, actualAt: 1.0012)],
-            handovers: [HandoverRecord(vehicleID: "veh12", at: 20, event: "handover", fromCell: "rsu-2", toCell: "rsu-3", x: 846.6, y: 1036.2)]),
+            handovers: [HandoverRecord(vehicleID: "veh12", at: 20, event: "handover", fromCell: "rsu-2", toCell: "rsu-3", x: 846.6, y: 1036.2)],
+            outputs: [OutputRecord(requestID: "veh5/2", servedBy: "edge-1", model: "smollm2-135m", prompt: "Is the road clear?",
+                                   answer: "Yes.", promptTokens: 9, completionTokens: 3, ttftMs: 150, wallMs: 220, decodeTokensPerS: 70,
+                                   startedAt: 3, computeMs: 220, lateMs: 0, failure: nil)]),
         RecordBatch(requests: [RequestRecord(requestID: "veh1/1", vehicleID: "veh1", createdAt: 0, deadlineAt: 5, model: "llama-3-8b-q4",
                                              inputTokens: 128, outputTokens: 16, payloadBytes: 30_000)]),
         RecordBatch(),

@@ -154,6 +154,9 @@ public struct Scenario: Sendable, Equatable, Codable {
             guard let role = map.role(of: fault.node), role != .cloud else {
                 throw fields.error("node", "'\(fault.node)' is not an RSU or edge server of the map \(map.name)")
             }
+            if fault.mode == .backendDown, map.compute(of: fault.node)?.backend == nil {
+                throw fields.error("mode", "backend-down needs a real model server: '\(fault.node)' has no `backend:` in its compute")
+            }
         }
         return Scenario(name: name, mapPath: mapPath, tracePath: tracePath, map: map, duration: duration, start: start, seed: seed,
                         workload: workload, onboard: onboard, policy: policy, prices: prices, liveness: liveness,

@@ -109,7 +109,7 @@ struct Fail: AsyncParsableCommand {
 
     @Argument(help: "The run directory of the running launch.") var runDirectory: String
     @Argument(help: "The node to fail (an RSU or edge server id).") var nodeID: String
-    @Option(help: "crash (SIGKILL, restarted on recovery), hang (SIGSTOP/SIGCONT), partition (drops all its traffic) or degrade (extra loss and latency).")
+    @Option(help: "crash (SIGKILL, restarted on recovery), hang (SIGSTOP/SIGCONT), partition (drops all its traffic), degrade (extra loss and latency) or backend-down (its real model server is gone).")
     var mode: FaultMode = .crash
     @Option(parsing: .unconditional, help: "degrade: extra loss probability (default 0.2).") var loss: Double?
     @Option(name: .customLong("latency-ms"), parsing: .unconditional, help: "degrade: extra latency in ms (default 50).")

@@ -119,6 +119,11 @@ import Testing
         let path = dir.appendingPathComponent("s.yaml").path
         try scenario.write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try Scenario.load(path: path).workload.tasks.first?.prompts == ["one", "two"])
+        // backend-down on a node without a real model server is refused at its line.
+        try (scenario + "\nfaults:\n  - { at: 1, node: edge-1, mode: backend-down, for: 2 }\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let noBackend = #expect(throws: InputError.self) { _ = try Scenario.load(path: path) }
+        #expect(noBackend?.line == 8 && noBackend?.message.contains("needs a real model server") == true, "\(String(describing: noBackend))")
         try scenario.replacingOccurrences(of: "q.jsonl", with: "missing.jsonl").write(toFile: path, atomically: true, encoding: .utf8)
         let error = #expect(throws: InputError.self) { _ = try Scenario.load(path: path) }
         #expect(error?.line == 6 && error?.field == "workload.prompts", "\(String(describing: error))")
