@@ -95,8 +95,6 @@ public struct ServerCore: Sendable {
     var imposed: (mode: FaultMode, degradation: Degradation?)?
     var nextTimer = Timers.firstOneShot
     var reportedComputeMs = 0
-    /// Jobs whose `outputs` row was recorded (a duplicate answered later is not recorded twice).
-    var outputsRecorded: Set<String> = []
     public private(set) var stopped = false
     var out = ActionList()
 
@@ -137,14 +135,8 @@ public struct ServerCore: Sendable {
         compute = spec.map(makeBackend)
     }
 
-    /// The node's compute as the map says: its real model server (`backend:`), whose first estimate
-    /// is the modelled one, or else the roofline model on the device (or its calibrated profile).
-    public static func modelled(_ spec: ComputeSpec) -> any ComputeBackend {
-        guard let backend = spec.backend else { return spec.modelledBackend() }
-        let estimate = spec.inferenceTime(model: backend.model, inputTokens: 256, outputTokens: 32) ?? 1
-        return ModelServerCompute(model: backend.model, slots: spec.slots, queueCapacity: spec.queue, timeScale: backend.timeScale,
-                                  initialEstimate: estimate)
-    }
+    /// The node's compute as the map says (`ComputeSpec.makeBackend`).
+    public static func modelled(_ spec: ComputeSpec) -> any ComputeBackend { spec.makeBackend() }
 
     /// The beacon topic of the next hop, which this node subscribes to (nil: none).
     public var upstreamBeaconTopic: String? {
@@ -330,7 +322,7 @@ public struct ServerCore: Sendable {
     mutating func completeJobs(now: Double) {
         guard let done = compute?.completions(now: now) else { return }
         for job in done {
-            if let output = job.output { recordOutput(output, of: job) }
+            if let output = job.output, job.outputIsNew { out.record(.output(OutputRecord(output, of: job, servedBy: id))) }
             let answer = job.failure == nil ? job.output?.answer ?? "" : ""
             for attempt in job.attempts {
                 let key = AttemptKey(job.requestID, attempt)
@@ -343,18 +335,6 @@ public struct ServerCore: Sendable {
                 sendReply(reply, to: entry.client, now: now)
             }
         }
-    }
-
-    /// The `outputs` row of a job a real model server ran (once per job, when first answered).
-    private mutating func recordOutput(_ output: ModelOutput, of job: ComputeCompletion) {
-        guard !outputsRecorded.contains(job.requestID) else { return }
-        outputsRecorded.insert(job.requestID)
-        out.record(.output(OutputRecord(
-            requestID: job.requestID, servedBy: id, model: (compute as? ModelServerCompute)?.model ?? "", prompt: output.prompt,
-            answer: output.answer, promptTokens: output.promptTokens, completionTokens: output.completionTokens,
-            ttftMs: output.timeToFirstToken.map { $0 * 1000 }, wallMs: output.wallSeconds * 1000,
-            decodeTokensPerS: output.decodeRate, startedAt: output.startedAt, computeMs: output.compute * 1000,
-            lateMs: output.late * 1000, failure: job.failure)))
     }
 
     /// Drops a withdrawn attempt: sent on if it was relayed; not answered if it is computing here

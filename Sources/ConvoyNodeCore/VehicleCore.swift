@@ -22,8 +22,8 @@ public struct VehicleCore: Sendable {
         case start
         case timer(UInt64)
         case frames(Socket, [[UInt8]])
-        /// The on-board compute has jobs to report (one whose jobs finish on their own).
-        case computeReady
+        /// A call to the on-board real model server ended (the shell measured it).
+        case modelCallEnded(ModelCallResult)
         /// The run ends (SIGTERM): stop opening work, let the open requests finish for a while; a
         /// second `drain` stops at once.
         case drain
@@ -147,7 +147,7 @@ public struct VehicleCore: Sendable {
         rng = SeededGenerator(seed: setup.seed, label: "\(id)#1")
         seed = setup.seed
         liveness = LivenessTracker(config: scenario.liveness)
-        onboard = scenario.onboard.map { $0.modelledBackend() }
+        onboard = scenario.onboard.map { $0.makeBackend() }
         lastSampleTime = min(trajectory.end, setup.duration)
         // The first request goes out once RSU beacons had a chance to arrive.
         let firstRequest = trajectory.start + 3 * scenario.liveness.beaconInterval
@@ -179,13 +179,19 @@ public struct VehicleCore: Sendable {
             broadcastReceived(frames, now: now)
         case .frames(.access, let frames):
             accessReceived(frames, now: now)
-        case .computeReady:
-            completeOnboardJobs(now: now)
+        case .modelCallEnded(let result):
+            if let due = onboard?.finished(result, now: now) {
+                if due > now { schedule(.compute, at: due) } else { completeOnboardJobs(now: now) }
+            }
         case .drain:
             if drainUntil == nil { drainUntil = now + tasks.drainTime } else { finish(.runEnded, now: now) }  // a second signal: stop now
         }
         if !finished { armWake() }
         reportCompute()
+        if var backend = onboard {
+            for command in backend.takeCommands() { out.append(.compute(command)) }
+            onboard = backend
+        }
         return out.take()
     }
 

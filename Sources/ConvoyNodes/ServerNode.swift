@@ -1,5 +1,4 @@
 import ConvoyCore
-import ConvoyModelServers
 import ConvoyNodeCore
 import ConvoyReasoning
 import ConvoyRuntime
@@ -17,9 +16,8 @@ actor ServerNode {
 
     private let shell: NodeShell
     private var core: ServerCore
-    /// The node's real model server, if its compute has one (map `backend:`), and the calls in flight.
-    private let modelServer: OpenAIClient?
-    private var calls: [String: Task<Void, Never>] = [:]
+    /// The calls to the node's real model server, if its compute has one (map `backend:`).
+    private let modelCalls: ModelCalls?
 
     static func run(config: RunConfig, id: String, incarnation: UInt32, keys: NodeKeys?) async throws {
         let core = try ServerCore(id: id, map: config.map, liveness: config.scenario.liveness, seed: config.seed, incarnation: incarnation,
@@ -44,40 +42,25 @@ actor ServerNode {
         let shell = NodeShell(config: config, id: id, incarnation: incarnation, loop: loop, zap: zap,
                               sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, clients: Sockets.clients,
                                              upstream: sockets.count > Sockets.upstream ? Sockets.upstream : nil))
-        let node = ServerNode(shell: shell, core: core, modelServer: config.map.compute(of: id)?.backend.map(OpenAIClient.init))
+        let node = ServerNode(shell: shell, core: core, modelCalls: ModelCalls(config.map.compute(of: id)))
         ProcessSignals.onTermination { _ in Task { await node.handle(.stop) } }
         ProcessSignals.on([SIGUSR1]) { _ in Task { await node.reloadImposedFault() } }
         await node.run()
-        await node.abortCalls()
         await loop.stop()
         await context.close()
     }
 
-    private init(shell: NodeShell, core: ServerCore, modelServer: OpenAIClient?) {
+    private init(shell: NodeShell, core: ServerCore, modelCalls: ModelCalls?) {
         self.shell = shell
         self.core = core
-        self.modelServer = modelServer
-        shell.onCompute = { [unowned self] command in self.assumeIsolated { $0.carryOut(command) } }
-    }
-
-    /// Makes or stops a call to the model server; its end comes back as an event.
-    private func carryOut(_ command: ComputeCommand) {
-        guard let modelServer else { return }
-        switch command {
-        case .run(let call):
-            calls[call.requestID]?.cancel()
-            calls[call.requestID] = Task { [weak self] in
-                let result = await modelServer.run(call)
-                guard !Task.isCancelled else { return }
-                await self?.callEnded(result)
-            }
-        case .abort(let requestID):
-            calls.removeValue(forKey: requestID)?.cancel()
+        self.modelCalls = modelCalls
+        shell.onCompute = { [unowned self] command in
+            self.assumeIsolated { node in node.modelCalls?.carryOut(command) { [weak node] in await node?.callEnded($0) } }
         }
     }
 
     private func callEnded(_ result: ModelCallResult) {
-        guard calls.removeValue(forKey: result.requestID) != nil else { return }
+        guard modelCalls?.take(result) == true else { return }
         handle(.modelCallEnded(result))
     }
 
@@ -99,11 +82,7 @@ actor ServerNode {
             case .message: break
             }
         }
-    }
-
-    private func abortCalls() {
-        for task in calls.values { task.cancel() }
-        calls = [:]
+        modelCalls?.abortAll()
     }
 
     private func handle(_ event: ServerCore.Event) {

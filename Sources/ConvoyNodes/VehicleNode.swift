@@ -1,6 +1,7 @@
 import ConvoyCore
 import ConvoyMobility
 import ConvoyNodeCore
+import ConvoyReasoning
 import ConvoyRuntime
 import ConvoyScenario
 import ConvoyTransport
@@ -17,6 +18,8 @@ actor VehicleNode {
 
     private let shell: NodeShell
     private var core: VehicleCore
+    /// The calls to the on-board real model server, if `onboard:` has a `backend:`.
+    private let modelCalls: ModelCalls?
 
     static func run(config: RunConfig, id: String, trajectoryPath: String, keys: NodeKeys?) async throws {
         let trajectory = try TrajectoryFile.read(path: trajectoryPath)
@@ -41,16 +44,25 @@ actor VehicleNode {
         let shell = NodeShell(config: config, id: id, incarnation: 1, loop: loop, zap: nil,
                               sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, broadcast: Sockets.broadcast,
                                              access: Sockets.access))
-        let node = VehicleNode(shell: shell, core: core)
+        let node = VehicleNode(shell: shell, core: core, modelCalls: ModelCalls(config.scenario.onboard))
         ProcessSignals.onTermination { _ in Task { await node.handle(.drain) } }
         await node.run()
         await loop.stop()
         await context.close()
     }
 
-    private init(shell: NodeShell, core: VehicleCore) {
+    private init(shell: NodeShell, core: VehicleCore, modelCalls: ModelCalls?) {
         self.shell = shell
         self.core = core
+        self.modelCalls = modelCalls
+        shell.onCompute = { [unowned self] command in
+            self.assumeIsolated { node in node.modelCalls?.carryOut(command) { [weak node] in await node?.callEnded($0) } }
+        }
+    }
+
+    private func callEnded(_ result: ModelCallResult) {
+        guard modelCalls?.take(result) == true else { return }
+        handle(.modelCallEnded(result))
     }
 
     private func run() async {
@@ -61,6 +73,7 @@ actor VehicleNode {
             case .message(let socket, let frames, _): handle(.frames(socket == Sockets.access ? .access : .broadcast, frames))
             }
         }
+        modelCalls?.abortAll()
     }
 
     private func handle(_ event: VehicleCore.Event) {

@@ -30,6 +30,9 @@ public struct ComputeCompletion: Sendable, Equatable {
     public var failure: String?
     /// What a real model server generated (nil for the modelled backend).
     public var output: ModelOutput?
+    /// Whether this is the first report of `output` (a re-send answered later from the same job
+    /// gets it again, but it is recorded once).
+    public var outputIsNew = true
 
     public init(requestID: String, attempts: [Int], queueWait: Double, computeTime: Double, failure: String? = nil,
                 output: ModelOutput? = nil) {

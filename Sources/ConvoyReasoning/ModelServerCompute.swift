@@ -79,6 +79,7 @@ public struct ModelServerCompute: ComputeBackend {
         var waiters: Set<Int>
         var result: ModelCallResult?
         var late = 0.0
+        var reported = false
     }
 
     /// The model this server answers for (requests for any other are `unsupported`).
@@ -158,12 +159,16 @@ public struct ModelServerCompute: ComputeBackend {
         for (requestID, job) in jobs where !job.waiters.isEmpty {
             guard let doneAt = job.doneAt, doneAt <= now else { continue }
             let start = job.startedAt ?? job.admittedAt
-            done.append(ComputeCompletion(requestID: requestID, attempts: job.waiters.sorted(), queueWait: start - job.admittedAt,
-                                          computeTime: doneAt - start, failure: job.result?.failure,
-                                          output: job.result.map {
-                                              ModelOutput(call: $0, work: job.work, startedAt: start, compute: timeScale * $0.wallSeconds, late: job.late)
-                                          }))
+            var completion = ComputeCompletion(requestID: requestID, attempts: job.waiters.sorted(), queueWait: start - job.admittedAt,
+                                               computeTime: doneAt - start, failure: job.result?.failure,
+                                               output: job.result.map {
+                                                   ModelOutput(call: $0, work: job.work, model: model, startedAt: start,
+                                                               compute: timeScale * $0.wallSeconds, late: job.late)
+                                               })
+            completion.outputIsNew = !job.reported
+            done.append(completion)
             jobs[requestID]?.waiters = []
+            jobs[requestID]?.reported = true
         }
         return done.sorted { $0.requestID < $1.requestID }
     }
@@ -239,6 +244,7 @@ public struct ModelServerCompute: ComputeBackend {
 
 /// What a real model server produced for one job, as recorded in the run's `outputs` table.
 public struct ModelOutput: Sendable, Equatable {
+    public var model: String
     public var prompt: String
     public var answer: String
     public var promptTokens: Int?
@@ -254,7 +260,8 @@ public struct ModelOutput: Sendable, Equatable {
     /// Emulated seconds the answer came later than its due instant (the emulation could not hold it).
     public var late: Double
 
-    public init(call: ModelCallResult, work: ComputeWork, startedAt: Double, compute: Double, late: Double) {
+    public init(call: ModelCallResult, work: ComputeWork, model: String, startedAt: Double, compute: Double, late: Double) {
+        self.model = model
         prompt = work.prompt ?? ModelServerCompute.fillerPrompt(tokens: work.inputTokens)
         answer = call.answer
         promptTokens = call.promptTokens

@@ -41,3 +41,14 @@ extension RequestRecord {
         cost = 0
     }
 }
+
+extension OutputRecord {
+    /// The `outputs` row of a job a real model server ran for `servedBy`.
+    public init(_ output: ModelOutput, of job: ComputeCompletion, servedBy: String) {
+        self.init(requestID: job.requestID, servedBy: servedBy, model: output.model, prompt: output.prompt, answer: output.answer,
+                  promptTokens: output.promptTokens, completionTokens: output.completionTokens,
+                  ttftMs: output.timeToFirstToken.map { $0 * 1000 }, wallMs: output.wallSeconds * 1000,
+                  decodeTokensPerS: output.decodeRate, startedAt: output.startedAt, computeMs: output.compute * 1000,
+                  lateMs: output.late * 1000, failure: job.failure)
+    }
+}

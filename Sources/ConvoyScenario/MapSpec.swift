@@ -37,6 +37,14 @@ public struct ComputeSpec: Sendable, Equatable, Codable {
     public func modelledBackend() -> ModelledCompute {
         ModelledCompute(device: profile, slots: slots, queueCapacity: queue, measured: calibration)
     }
+
+    /// The compute as the map says: its real model server (`backend:`), whose first estimate is
+    /// the modelled one, or else the modelled compute.
+    public func makeBackend() -> any ComputeBackend {
+        guard let backend else { return modelledBackend() }
+        return ModelServerCompute(model: backend.model, slots: slots, queueCapacity: queue, timeScale: backend.timeScale,
+                                  initialEstimate: inferenceTime(model: backend.model, inputTokens: 256, outputTokens: 32) ?? 1)
+    }
 }
 
 /// A real model server behind an OpenAI-compatible HTTP API (map: `backend:` under `compute:`).

@@ -151,4 +151,27 @@ import Testing
         #expect(calls(rsu.script).isEmpty)
         #expect(rsu.script.sends.contains { $0.message.channel == .upstream })
     }
+
+    @Test func aVehicleWithAnOnBoardModelServerAsksItAndRecordsTheAnswer() throws {
+        var task = TaskSpec(name: "ask", model: "smollm2-135m", inputTokens: 16, outputTokens: 8, deadline: 5, payloadBytes: 100)
+        task.prompts = ["Is the road clear?"]
+        let onboard = ComputeSpec(device: "jetson-agx-orin", slots: 1, queue: 1,
+                                  backend: BackendSpec(url: "http://127.0.0.1:9", model: "smollm2-135m"))
+        let scenario = Scenario(name: "onboard-real", map: testMap, duration: 60,
+                                workload: WorkloadSpec(arrival: .periodic, meanInterval: 10, tasks: [task]), onboard: onboard,
+                                policy: "local-only")
+        var v = VehicleScript(.init(id: "veh", scenario: scenario, seed: 7, duration: 60,
+                                    trajectory: straightLine("veh", from: 100, to: 101)))
+        v.script.send(.start, at: 0)
+        v.beacons(from: 0, to: 1, rsus: ["rsu-a"])
+        let call = try #require(v.script.log.compactMap { if case .compute(.run(let c)) = $0.action { c } else { nil } }.first)
+        #expect(call.prompt == "Is the road clear?" && call.maxTokens == 8)
+        v.script.send(.modelCallEnded(ModelCallResult(requestID: call.requestID, wallSeconds: 0.2, timeToFirstToken: 0.05,
+                                                      completionTokens: 3, answer: "Yes.")), at: 1.1)
+        v.beacons(from: 1.1, to: 1.5, rsus: ["rsu-a"])
+        let done = try #require(v.script.requests.first { $0.requestID == call.requestID && $0.status != nil })
+        #expect(done.status == .completed && done.path == "onboard")
+        let output = try #require(v.script.records.compactMap { if case .output(let o) = $0 { o } else { nil } }.first)
+        #expect(output.servedBy == "veh" && output.answer == "Yes." && output.prompt == "Is the road clear?")
+    }
 }
