@@ -83,6 +83,6 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "ConvoyFuzzReplayTests", dependencies: ["ConvoyFuzzTargets"]),
-        .testTarget(name: "ConvoyEndToEndTests", dependencies: ["ConvoyRecording", "ConvoyTransport", "ConvoyRuntime"]),
+        .testTarget(name: "ConvoyEndToEndTests", dependencies: ["ConvoyRecording", "ConvoyTransport", "ConvoyRuntime", "ConvoyReasoning", "ConvoyScenario"]),
     ]
 )

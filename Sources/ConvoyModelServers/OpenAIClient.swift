@@ -316,7 +316,8 @@ public enum Calibration {
 
     /// Runs the calls (one warm-up first, not kept) and returns the samples; `progress` gets a line per call.
     public static func measure(_ client: OpenAIClient, repeats: Int, progress: (String) -> Void) async throws -> [CalibrationSample] {
-        _ = await client.run(ModelCall(requestID: "warm-up", model: client.spec.model, prompt: "Hello", maxTokens: 4))
+        let warmUp = await client.run(ModelCall(requestID: "warm-up", model: client.spec.model, prompt: "Hello", maxTokens: 4))
+        if let failure = warmUp.failure { throw CalibrationError.callFailed(failure) }
         var samples: [CalibrationSample] = []
         // Every call gets a prompt of its own (a distinct first line): a server that caches prompt
         // prefixes (llama.cpp does) would otherwise skip the prefill being measured.
@@ -326,7 +327,12 @@ public enum Calibration {
             return "Report \(variant).\n" + ModelServerCompute.fillerPrompt(tokens: size)
         }
         for size in promptSizes {
-            let counted = try await client.promptTokens(prompt(size))
+            let counted: Int?
+            do {
+                counted = try await client.promptTokens(prompt(size))
+            } catch {
+                throw CalibrationError.callFailed(OpenAIClient.reason(error))
+            }
             for output in outputLengths {
                 for round in 0..<repeats {
                     let result = await client.run(ModelCall(requestID: "calibrate-\(size)-\(output)-\(round)", model: client.spec.model,

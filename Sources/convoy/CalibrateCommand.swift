@@ -47,6 +47,16 @@ struct CalibrateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        do {
+            try await calibrate()
+        } catch {
+            // The server or the output file failed us: not bad input (exit 1).
+            FileHandle.standardError.write(Data("convoy: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    private func calibrate() async throws {
         let client = OpenAIClient(spec: BackendSpec(url: url, model: model, timeout: 120, stall: 30))
         print("calibrating \(model) at \(url) (\(repeats) calls per size; load \(Self.load()))")
         let samples = try await Calibration.measure(client, repeats: repeats) { print($0) }

@@ -1,4 +1,6 @@
+import ConvoyReasoning
 import ConvoyRecording
+import ConvoyScenario
 import ConvoyWire
 import Foundation
 import Testing
@@ -13,27 +15,9 @@ struct RealModelServerTests {
 
     @Test(.timeLimit(.minutes(12)))
     func realAnswersSurviveAnEdgeCrashAndTheServerBeingKilled() async throws {
-        let port = 20_000 + Int(getpid() % 20_000)
-        let script = Self.root.appendingPathComponent("tools/model-server").path
-        // The first run makes the virtualenv (llama.cpp builds from source: minutes); `tools/test` does it before.
-        let setup = try Convoy.runTool(script, ["setup"], timeout: 900)
-        try #require(setup.status == 0, "tools/model-server setup: \(setup.output)")
-        // In the foreground, as a user runs it; it stops its server on SIGTERM.
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: script)
-        let pidfile = FileManager.default.temporaryDirectory.appendingPathComponent("convoy-model-\(port).pid").path
-        server.arguments = ["--port", "\(port)", "--threads", "1", "--pidfile", pidfile]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer {
-            server.terminate()
-            if let text = try? String(contentsOfFile: pidfile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                kill(pid, SIGKILL)
-            }
-        }
-        try await Fixture.waitUntil("the model server answering on port \(port)", timeout: 120) { Self.accepts(port: port) }
-        let serverPID = try #require(Int32(String(contentsOfFile: pidfile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let server = try await ModelServer.start()
+        defer { server.stop() }
+        let port = server.port, serverPID = server.pid
 
         let map = """
         name: line-real
@@ -118,6 +102,37 @@ struct RealModelServerTests {
         #expect(Fixture.processes(mentioning: run).isEmpty)
     }
 
+    @Test(.timeLimit(.minutes(12)))
+    func calibrateWritesAProfileAMapCanUse() async throws {
+        let server = try await ModelServer.start()
+        defer { server.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("convoy-calibrate-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let profilePath = dir.appendingPathComponent("smollm2.json").path
+        let run = try Convoy.run(["calibrate", "http://127.0.0.1:\(server.port)", "--model", "smollm2-135m", "--repeats", "1",
+                                  "--device", "epyc-2vcpu", "--out", profilePath], timeout: 300)
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("measured") && run.output.contains("roofline (epyc-2vcpu)"), "\(run.output)")
+        let profile = try JSONDecoder().decode(MeasuredProfile.self, from: Data(contentsOf: URL(fileURLWithPath: profilePath)))
+        #expect(profile.model == "smollm2-135m" && profile.samples?.count == 8)
+        // Prefill grows with the prompt (distinct prompts: no cache hides it); decoding takes time.
+        #expect(profile.prefillPerToken > 0 && profile.decodeStepBase > 0, "\(profile)")
+        let prompts = Set(profile.samples?.map(\.promptTokens) ?? [])
+        #expect(prompts.count == 4 && (prompts.max() ?? 0) > 4 * (prompts.min() ?? 0))
+        // A map takes it.
+        let map = """
+        name: calibrated
+        cloud: { id: cloud, compute: { device: epyc-2vcpu, calibration: smollm2.json } }
+        rsus:
+          - { id: rsu-1, x: 0, y: 0, radius: 100, compute: { device: rtx-4090 } }
+        """
+        try map.write(to: dir.appendingPathComponent("map.yaml"), atomically: true, encoding: .utf8)
+        #expect(try MapSpec.load(path: dir.appendingPathComponent("map.yaml").path).cloud.compute.calibration?.model == "smollm2-135m")
+        // A server that is not there: a clear error and a non-zero exit.
+        let refused = try Convoy.run(["calibrate", "http://127.0.0.1:1", "--model", "smollm2-135m"], timeout: 60)
+        #expect(refused.status != 0 && refused.output.contains("connection refused"), "\(refused.output)")
+    }
+
     /// Whether something accepts TCP connections on 127.0.0.1:`port` (uvicorn does once the model is loaded).
     static func accepts(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -130,5 +145,38 @@ struct RealModelServerTests {
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+    }
+}
+
+/// `tools/model-server` in the foreground, as a user runs it, on a port of this test process.
+struct ModelServer {
+    let process: Process
+    let port: Int
+    let pid: Int32
+
+    static func start() async throws -> ModelServer {
+        let script = RealModelServerTests.root.appendingPathComponent("tools/model-server").path
+        // The first run makes the virtualenv (llama.cpp builds from source: minutes); `tools/test` does it before.
+        let setup = try Convoy.runTool(script, ["setup"], timeout: 900)
+        try #require(setup.status == 0, "tools/model-server setup: \(setup.output)")
+        let port = 20_000 + Int.random(in: 0..<20_000)
+        let pidfile = FileManager.default.temporaryDirectory.appendingPathComponent("convoy-model-\(port).pid").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: script)
+        process.arguments = ["--port", "\(port)", "--threads", "1", "--pidfile", pidfile]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await Fixture.waitUntil("the model server answering on port \(port)", timeout: 120) {
+            RealModelServerTests.accepts(port: port)
+        }
+        let pid = try #require(Int32(String(contentsOfFile: pidfile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        return ModelServer(process: process, port: port, pid: pid)
+    }
+
+    /// Stops the script (which stops its server) and the server itself, if still there.
+    func stop() {
+        process.terminate()
+        kill(pid, SIGKILL)
     }
 }
