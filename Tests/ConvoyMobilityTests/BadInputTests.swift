@@ -13,6 +13,8 @@ struct BadInput: Sendable, CustomTestStringConvertible {
     var field: String?
     /// Text the message must contain.
     var message: String
+    /// How the trace is loaded (a coordinate frame forced, …).
+    var options = TraceLoadOptions()
 
     var testDescription: String { name }
 }

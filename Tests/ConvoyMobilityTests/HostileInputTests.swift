@@ -7,51 +7,37 @@ import Testing
 import Glibc
 #endif
 
-/// A trace that must be refused, and the error it must give.
-struct HostileTrace: Sendable, CustomTestStringConvertible {
-    var name: String
-    var fileName: String
-    var content: String
-    var line: Int?
-    var field: String?
-    /// Text the message must contain.
-    var message: String
-    var options = TraceLoadOptions()
-
-    var testDescription: String { name }
-}
-
 private let xmlHead = "<?xml version=\"1.0\"?>\n<fcd-export>\n"
 private let ns2Head = "$node_(0) set X_ 0\n$node_(0) set Y_ 0\n"
 private let outOfTime = "outside the supported range; expected |time| ≤ 1e9 s"
 private let outOfSpace = "outside the supported range; expected |"
 
 /// Times and coordinates beyond `TraceLimits`, in every format: each is refused on its line.
-let outOfBoundsTraces: [HostileTrace] = [
+let outOfBoundsTraces: [BadInput] = [
     // Times (a span beyond ~9.2e12 s used to trap in `convoy trace info`).
-    HostileTrace(name: "CSV time 1e13", fileName: "t.csv", content: "time,id,x,y\n0,a,0,0\n1e13,a,1,1\n", line: 3, field: "time", message: outOfTime),
-    HostileTrace(name: "CSV time -1e10", fileName: "t.csv", content: "time,id,x,y\n-1e10,a,0,0\n0,a,1,1\n", line: 2, field: "time", message: outOfTime),
-    HostileTrace(name: "SUMO CSV time", fileName: "t.csv", content: "timestep_time;vehicle_id;vehicle_x;vehicle_y\n0;a;0;0\n1e13;a;1;1\n", line: 3, field: "time", message: outOfTime),
-    HostileTrace(name: "XML timestep time", fileName: "t.xml", content: xmlHead + "<timestep time=\"0\"><vehicle id=\"a\" x=\"0\" y=\"0\"/></timestep>\n<timestep time=\"1e13\"/>\n</fcd-export>\n", line: 4, field: "time", message: outOfTime),
-    HostileTrace(name: "ns-2 command time", fileName: "t.tcl", content: ns2Head + "$ns_ at 1e13 \"$node_(0) setdest 1 1 1\"\n", line: 3, field: "time", message: outOfTime),
+    BadInput(name: "CSV time 1e13", fileName: "t.csv", content: "time,id,x,y\n0,a,0,0\n1e13,a,1,1\n", line: 3, field: "time", message: outOfTime),
+    BadInput(name: "CSV time -1e10", fileName: "t.csv", content: "time,id,x,y\n-1e10,a,0,0\n0,a,1,1\n", line: 2, field: "time", message: outOfTime),
+    BadInput(name: "SUMO CSV time", fileName: "t.csv", content: "timestep_time;vehicle_id;vehicle_x;vehicle_y\n0;a;0;0\n1e13;a;1;1\n", line: 3, field: "time", message: outOfTime),
+    BadInput(name: "XML timestep time", fileName: "t.xml", content: xmlHead + "<timestep time=\"0\"><vehicle id=\"a\" x=\"0\" y=\"0\"/></timestep>\n<timestep time=\"1e13\"/>\n</fcd-export>\n", line: 4, field: "time", message: outOfTime),
+    BadInput(name: "ns-2 command time", fileName: "t.tcl", content: ns2Head + "$ns_ at 1e13 \"$node_(0) setdest 1 1 1\"\n", line: 3, field: "time", message: outOfTime),
     // A tiny speed puts the arrival beyond any time (it used to trap in `convoy trace info`).
-    HostileTrace(name: "ns-2 tiny speed", fileName: "t.tcl", content: ns2Head + "$ns_ at 1.0 \"$node_(0) setdest 100 0 1e-300\"\n", line: 3, field: "speed", message: "expected a larger speed"),
-    HostileTrace(name: "ns-2 small speed", fileName: "t.tcl", content: ns2Head + "$ns_ at 1.0 \"$node_(0) setdest 100 0 1e-8\"\n# done\n", line: 3, field: "speed", message: "beyond the supported |time| ≤ 1e9 s"),
+    BadInput(name: "ns-2 tiny speed", fileName: "t.tcl", content: ns2Head + "$ns_ at 1.0 \"$node_(0) setdest 100 0 1e-300\"\n", line: 3, field: "speed", message: "expected a larger speed"),
+    BadInput(name: "ns-2 small speed", fileName: "t.tcl", content: ns2Head + "$ns_ at 1.0 \"$node_(0) setdest 100 0 1e-8\"\n# done\n", line: 3, field: "speed", message: "beyond the supported |time| ≤ 1e9 s"),
 
     // Coordinates (1e308 used to trap in the V2V topic cell).
-    HostileTrace(name: "CSV x 1e308", fileName: "c.csv", content: "time,id,x,y\n0,a,1e308,0\n1,a,1e308,1\n", line: 2, field: "x", message: outOfSpace),
-    HostileTrace(name: "CSV y -1e10", fileName: "c.csv", content: "time,id,x,y\n0,a,0,0\n1,a,0,-1e10\n", line: 3, field: "y", message: outOfSpace),
-    HostileTrace(name: "SUMO CSV x", fileName: "c.csv", content: "timestep_time;vehicle_id;vehicle_x;vehicle_y\n0;a;1e308;0\n", line: 2, field: "x", message: outOfSpace),
-    HostileTrace(name: "XML y", fileName: "c.xml", content: xmlHead + "<timestep time=\"0\"><vehicle id=\"a\" x=\"0\" y=\"1e308\"/></timestep>\n</fcd-export>\n", line: 3, field: "y", message: outOfSpace),
-    HostileTrace(name: "ns-2 initial X_", fileName: "c.tcl", content: "$node_(0) set X_ 1e308\n$node_(0) set Y_ 0\n", line: 1, field: "X_", message: outOfSpace),
-    HostileTrace(name: "ns-2 destination x", fileName: "c.tcl", content: ns2Head + "$ns_ at 1.0 \"$node_(0) setdest 1e308 0 10\"\n", line: 3, field: "x", message: outOfSpace),
+    BadInput(name: "CSV x 1e308", fileName: "c.csv", content: "time,id,x,y\n0,a,1e308,0\n1,a,1e308,1\n", line: 2, field: "x", message: outOfSpace),
+    BadInput(name: "CSV y -1e10", fileName: "c.csv", content: "time,id,x,y\n0,a,0,0\n1,a,0,-1e10\n", line: 3, field: "y", message: outOfSpace),
+    BadInput(name: "SUMO CSV x", fileName: "c.csv", content: "timestep_time;vehicle_id;vehicle_x;vehicle_y\n0;a;1e308;0\n", line: 2, field: "x", message: outOfSpace),
+    BadInput(name: "XML y", fileName: "c.xml", content: xmlHead + "<timestep time=\"0\"><vehicle id=\"a\" x=\"0\" y=\"1e308\"/></timestep>\n</fcd-export>\n", line: 3, field: "y", message: outOfSpace),
+    BadInput(name: "ns-2 initial X_", fileName: "c.tcl", content: "$node_(0) set X_ 1e308\n$node_(0) set Y_ 0\n", line: 1, field: "X_", message: outOfSpace),
+    BadInput(name: "ns-2 destination x", fileName: "c.tcl", content: ns2Head + "$ns_ at 1.0 \"$node_(0) setdest 1e308 0 10\"\n", line: 3, field: "x", message: outOfSpace),
 
     // Degrees: every one on its line (latitude 95 used to be reported without one).
-    HostileTrace(name: "CSV latitude 95", fileName: "g.csv", content: "time,id,lat,lon\n0,a,44.5,11.3\n1,a,95,11.3\n", line: 3, field: "lat", message: "latitude out of range [-90, 90]: found 95"),
-    HostileTrace(name: "CSV longitude 200", fileName: "g.csv", content: "time,id,lon,lat\n0,a,200,44.5\n", line: 2, field: "lon", message: "longitude out of range [-180, 180]: found 200"),
-    HostileTrace(name: "XML lat attribute", fileName: "g.xml", content: xmlHead + "<timestep time=\"0\">\n<vehicle id=\"a\" lon=\"11.3\" lat=\"-95\"/>\n</timestep>\n</fcd-export>\n", line: 4, field: "lat", message: "latitude out of range"),
-    HostileTrace(name: "XML geo x/y announced by SUMO's configuration", fileName: "g.xml", content: "<!-- <configuration><output><fcd-output.geo value=\"true\"/></output></configuration> -->\n<fcd-export>\n<timestep time=\"0\"><vehicle id=\"a\" x=\"11.3\" y=\"95\"/></timestep>\n</fcd-export>\n", line: 3, field: "y", message: "latitude out of range"),
-    HostileTrace(name: "CSV x/y read as geo by option", fileName: "g.csv", content: "time,id,x,y\n0,a,11.3,44.5\n1,a,181,44.5\n", line: 3, field: "x", message: "longitude out of range", options: TraceLoadOptions(coordinates: .geographic)),
+    BadInput(name: "CSV latitude 95", fileName: "g.csv", content: "time,id,lat,lon\n0,a,44.5,11.3\n1,a,95,11.3\n", line: 3, field: "lat", message: "latitude out of range [-90, 90]: found 95"),
+    BadInput(name: "CSV longitude 200", fileName: "g.csv", content: "time,id,lon,lat\n0,a,200,44.5\n", line: 2, field: "lon", message: "longitude out of range [-180, 180]: found 200"),
+    BadInput(name: "XML lat attribute", fileName: "g.xml", content: xmlHead + "<timestep time=\"0\">\n<vehicle id=\"a\" lon=\"11.3\" lat=\"-95\"/>\n</timestep>\n</fcd-export>\n", line: 4, field: "lat", message: "latitude out of range"),
+    BadInput(name: "XML geo x/y announced by SUMO's configuration", fileName: "g.xml", content: "<!-- <configuration><output><fcd-output.geo value=\"true\"/></output></configuration> -->\n<fcd-export>\n<timestep time=\"0\"><vehicle id=\"a\" x=\"11.3\" y=\"95\"/></timestep>\n</fcd-export>\n", line: 3, field: "y", message: "latitude out of range"),
+    BadInput(name: "CSV x/y read as geo by option", fileName: "g.csv", content: "time,id,x,y\n0,a,11.3,44.5\n1,a,181,44.5\n", line: 3, field: "x", message: "longitude out of range", options: TraceLoadOptions(coordinates: .geographic)),
 ]
 
 /// An entry point that opens a trace-like file.
@@ -97,7 +83,7 @@ private func withTemporaryDirectoryPath<T>(_ body: (String) async throws -> T) a
     // MARK: 1, 2: times and coordinates beyond the bounds, plain and gzip
 
     @Test(arguments: outOfBoundsTraces, [false, true])
-    func outOfBoundsValuesAreRefusedOnTheirLine(_ input: HostileTrace, gzip: Bool) throws {
+    func outOfBoundsValuesAreRefusedOnTheirLine(_ input: BadInput, gzip: Bool) throws {
         let data = Data(input.content.utf8)
         try withTemporaryFile(input.fileName + (gzip ? ".gz" : ""), gzip ? gzipStored(data) : data) { path in
             let error = try #require(loadError(path, options: input.options))
