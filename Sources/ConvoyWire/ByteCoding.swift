@@ -20,8 +20,14 @@ public struct ByteWriter: Sendable {
     }
 
     /// Text as u32 byte length + UTF-8 bytes (prompts and answers; at most `ByteReader.maxText` bytes).
+    /// Longer text is cut at a character boundary, so that what arrives is still UTF-8.
     public mutating func text(_ s: String) {
-        let utf8 = Array(s.utf8.prefix(ByteReader.maxText))
+        var utf8 = Array(s.utf8)
+        if utf8.count > ByteReader.maxText {
+            var end = ByteReader.maxText
+            while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }  // not inside a multi-byte scalar
+            utf8.removeSubrange(end...)
+        }
         u32(UInt32(utf8.count))
         bytes.append(contentsOf: utf8)
     }

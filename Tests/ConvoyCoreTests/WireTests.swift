@@ -70,6 +70,11 @@ struct WireTests {
             .virtualResultBytes == 500)
         let shared = SharedResult(requestID: "veh1/1", key: "k", computedAt: 1, servedBy: "edge-1", resultBytes: 10, answer: "A cyclist.")
         #expect(try SharedResult.decode(shared.encoded()) == shared)
+        // Text beyond the limit is cut at a character boundary: it still decodes.
+        let long = String(repeating: "é", count: ByteReader.maxText)  // 2 bytes each
+        let cut = try InferenceReply.decode(InferenceReply(requestID: "v/1", attempt: 1, status: .completed, servedBy: "x", route: [],
+                                                           answer: "a" + long).encoded())
+        #expect(cut.answer.utf8.count == ByteReader.maxText - 1 && cut.answer.hasPrefix("aé"))
         // A text length beyond the limit is refused before reading it.
         var w = ByteWriter()
         w.u32(UInt32(ByteReader.maxText + 1))
