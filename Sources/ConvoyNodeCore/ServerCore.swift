@@ -23,7 +23,7 @@ public struct ServerCore: Sendable {
         /// `from`: the sender's authenticated identity (its CURVE key's node) on the clients socket;
         /// nil without CurveZMQ.
         case frames(Socket, [[UInt8]], from: String? = nil)
-        /// The launcher imposed a partition or degradation (nil: none).
+        /// The launcher imposed a partition, degradation or backend-down (nil: none).
         case imposed(FaultMode?, Degradation?)
         /// A call to the node's real model server ended (the shell measured it).
         case modelCallEnded(ModelCallResult)
