@@ -142,6 +142,21 @@ import Testing
         #expect(calls(rsu.script).last.map { if case .run(let c) = $0 { c.requestID } else { "" } } == "veh/3")
     }
 
+    @Test func aCallPastItsReplyByIsStoppedAndNotAnswered() throws {
+        var rsu = try ServerScript("rsu-a", map: Self.map)
+        rsu.script.send(.start, at: 0)
+        let late = InferenceRequest(requestID: "veh/9", attempt: 1, vehicleID: "veh", model: "smollm2-135m", inputTokens: 16,
+                                    outputTokens: 8, payloadBytes: 100, deadline: 1.0, prompt: "Slow?")
+        rsu.script.send(.frames(.clients, frames(late, from: "veh", at: 0.1, position: Position(x: 50, y: 0), prefix: "veh")), at: 0.1)
+        rsu.script.advance(to: 1.5)
+        #expect(calls(rsu.script).last == .abort(requestID: "veh/9"))
+        #expect(rsu.script.counters["attempts_given_up_past_reply_by"] == 1)
+        // The server's answer, arriving after all, goes nowhere.
+        rsu.script.send(.modelCallEnded(ModelCallResult(requestID: "veh/9", wallSeconds: 2, answer: "Too late.")), at: 2.1)
+        rsu.script.advance(to: 3)
+        #expect(replies(rsu.script).isEmpty && outputs(rsu.script).isEmpty)
+    }
+
     @Test func aRequestForAnotherModelIsForwarded() throws {
         var rsu = try ServerScript("rsu-a", map: Self.map)
         rsu.script.send(.start, at: 0)
