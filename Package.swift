@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "convoy", targets: ["convoy"]),
-        // For Fuzz/ (the libFuzzer package, which depends on this one by path).
+        // For tools/fuzz-package/ (the libFuzzer package, which depends on this one by path).
         .library(name: "ConvoyFuzzTargets", targets: ["ConvoyFuzzTargets"]),
     ],
     dependencies: [
@@ -65,7 +65,7 @@ let package = Package(
             "ConvoyLauncher", "ConvoyNodes", "ConvoyRecording", "ConvoyScenario", "ConvoyPlacement", "ConvoyRuntime", "ConvoyModelServers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        // The decoders of untrusted input as fuzz harnesses (Fuzz/, tools/fuzz) and their seeds.
+        // The decoders of untrusted input as fuzz harnesses (tools/fuzz-package, tools/fuzz) and their seeds.
         .target(name: "ConvoyFuzzTargets", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyMobility", "ConvoyReasoning", "ConvoyScenario"]),
 
         .testTarget(name: "ConvoyCoreTests", dependencies: ["ConvoyCore", "ConvoyWire"]),

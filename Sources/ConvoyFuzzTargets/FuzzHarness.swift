@@ -5,7 +5,7 @@ import ConvoyScenario
 import ConvoyWire
 import Foundation
 
-/// The decoders of untrusted input, one harness each: what the libFuzzer binary (`Fuzz/`, run by
+/// The decoders of untrusted input, one harness each: what the libFuzzer binary (`tools/fuzz-package/`, run by
 /// `tools/fuzz`) feeds its inputs to, and what `ConvoyFuzzReplayTests` replays the committed corpus
 /// (`Tests/FuzzCorpus/<harness>/`) through. A thrown error is a correct answer to a bad input; a
 /// trap, a sanitizer report or a hang is a finding.
