@@ -75,12 +75,7 @@ public final class OpenAIClient: Sendable {
     }
 
     private func stream(_ call: ModelCall, into progress: CallProgress) async throws {
-        var request = HTTPClientRequest(url: endpoint)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Accept", value: "text/event-stream")
-        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body(call))))
-        let response = try await http.execute(request, timeout: .nanoseconds(Int64(spec.timeout * 1e9)))
+        let response = try await post(body(call), accept: "text/event-stream")
         progress.touch()
         guard response.status.code < 300 else {
             var text = ""
@@ -108,6 +103,16 @@ public final class OpenAIClient: Sendable {
             }
         }
         guard progress.snapshot().sawChunk else { throw CallFailure.malformed("the stream ended without a completion") }
+    }
+
+    /// POSTs `body` as JSON to the API's endpoint, within the spec's time-out.
+    func post(_ body: [String: Any], accept: String) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: endpoint)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Accept", value: accept)
+        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+        return try await http.execute(request, timeout: .nanoseconds(Int64(spec.timeout * 1e9)))
     }
 
     /// Throws when the call runs past `timeout` or nothing arrives for `stall` seconds.
@@ -289,14 +294,10 @@ extension OpenAIClient {
     /// The prompt's token count as the server counts it (`usage.prompt_tokens` of a one-token,
     /// non-streamed completion); nil when the server does not say.
     public func promptTokens(_ prompt: String) async throws -> Int? {
-        var request = HTTPClientRequest(url: endpoint)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
         var body = self.body(ModelCall(requestID: "count", model: spec.model, prompt: prompt, maxTokens: 1))
         body["stream"] = false
         body.removeValue(forKey: "stream_options")
-        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
-        let response = try await http.execute(request, timeout: .nanoseconds(Int64(spec.timeout * 1e9)))
+        let response = try await post(body, accept: "application/json")
         let data = try await response.body.collect(upTo: 1 << 20)
         guard response.status.code < 300 else { throw CallFailure.status(Int(response.status.code), String(buffer: data).prefix(200).description) }
         struct Usage: Decodable {

@@ -323,15 +323,14 @@ public struct ServerCore: Sendable {
         guard let done = compute?.completions(now: now) else { return }
         for job in done {
             if let output = job.output, job.outputIsNew { out.record(.output(OutputRecord(output, of: job, servedBy: id))) }
-            let answer = job.failure == nil ? job.output?.answer ?? "" : ""
             for attempt in job.attempts {
                 let key = AttemptKey(job.requestID, attempt)
                 guard let entry = serving.removeValue(forKey: key) else { continue }
-                let resultBytes = job.failure != nil ? 0 : answer.isEmpty ? entry.resultBytes : UInt32(answer.utf8.count)
                 let reply = InferenceReply(requestID: job.requestID, attempt: UInt16(clamping: attempt),
                                            status: job.failure == nil ? .completed : .failed, servedBy: id, route: entry.route,
                                            queueWait: job.queueWait, computeTime: job.computeTime,
-                                           resultBytes: resultBytes, detail: job.failure ?? "", answer: answer)
+                                           resultBytes: job.resultBytes(declared: entry.resultBytes), detail: job.failure ?? "",
+                                           answer: job.answer)
                 sendReply(reply, to: entry.client, now: now)
             }
         }

@@ -143,21 +143,20 @@ extension VehicleCore {
         guard let done = onboard?.completions(now: now) else { return }
         for job in done {
             if let output = job.output, job.outputIsNew { out.record(.output(OutputRecord(output, of: job, servedBy: id))) }
-            let answer = job.failure == nil ? job.output?.answer ?? "" : ""
             for attempt in job.attempts {
                 switch onboardClients.removeValue(forKey: AttemptKey(job.requestID, attempt)) {
                 case .own?:
                     let outcome = ReplyOutcome(kind: job.failure == nil ? .completed : .failed, servedBy: id, path: "onboard",
                                                queueWait: job.queueWait, computeTime: job.computeTime, detail: job.failure ?? "",
-                                               answer: answer)
+                                               answer: job.answer)
                     apply(ledger.replied(requestID: job.requestID, attempt: attempt, outcome: outcome, now: now,
                                          candidates: candidates(now: now)), now: now)
                 case .neighbour(let requester, let resultBytes)?:
                     let reply = InferenceReply(requestID: job.requestID, attempt: UInt16(clamping: attempt),
                                                status: job.failure == nil ? .completed : .failed, servedBy: id, route: [id],
                                                queueWait: job.queueWait, computeTime: job.computeTime,
-                                               resultBytes: job.failure != nil ? 0 : answer.isEmpty ? resultBytes : UInt32(answer.utf8.count),
-                                               detail: job.failure ?? "", answer: answer)
+                                               resultBytes: job.resultBytes(declared: resultBytes),
+                                               detail: job.failure ?? "", answer: job.answer)
                     sendDirect(reply, to: requester, now: now)
                 case nil:
                     break

@@ -45,6 +45,16 @@ public struct ComputeCompletion: Sendable, Equatable {
     }
 }
 
+extension ComputeCompletion {
+    /// The generated answer to send back ("" when it failed or was modelled).
+    public var answer: String { failure == nil ? output?.answer ?? "" : "" }
+
+    /// The reply's result size: 0 on failure, the answer's bytes when there is one, else `declared`.
+    public func resultBytes(declared: UInt32) -> UInt32 {
+        failure != nil ? 0 : answer.isEmpty ? declared : UInt32(clamping: answer.utf8.count)
+    }
+}
+
 /// The answer to `ComputeBackend.admit`.
 public enum ComputeAdmission: Sendable, Equatable {
     /// A new job. `wakeAt`: when the backend expects to have it done, if it knows (the modelled

@@ -216,7 +216,7 @@ public struct ModelServerCompute: ComputeBackend {
         jobs[requestID]?.startedAt = now
         running.insert(requestID)
         accounting.queueWaitMs += Int(((now - jobs[requestID]!.admittedAt) * 1000).rounded())
-        commands.append(.run(ModelCall(requestID: requestID, model: model, prompt: work.prompt ?? Self.fillerPrompt(tokens: work.inputTokens),
+        commands.append(.run(ModelCall(requestID: requestID, model: model, prompt: Self.prompt(of: work),
                                        maxTokens: max(1, work.outputTokens))))
     }
 
@@ -234,6 +234,9 @@ public struct ModelServerCompute: ComputeBackend {
 
     /// The prompt of a request that carries none (its task names no prompt file): about `tokens`
     /// tokens of plain text, so that the server still does a prefill of the task's size.
+    /// What the server is sent for `work`: its prompt, or filler of its size.
+    static func prompt(of work: ComputeWork) -> String { work.prompt ?? fillerPrompt(tokens: work.inputTokens) }
+
     public static func fillerPrompt(tokens: Int) -> String {
         let sentence = "The vehicle ahead slows down near the junction while a cyclist waits at the crossing. "
         // About 17 tokens per sentence for a LLaMA-style tokenizer.
@@ -262,7 +265,7 @@ public struct ModelOutput: Sendable, Equatable {
 
     public init(call: ModelCallResult, work: ComputeWork, model: String, startedAt: Double, compute: Double, late: Double) {
         self.model = model
-        prompt = work.prompt ?? ModelServerCompute.fillerPrompt(tokens: work.inputTokens)
+        prompt = ModelServerCompute.prompt(of: work)
         answer = call.answer
         promptTokens = call.promptTokens
         completionTokens = call.completionTokens

@@ -85,13 +85,11 @@ public struct RunReport: Sendable {
         public var wallP50Ms: Double?
         public var lateP95Ms: Double?
         /// Failed calls by reason, most frequent first.
-        public var failures: [(reason: String, count: Int)]
+        public var failures: [Failure]
 
-        public static func == (a: Self, b: Self) -> Bool {
-            a.node == b.node && a.calls == b.calls && a.failed == b.failed && a.emptyAnswers == b.emptyAnswers
-                && a.ttftP50Ms == b.ttftP50Ms && a.ttftP95Ms == b.ttftP95Ms && a.decodeP50 == b.decodeP50
-                && a.wallP50Ms == b.wallP50Ms && a.lateP95Ms == b.lateP95Ms && a.failures.map(\.reason) == b.failures.map(\.reason)
-                && a.failures.map(\.count) == b.failures.map(\.count)
+        public struct Failure: Sendable, Equatable {
+            public var reason: String
+            public var count: Int
         }
 
         init(node: String, outputs: [OutputRecord]) {
@@ -107,7 +105,7 @@ public struct RunReport: Sendable {
             wallP50Ms = Statistics.percentile(50, ofSorted: ok.map(\.wallMs).sorted())
             lateP95Ms = Statistics.percentile(95, ofSorted: ok.map(\.lateMs).sorted())
             let reasons = Dictionary(grouping: outputs.compactMap(\.failure), by: { $0 }).mapValues(\.count)
-            failures = reasons.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { ($0.key, $0.value) }
+            failures = reasons.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { Failure(reason: $0.key, count: $0.value) }
         }
     }
 
