@@ -42,8 +42,11 @@ let package = Package(
         .target(name: "ConvoyLinks", dependencies: ["ConvoyCore"]),
         // Compute model, servers, liveness, path choice and failover: pure state machines.
         .target(name: "ConvoyReasoning", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyLinks"]),
+        // Federated fine-tuning: adapters, aggregation rules (FedAvg, clustered, hierarchical, FedAsync, FedBuff),
+        // chunked transfer, and the aggregator's and participant's state machines. Pure; the passes run in tools/fedtune.
+        .target(name: "ConvoyFederated", dependencies: ["ConvoyCore", "ConvoyWire"]),
         // Map and scenario files.
-        .target(name: "ConvoyScenario", dependencies: ["ConvoyCore", "ConvoyLinks", "ConvoyReasoning", "Yams"]),
+        .target(name: "ConvoyScenario", dependencies: ["ConvoyCore", "ConvoyLinks", "ConvoyReasoning", "ConvoyFederated", "Yams"]),
         // RSU placement on a SUMO network and coverage of a trace (`convoy map`); the only user of FoundationXML.
         .target(name: "ConvoyPlacement", dependencies: ["ConvoyCore", "ConvoyScenario"]),
         // The launcher/node contract: the run description, imposed faults, process signals.
@@ -51,7 +54,7 @@ let package = Package(
         // SQLite recording (single writer) and CSV export.
         .target(name: "ConvoyRecording", dependencies: ["ConvoyCore", "ConvoyWire", .product(name: "GRDB", package: "GRDB.swift")]),
         // What nodes decide, as pure state machines: event and time in, actions out (no sockets, no clock).
-        .target(name: "ConvoyNodeCore", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyMobility", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario"]),
+        .target(name: "ConvoyNodeCore", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyMobility", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario", "ConvoyFederated"]),
         // Real model servers behind the compute seam: an OpenAI-compatible streaming client (AsyncHTTPClient).
         .target(name: "ConvoyModelServers", dependencies: [
             "ConvoyCore", "ConvoyReasoning", "ConvoyScenario", .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -71,6 +74,7 @@ let package = Package(
         .testTarget(name: "ConvoyCoreTests", dependencies: ["ConvoyCore", "ConvoyWire"]),
         .testTarget(name: "ConvoyTransportTests", dependencies: ["ConvoyTransport"]),
         .testTarget(name: "ConvoyMobilityTests", dependencies: ["ConvoyMobility", "ConvoyCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ConvoyFederatedTests", dependencies: ["ConvoyFederated", "ConvoyWire"]),
         .testTarget(name: "ConvoyLinksTests", dependencies: ["ConvoyLinks", "ConvoyReasoning"]),
         .testTarget(name: "ConvoyReasoningTests", dependencies: ["ConvoyReasoning", "ConvoyCore", "ConvoyWire", "ConvoyLinks"]),
         .testTarget(name: "ConvoyScenarioTests", dependencies: ["ConvoyScenario", "ConvoyPlacement", "ConvoyCore", "ConvoyLinks", "ConvoyReasoning"]),

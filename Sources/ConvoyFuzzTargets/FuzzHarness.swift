@@ -142,6 +142,8 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .reply: _ = wire(InferenceReply.self, payload)
         case .cancel: _ = wire(InferenceCancel.self, payload)
         case .sharedResult: _ = wire(SharedResult.self, payload)
+        case .fedUp: _ = wire(FedUp.self, payload)
+        case .fedDown: _ = wire(FedDown.self, payload)
         case .record: _ = record(Data(payload))
         case .control: _ = json(ControlCommand.self, Data(payload))
         case .controlReply: _ = json(ControlReply.self, Data(payload))

@@ -20,6 +20,12 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
     case cancel = 9
     /// A shareable result, broadcast over V2V.
     case sharedResult = 10
+    /// Federated fine-tuning, towards the aggregator: a pull for the global adapter, or a chunk of
+    /// a client's update (vehicle → RSU → … → aggregator).
+    case fedUp = 11
+    /// Federated fine-tuning, from the aggregator: a chunk of the global adapter, or an
+    /// acknowledgement of an upload (aggregator → … → vehicle).
+    case fedDown = 12
 
     /// The name PROTOCOL.md uses (also in the `link_stats` and `link_samples` tables).
     public var name: String {
@@ -33,6 +39,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
         case .controlReply: "control_reply"
         case .cancel: "cancel"
         case .sharedResult: "shared_result"
+        case .fedUp: "fed_up"
+        case .fedDown: "fed_down"
         }
     }
 }

@@ -1,0 +1,446 @@
+import ConvoyWire
+import Foundation
+
+/// The aggregator of federated fine-tuning, placeable at an RSU, an edge server or the cloud: it
+/// hands the global adapter (or the client's cluster's, or its RSU group's) to the vehicles that
+/// pull it, reassembles their chunked updates and aggregates them with the scheme's rule. Pure:
+/// event and time in, actions out; the server node carries them out (sends go back along the
+/// vehicle's path, evaluations go to the trainer).
+///
+/// Synchronous schemes run rounds: round r hands out version r − 1 to the first
+/// `participantsPerRound` clients that pull (all, with 0) and closes when all of them are in or at
+/// `roundDeadline`; closing it makes version r. Asynchronous schemes hand out the current version
+/// at once and mix each update as it arrives (FedAsync) or every K updates (FedBuff).
+public struct FedAggregator: Sendable {
+    public enum Event: Sendable {
+        /// The trainer's initial adapter (every client starts from it).
+        case initial(Adapter)
+        /// A pull or a chunk from a vehicle; `via`: the first hop it came through (its RSU).
+        case up(FedUp, via: String)
+        case timer(UInt64)
+        /// The trainer evaluated request `id`: loss per domain, or why it could not.
+        case evaluated(id: UInt64, losses: [String: Double]?, failure: String?)
+    }
+
+    public enum Action: Sendable, Equatable {
+        case send(FedDown)
+        case arm(UInt64, at: Double)
+        case evaluate(id: UInt64, adapter: Adapter, domains: [String])
+        case round(FedRoundRecord)
+        case update(FedUpdateRecord)
+        case eval(FedEvalRecord)
+        case count(String)
+    }
+
+    /// Timer ids are at or above this, so that a node can tell them from its own.
+    public static let timerBase: UInt64 = 1 << 40
+
+    struct Upload {
+        var transfer: UInt32
+        var version: Int
+        var first: FedUp
+        var reassembly: Reassembly
+        var via: [String]
+        var endedAt: Double?
+        /// What became of it, once decided (an aggregated update still pending its round's close counts).
+        var outcome: FedUpdateRecord.Outcome?
+    }
+
+    struct Received {
+        var update: ClientUpdate
+        var record: FedUpdateRecord
+        var via: String
+    }
+
+    /// A model whose held-out loss is being measured, and the clients that use it.
+    struct Evaluation {
+        var round: Int
+        var cluster: Int
+        var at: Double
+        var clients: [String]
+    }
+
+    public let config: FedTuneConfig
+    public let id: String
+    public private(set) var version = 0
+    public private(set) var finished = false
+    var started = false
+    /// Models: per cluster (0 for a single model); per RSU group (hierarchical).
+    var models: [Int: Adapter] = [:]
+    var groups: [String: Adapter] = [:]
+    var history: [Int: Adapter] = [:]
+    var clusterOf: [String: Int] = [:]
+    var groupOf: [String: String] = [:]
+    var buffer: UpdateBuffer
+    var chunked: [String: [[UInt8]]] = [:]
+    /// Synchronous round state.
+    var roundOpen = false
+    var roundStartedAt = 0.0
+    var selected: [String: Double] = [:]
+    var waiting: Set<String> = []
+    var received: [String: Received] = [:]
+    var uploads: [String: Upload] = [:]
+    var evaluations: [UInt64: Evaluation] = [:]
+    var evalResults: [Int: [Int: [String: Double]]] = [:]
+    var evalPending: [Int: Int] = [:]
+    var nextID = timerBase
+    var deadlineTimer: UInt64?
+    var out: [Action] = []
+
+    public init(config: FedTuneConfig, id: String) {
+        self.config = config
+        self.id = id
+        buffer = UpdateBuffer(size: max(1, config.bufferSize), serverRate: config.serverRate)
+        if config.scheme == .clustered, config.clusterBy == .labels {
+            let labels = config.clients.keys.reduce(into: [String: String]()) { $0[$1] = config.label(of: $1) }
+            clusterOf = Clustering.byLabel(labels).mapValues { $0 % max(1, config.clusters) }
+        }
+    }
+
+    public var parameterCount: Int { models[0]?.count ?? 0 }
+
+    public mutating func handle(_ event: Event, now: Double) -> [Action] {
+        switch event {
+        case .initial(let adapter):
+            guard models.isEmpty else { break }
+            for c in 0..<max(1, config.scheme == .clustered ? config.clusters : 1) { models[c] = adapter }
+            history[0] = adapter
+            out.append(.arm(nextTimer(), at: max(now, config.startAt)))
+        case .up(let message, let via):
+            guard config.clients[message.vehicleID] != nil else { out.append(.count("fed_unknown_client")); break }
+            switch message.kind {
+            case .pull: pulled(message, via: via, now: now)
+            case .chunk: chunk(message, via: via, now: now)
+            }
+        case .timer(let timer):
+            if !started, !models.isEmpty {
+                started = true
+                if !config.scheme.isAsynchronous { openRound(now: now) } else { for v in waiting.sorted() { sendModel(to: v, now: now) } ; waiting = [] }
+            } else if timer == deadlineTimer, roundOpen {
+                closeRound(now: now)
+            }
+        case .evaluated(let id, let losses, let failure):
+            evaluated(id, losses: losses, failure: failure)
+        }
+        defer { out = [] }
+        return out
+    }
+
+    mutating func nextTimer() -> UInt64 {
+        nextID += 1
+        return nextID
+    }
+
+    // MARK: - Handing out the model
+
+    private mutating func pulled(_ pull: FedUp, via: String, now: Double) {
+        let v = pull.vehicleID
+        if groupOf[v] == nil || config.scheme != .hierarchical { groupOf[v] = via }
+        if pull.transfer > 0 { return acknowledge(v, transfer: pull.transfer) }
+        if finished { return out.append(.send(FedDown(kind: .ack, vehicleID: v, version: UInt32(version), status: .finished))) }
+        guard started else { waiting.insert(v); return }
+        if config.scheme.isAsynchronous { return sendModel(to: v, now: now) }
+        if roundOpen, selected[v] != nil, received[v] == nil { return sendModel(to: v, now: now) }  // a lost download
+        if roundOpen, received[v] == nil, config.participantsPerRound == 0 || selected.count < config.participantsPerRound {
+            selected[v] = now
+            return sendModel(to: v, now: now)
+        }
+        waiting.insert(v)
+    }
+
+    /// The model vehicle `v` trains from: its cluster's, its RSU group's, or the global one.
+    func model(for v: String) -> (cluster: Int, adapter: Adapter) {
+        switch config.scheme {
+        case .clustered:
+            let c = clusterOf[v] ?? 0
+            return (c, models[c] ?? models[0]!)
+        case .hierarchical:
+            if let g = groupOf[v], let m = groups[g] { return (groupIndex(g), m) }
+            return (0, models[0]!)
+        default:
+            return (0, models[0]!)
+        }
+    }
+
+    func groupIndex(_ g: String) -> Int { groups.keys.sorted().firstIndex(of: g).map { $0 + 1 } ?? 0 }
+
+    private mutating func sendModel(to v: String, now: Double) {
+        let (cluster, adapter) = model(for: v)
+        let key = "\(version)/\(cluster)/\(config.scheme == .hierarchical ? groupOf[v] ?? "" : "")"
+        if chunked[key] == nil {
+            chunked = chunked.filter { $0.key.hasPrefix("\(version)/") }
+            chunked[key] = Chunking.chunks(of: adapter.bytes, size: config.chunkBytes)
+        }
+        let parts = chunked[key]!
+        let steps = config.localSteps * (config.scheme == .hierarchical ? config.kappa1 : 1)
+        for (i, part) in parts.enumerated() {
+            out.append(.send(FedDown(kind: .chunk, vehicleID: v, version: UInt32(version), cluster: UInt16(clamping: cluster),
+                                     steps: UInt16(clamping: steps), transfer: UInt32(version), index: UInt16(i),
+                                     count: UInt16(parts.count), totalBytes: UInt32(adapter.byteCount), data: part)))
+        }
+    }
+
+    // MARK: - Receiving updates
+
+    private mutating func chunk(_ c: FedUp, via: String, now: Double) {
+        let v = c.vehicleID
+        groupOf[v] = groupOf[v] ?? via
+        if uploads[v]?.transfer != c.transfer {
+            if let old = uploads[v], old.endedAt == nil { recordLost(v, old) }
+            uploads[v] = Upload(transfer: c.transfer, version: Int(c.version), first: c,
+                                reassembly: Reassembly(count: Int(c.count), totalBytes: Int(c.totalBytes)), via: [], endedAt: nil)
+        }
+        guard uploads[v]!.endedAt == nil, uploads[v]!.outcome == nil else { return out.append(.count("fed_chunks_after_outcome")) }
+        switch uploads[v]!.reassembly.add(index: Int(c.index), count: Int(c.count), totalBytes: Int(c.totalBytes), data: c.data) {
+        case .duplicate: return out.append(.count("fed_chunks_duplicate"))
+        case .inconsistent: return out.append(.count("fed_chunks_inconsistent"))
+        case .accepted: break
+        }
+        if uploads[v]!.via.last != via { uploads[v]!.via.append(via) }
+        guard let bytes = uploads[v]!.reassembly.bytes else { return }
+        uploads[v]!.endedAt = now
+        let upload = uploads[v]!
+        if let adapter = Adapter(bytes: bytes, expected: parameterCount), adapter.isFinite {
+            let update = ClientUpdate(vehicle: v, adapter: adapter, samples: Int(upload.first.samples), baseVersion: upload.version)
+            uploads[v]!.outcome = config.scheme.isAsynchronous ? mix(update, upload, now: now) : collect(update, upload, now: now)
+        } else {
+            out.append(.count("fed_updates_malformed"))
+            uploads[v]!.outcome = .lost
+            record(v, upload, outcome: .lost, round: version, staleness: 0)
+        }
+        acknowledge(v, transfer: c.transfer)
+    }
+
+    private mutating func acknowledge(_ v: String, transfer: UInt32) {
+        var ack = FedDown(kind: .ack, vehicleID: v, version: UInt32(version), transfer: transfer)
+        if let u = uploads[v], u.transfer == transfer {
+            if let outcome = u.outcome {
+                ack.status = finished ? .finished : outcome == .aggregated ? .accepted : .discarded
+            } else if u.endedAt == nil {
+                ack.missing = u.reassembly.missing.map { UInt16($0) }
+            } else {
+                ack.status = .discarded
+            }
+        } else if finished {
+            ack.status = .finished
+        }
+        // An unknown upload: `incomplete` with no list means every chunk.
+        out.append(.send(ack))
+    }
+
+    private func record(for v: String, _ u: Upload, outcome: FedUpdateRecord.Outcome, round: Int, staleness: Int, cluster: Int = 0) -> FedUpdateRecord {
+        FedUpdateRecord(vehicleID: v, baseVersion: u.version, round: round, cluster: cluster, transfer: Int(u.transfer),
+                        bytes: u.reassembly.totalBytes, chunksReceived: u.reassembly.receivedChunks, chunks: u.reassembly.count,
+                        samples: Int(u.first.samples), trainLoss: u.first.loss, trainSeconds: u.first.trainSeconds,
+                        realTrainSeconds: u.first.realTrainSeconds, uploadStartedAt: u.first.uploadStartedAt, uploadEndedAt: u.endedAt,
+                        via: u.via.joined(separator: "+"), outcome: outcome, staleness: staleness, recordedBy: id)
+    }
+
+    private mutating func record(_ v: String, _ u: Upload, outcome: FedUpdateRecord.Outcome, round: Int, staleness: Int, cluster: Int = 0) {
+        out.append(.update(record(for: v, u, outcome: outcome, round: round, staleness: staleness, cluster: cluster)))
+    }
+
+    private mutating func recordLost(_ v: String, _ u: Upload) {
+        record(v, u, outcome: .lost, round: config.scheme.isAsynchronous ? version : u.version + 1, staleness: 0)
+    }
+
+    // MARK: - Synchronous rounds
+
+    private mutating func openRound(now: Double) {
+        roundOpen = true
+        roundStartedAt = now
+        selected = [:]
+        received = [:]
+        let deadline = nextTimer()
+        deadlineTimer = deadline
+        out.append(.arm(deadline, at: now + config.roundDeadline))
+        for v in waiting.sorted() where config.participantsPerRound == 0 || selected.count < config.participantsPerRound {
+            waiting.remove(v)
+            selected[v] = now
+            sendModel(to: v, now: now)
+        }
+    }
+
+    private mutating func collect(_ update: ClientUpdate, _ upload: Upload, now: Double) -> FedUpdateRecord.Outcome {
+        let round = version + 1
+        guard roundOpen, update.baseVersion == version, selected[update.vehicle] != nil else {
+            record(update.vehicle, upload, outcome: .late, round: round, staleness: version - update.baseVersion)
+            return .late
+        }
+        let cluster = model(for: update.vehicle).cluster
+        received[update.vehicle] = Received(update: update,
+                                            record: record(for: update.vehicle, upload, outcome: .aggregated, round: round, staleness: 0, cluster: cluster),
+                                            via: upload.via.first ?? "")
+        if received.count == selected.count, selected.count > 0,
+           config.participantsPerRound == 0 ? selected.count >= config.clients.count : selected.count >= config.participantsPerRound {
+            closeRound(now: now)
+        }
+        return .aggregated
+    }
+
+    private mutating func closeRound(now: Double) {
+        roundOpen = false
+        deadlineTimer = nil
+        let round = version + 1
+        let base = models
+        for (v, u) in uploads.sorted(by: { $0.key < $1.key }) where selected[v] != nil && u.endedAt == nil && u.version == version {
+            recordLost(v, u)
+            uploads[v]!.outcome = .lost
+        }
+        for v in selected.keys.sorted() where received[v] == nil && uploads[v]?.version != version {
+            out.append(.update(FedUpdateRecord(vehicleID: v, baseVersion: version, round: round, cluster: model(for: v).cluster, transfer: 0,
+                                               bytes: 0, chunksReceived: 0, chunks: 0, samples: 0, trainLoss: nil, trainSeconds: nil,
+                                               realTrainSeconds: nil, uploadStartedAt: nil, uploadEndedAt: nil, via: groupOf[v] ?? "",
+                                               outcome: .lost, staleness: 0, recordedBy: id)))
+        }
+        let updates = received.values.sorted { $0.update.vehicle < $1.update.vehicle }
+        for u in updates { out.append(.update(u.record)) }
+        switch config.scheme {
+        case .clustered:
+            if config.clusterBy == .updates { assignClusters(updates.map(\.update), base: base) }
+            for c in models.keys.sorted() {
+                let members = updates.filter { clusterOf[$0.update.vehicle] ?? 0 == c }
+                if let m = Aggregation.fedAvg(clients: members.map(\.update)) { models[c] = m }
+                roundRecord(round: round, cluster: c, level: "cluster", members: members, now: now)
+            }
+        case .hierarchical:
+            for g in Set(updates.map(\.via)).sorted() {
+                let members = updates.filter { $0.via == g }
+                groups[g] = Aggregation.fedAvg(clients: members.map(\.update))
+                roundRecord(round: round, cluster: groupIndex(g), level: "group", members: members, now: now)
+            }
+            if round % max(1, config.kappa2) == 0 {
+                let weights = groups.keys.sorted().map { g in
+                    (groups[g]!, Double(updates.filter { $0.via == g }.reduce(0) { $0 + $1.update.samples }) + 1e-9)
+                }
+                if let m = Aggregation.fedAvg(weights) { models[0] = m }
+                for g in groups.keys { groups[g] = models[0] }
+                roundRecord(round: round, cluster: 0, level: "global", members: updates, now: now)
+            }
+        default:
+            if let m = Aggregation.fedAvg(clients: updates.map(\.update)) { models[0] = m }
+            roundRecord(round: round, cluster: 0, level: "global", members: updates, now: now)
+        }
+        version = round
+        history = [version: models[0]!]
+        evaluate(round: round, now: now)
+        if version >= config.rounds {
+            finished = true
+            for v in waiting.sorted() { out.append(.send(FedDown(kind: .ack, vehicleID: v, version: UInt32(version), status: .finished))) }
+            waiting = []
+        } else {
+            openRound(now: now)
+        }
+    }
+
+    private mutating func roundRecord(round: Int, cluster: Int, level: String, members: [Received], now: Double) {
+        let losses = members.map(\.update).compactMap { received[$0.vehicle]?.record.trainLoss }
+        let participants = level == "global" ? selected.count : selected.keys.filter { model(for: $0).cluster == cluster }.count
+        out.append(.round(FedRoundRecord(scheme: config.scheme.rawValue, round: round, cluster: cluster, level: level,
+                                         startedAt: roundStartedAt, endedAt: now, participants: participants, aggregated: members.count,
+                                         dropped: max(0, participants - members.count), aggregatedAt: id,
+                                         trainLoss: losses.isEmpty ? nil : losses.reduce(0, +) / Double(losses.count))))
+    }
+
+    /// CFL by update similarity: after the first round that has updates, spherical k-means on the
+    /// directions (update − the model it started from) fixes the clusters; a client first seen
+    /// later joins the cluster whose mean direction is closest to its first update's.
+    private mutating func assignClusters(_ updates: [ClientUpdate], base: [Int: Adapter]) {
+        let directions = updates.reduce(into: [String: Adapter]()) { d, u in
+            d[u.vehicle] = u.adapter.minus(base[clusterOf[u.vehicle] ?? 0] ?? base[0]!)
+        }
+        if clusterOf.isEmpty {
+            clusterOf = Clustering.kMeans(directions, k: config.clusters)
+            for c in 0..<config.clusters where models[c] == nil { models[c] = models[0] }
+            return
+        }
+        let centres = Dictionary(grouping: directions.filter { clusterOf[$0.key] != nil }, by: { clusterOf[$0.key]! })
+            .compactMapValues { Aggregation.fedAvg($0.map { ($0.value, 1.0) }) }
+        for (v, d) in directions where clusterOf[v] == nil {
+            clusterOf[v] = centres.max { (d.cosine($0.value), -$0.key) < (d.cosine($1.value), -$1.key) }?.key ?? 0
+        }
+    }
+
+    // MARK: - Asynchronous
+
+    private mutating func mix(_ update: ClientUpdate, _ upload: Upload, now: Double) -> FedUpdateRecord.Outcome {
+        let staleness = version - update.baseVersion
+        guard !finished, staleness <= config.maxStaleness, let base = history[update.baseVersion] else {
+            record(update.vehicle, upload, outcome: .stale, round: version, staleness: staleness)
+            return .stale
+        }
+        let global = models[0]!
+        var next: Adapter?
+        if config.scheme == .fedasync {
+            next = Aggregation.fedAsync(global: global, update: update.adapter, alpha: config.stalenessAlpha,
+                                        exponent: config.stalenessExponent, staleness: staleness)
+        } else {
+            let w = Aggregation.stalenessWeight(alpha: 1, exponent: config.stalenessExponent, staleness: staleness)
+            next = buffer.add(delta: update.adapter.minus(base), weight: w, to: global)
+        }
+        record(update.vehicle, upload, outcome: .aggregated, round: version + 1, staleness: staleness)
+        guard let next else { return .aggregated }
+        let applied = config.scheme == .fedbuff ? buffer.size : 1
+        version += 1
+        models[0] = next
+        history[version] = next
+        history = history.filter { $0.key >= version - config.maxStaleness }
+        out.append(.round(FedRoundRecord(scheme: config.scheme.rawValue, round: version, cluster: 0, level: "global",
+                                         startedAt: upload.first.uploadStartedAt, endedAt: now, participants: applied, aggregated: applied,
+                                         dropped: 0, aggregatedAt: id, trainLoss: upload.first.loss)))
+        if version % max(1, config.evaluateEvery) == 0 || version >= config.rounds { evaluate(round: version, now: now) }
+        if version >= config.rounds { finished = true }
+        return .aggregated
+    }
+
+    // MARK: - Evaluation
+
+    /// Asks the trainer for the held-out loss of every model in use after `round`.
+    private mutating func evaluate(round: Int, now: Double) {
+        var targets: [(Int, Adapter, [String])] = []
+        let clients = config.clients.keys.sorted()
+        switch config.scheme {
+        case .clustered:
+            for c in models.keys.sorted() { targets.append((c, models[c]!, clients.filter { (clusterOf[$0] ?? 0) == c })) }
+        case .hierarchical where round % max(1, config.kappa2) != 0:
+            for g in groups.keys.sorted() { targets.append((groupIndex(g), groups[g]!, clients.filter { groupOf[$0] == g })) }
+            let rest = clients.filter { groupOf[$0].flatMap { groups[$0] } == nil }
+            if !rest.isEmpty { targets.append((0, models[0]!, rest)) }
+        default:
+            targets.append((0, models[0]!, clients))
+        }
+        targets.removeAll { $0.2.isEmpty }
+        evalPending[round] = targets.count
+        for (cluster, adapter, members) in targets {
+            let id = nextTimer()
+            evaluations[id] = Evaluation(round: round, cluster: cluster, at: now, clients: members)
+            out.append(.evaluate(id: id, adapter: adapter, domains: config.domains))
+        }
+    }
+
+    private mutating func evaluated(_ id: UInt64, losses: [String: Double]?, failure: String?) {
+        guard let e = evaluations.removeValue(forKey: id) else { return }
+        evalPending[e.round, default: 1] -= 1
+        if let losses {
+            for d in losses.keys.sorted() {
+                out.append(.eval(FedEvalRecord(round: e.round, cluster: e.cluster, domain: d, loss: losses[d]!, perplexity: exp(losses[d]!),
+                                               at: e.at, recordedBy: self.id)))
+            }
+            var perClient: [String: Double] = [:]
+            for v in e.clients {
+                let mix = config.clients[v] ?? [:]
+                let total = mix.values.reduce(0, +)
+                perClient[v] = mix.reduce(0.0) { $0 + $1.value / max(total, 1e-12) * (losses[$1.key] ?? .nan) }
+            }
+            evalResults[e.round, default: [:]][e.cluster] = perClient
+        } else {
+            out.append(.count("fed_evaluations_failed"))
+        }
+        guard evalPending[e.round] == 0 else { return }
+        evalPending[e.round] = nil
+        let values = (evalResults.removeValue(forKey: e.round) ?? [:]).values.flatMap(\.values).filter(\.isFinite)
+        guard !values.isEmpty else { return }
+        let mean = values.reduce(0, +) / Double(values.count)
+        out.append(.eval(FedEvalRecord(round: e.round, cluster: -1, domain: "*", loss: mean, perplexity: exp(mean), at: e.at, recordedBy: self.id)))
+    }
+}

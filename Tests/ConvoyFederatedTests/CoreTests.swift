@@ -1,0 +1,256 @@
+import ConvoyWire
+import Testing
+@testable import ConvoyFederated
+
+/// The aggregator and participant state machines, driven by scripted events (no sockets, no sleeps).
+@Suite struct FedAggregatorTests {
+    static func config(_ scheme: FedTuneConfig.Scheme, clients: [String] = ["a", "b"]) -> FedTuneConfig {
+        var c = FedTuneConfig()
+        c.scheme = scheme
+        c.domains = ["x", "y"]
+        c.clients = FedTuneConfig.split(vehicles: clients, domains: ["x", "y"], dominant: 1)
+        c.aggregator = "edge-1"
+        c.rounds = 3
+        c.startAt = 1
+        c.roundDeadline = 10
+        c.chunkBytes = 8
+        c.clusters = 2
+        return c
+    }
+
+    /// Starts an aggregator with a 4-parameter zero model (16 bytes: two chunks of 8).
+    static func started(_ config: FedTuneConfig) -> (FedAggregator, [FedAggregator.Action]) {
+        var agg = FedAggregator(config: config, id: "edge-1")
+        let armed = agg.handle(.initial(Adapter(zeros: 4)), now: 0)
+        guard case .arm(let t, let at) = armed.first else { fatalError("no start timer") }
+        #expect(at == 1)
+        let opened = agg.handle(.timer(t), now: 1)
+        return (agg, opened)
+    }
+
+    static func upload(_ v: String, _ values: [Float], version: UInt32, transfer: UInt32 = 1, samples: UInt32 = 10,
+                       chunks: [Int] = [0, 1]) -> [FedUp] {
+        let parts = Chunking.chunks(of: Adapter(values).bytes, size: 8)
+        return chunks.map {
+            FedUp(kind: .chunk, vehicleID: v, version: version, transfer: transfer, index: UInt16($0), count: UInt16(parts.count),
+                  totalBytes: 16, samples: samples, loss: 2, trainSeconds: 0.5, data: parts[$0])
+        }
+    }
+
+    static func sends(_ actions: [FedAggregator.Action]) -> [FedDown] {
+        actions.compactMap { if case .send(let d) = $0 { d } else { nil } }
+    }
+
+    static func updates(_ actions: [FedAggregator.Action]) -> [FedUpdateRecord] {
+        actions.compactMap { if case .update(let u) = $0 { u } else { nil } }
+    }
+
+    @Test func synchronousRoundAveragesAndMovesOn() {
+        var (agg, _) = Self.started(Self.config(.fedavg))
+        let down = Self.sends(agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1.5))
+        #expect(down.count == 2 && down.allSatisfy { $0.kind == .chunk && $0.version == 0 && $0.steps == 3 })
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 0), via: "rsu-2"), now: 1.6)
+        var actions: [FedAggregator.Action] = []
+        for c in Self.upload("a", [1, 1, 1, 1], version: 0, samples: 30) { actions += agg.handle(.up(c, via: "rsu-1"), now: 3) }
+        #expect(Self.sends(actions).last?.status == .accepted)
+        #expect(agg.version == 0)
+        actions = []
+        for c in Self.upload("b", [5, 5, 5, 5], version: 0, samples: 10) { actions += agg.handle(.up(c, via: "rsu-2"), now: 4) }
+        // Both in: round 1 closes, version 1 = (30·1 + 10·5)/40 = 2.
+        #expect(agg.version == 1)
+        #expect(agg.models[0] == Adapter([2, 2, 2, 2]))
+        #expect(Self.updates(actions).map(\.outcome) == [.aggregated, .aggregated])
+        let round = actions.compactMap { if case .round(let r) = $0 { r } else { nil } }
+        #expect(round.count == 1 && round[0].aggregated == 2 && round[0].dropped == 0 && round[0].endedAt == 4)
+        // The model is evaluated, and the mean over clients recorded when the trainer answers.
+        guard case .evaluate(let id, let model, let domains)? = actions.first(where: { if case .evaluate = $0 { true } else { false } }) else {
+            Issue.record("no evaluation"); return
+        }
+        #expect(model == Adapter([2, 2, 2, 2]) && domains == ["x", "y"])
+        let evals = agg.handle(.evaluated(id: id, losses: ["x": 1, "y": 3], failure: nil), now: 5)
+            .compactMap { if case .eval(let e) = $0 { e } else { nil } }
+        #expect(evals.first { $0.domain == "*" }?.loss == 2)
+    }
+
+    @Test func deadlineClosesTheRoundAndRecordsTheLostUpload() {
+        var (agg, _) = Self.started(Self.config(.fedavg))
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1.5)
+        let opened = agg.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 0), via: "rsu-1"), now: 1.5)
+        #expect(Self.sends(opened).count == 2)
+        for c in Self.upload("a", [1, 1, 1, 1], version: 0) { _ = agg.handle(.up(c, via: "rsu-1"), now: 3) }
+        // b's upload: only its first chunk arrives (its RSU died).
+        let partial = agg.handle(.up(Self.upload("b", [9, 9, 9, 9], version: 0, chunks: [0])[0], via: "rsu-1"), now: 3)
+        #expect(Self.sends(partial).isEmpty)
+        // The aggregator tells b what is missing when asked.
+        let ack = Self.sends(agg.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 0, transfer: 1), via: "rsu-2"), now: 4))
+        #expect(ack.first?.status == .incomplete && ack.first?.missing == [1])
+        // The deadline (opened at 1 + 10 s).
+        let timer = agg.deadlineTimer!
+        let closed = agg.handle(.timer(timer), now: 11)
+        let rows = Self.updates(closed)
+        #expect(rows.first { $0.vehicleID == "b" }?.outcome == .lost)
+        #expect(rows.first { $0.vehicleID == "b" }?.chunksReceived == 1)
+        #expect(agg.models[0] == Adapter([1, 1, 1, 1]))
+        // The last chunk comes after the close: not aggregated, the vehicle is told.
+        let late = agg.handle(.up(Self.upload("b", [9, 9, 9, 9], version: 0, chunks: [1])[0], via: "rsu-2"), now: 12)
+        #expect(Self.sends(late).isEmpty || Self.sends(late).first?.status != .accepted)
+    }
+
+    @Test func resumedUploadThroughAnotherRSUIsAggregated() {
+        var (agg, _) = Self.started(Self.config(.fedavg, clients: ["a"]))
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1.5)
+        let parts = Self.upload("a", [3, 3, 3, 3], version: 0)
+        _ = agg.handle(.up(parts[0], via: "rsu-1"), now: 3)
+        let actions = agg.handle(.up(parts[1], via: "rsu-2"), now: 5)
+        let row = Self.updates(actions).first
+        #expect(row?.outcome == .aggregated && row?.via == "rsu-1+rsu-2")
+        #expect(agg.version == 1)
+    }
+
+    @Test func clusteredByLabelsKeepsOneModelPerCluster() {
+        var (agg, _) = Self.started(Self.config(.clustered))
+        for v in ["a", "b"] { _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: v, version: 0), via: "rsu-1"), now: 1.5) }
+        for c in Self.upload("a", [1, 1, 1, 1], version: 0) { _ = agg.handle(.up(c, via: "rsu-1"), now: 3) }
+        for c in Self.upload("b", [7, 7, 7, 7], version: 0) { _ = agg.handle(.up(c, via: "rsu-1"), now: 3) }
+        #expect(agg.version == 1)
+        #expect(Set(agg.models.values) == [Adapter([1, 1, 1, 1]), Adapter([7, 7, 7, 7])])
+        let down = Self.sends(agg.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 1), via: "rsu-1"), now: 4))
+        #expect(Adapter(bytes: down.flatMap(\.data)) == Adapter([7, 7, 7, 7]))
+    }
+
+    @Test func clusteredByUpdatesFindsTheGroups() {
+        var config = Self.config(.clustered, clients: ["a", "b", "c", "d"])
+        config.clusterBy = .updates
+        var (agg, _) = Self.started(config)
+        for v in ["a", "b", "c", "d"] { _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: v, version: 0), via: "rsu-1"), now: 1.5) }
+        for (v, x) in [("a", [Float(1), 0, 0, 0]), ("b", [2, 0.1, 0, 0]), ("c", [0, 0, 1, 0]), ("d", [0, 0, 3, 0.2])] {
+            for c in Self.upload(v, x, version: 0) { _ = agg.handle(.up(c, via: "rsu-1"), now: 3) }
+        }
+        #expect(agg.clusterOf["a"] == agg.clusterOf["b"] && agg.clusterOf["c"] == agg.clusterOf["d"] && agg.clusterOf["a"] != agg.clusterOf["c"])
+    }
+
+    @Test func fedAsyncMixesAsUpdatesArriveAndRefusesTheStale() {
+        var config = Self.config(.fedasync)
+        config.maxStaleness = 1
+        config.rounds = 10
+        var (agg, _) = Self.started(config)
+        let first = Self.sends(agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 2))
+        #expect(first.count == 2)  // at once: no round barrier
+        for c in Self.upload("a", [10, 10, 10, 10], version: 0) { _ = agg.handle(.up(c, via: "rsu-1"), now: 3) }
+        #expect(agg.version == 1 && agg.models[0] == Adapter([6, 6, 6, 6]))
+        for c in Self.upload("a", [10, 10, 10, 10], version: 1, transfer: 2) { _ = agg.handle(.up(c, via: "rsu-1"), now: 4) }
+        #expect(agg.version == 2)
+        // b trained from version 0: staleness 2 > 1.
+        var actions: [FedAggregator.Action] = []
+        for c in Self.upload("b", [0, 0, 0, 0], version: 0) { actions += agg.handle(.up(c, via: "rsu-1"), now: 5) }
+        #expect(Self.updates(actions).first?.outcome == .stale && Self.updates(actions).first?.staleness == 2)
+        #expect(Self.sends(actions).last?.status == .discarded)
+    }
+
+    @Test func hierarchicalAggregatesPerRSUThenGlobally() {
+        var config = Self.config(.hierarchical, clients: ["a", "b"])
+        config.kappa2 = 2
+        var (agg, _) = Self.started(config)
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1.5)
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 0), via: "rsu-2"), now: 1.5)
+        for c in Self.upload("a", [2, 2, 2, 2], version: 0) { _ = agg.handle(.up(c, via: "rsu-1"), now: 3) }
+        for c in Self.upload("b", [4, 4, 4, 4], version: 0) { _ = agg.handle(.up(c, via: "rsu-2"), now: 3) }
+        // Round 1: RSU level only.
+        #expect(agg.groups["rsu-1"] == Adapter([2, 2, 2, 2]) && agg.groups["rsu-2"] == Adapter([4, 4, 4, 4]))
+        #expect(agg.models[0] == Adapter(zeros: 4))
+        let down = Self.sends(agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 1), via: "rsu-1"), now: 4))
+        #expect(Adapter(bytes: down.flatMap(\.data)) == Adapter([2, 2, 2, 2]))
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 1), via: "rsu-2"), now: 4)
+        for c in Self.upload("a", [2, 2, 2, 2], version: 1, transfer: 2) { _ = agg.handle(.up(c, via: "rsu-1"), now: 5) }
+        for c in Self.upload("b", [6, 6, 6, 6], version: 1, transfer: 2) { _ = agg.handle(.up(c, via: "rsu-2"), now: 5) }
+        // Round 2 = κ2: the groups are averaged into the global model (equal samples).
+        #expect(agg.models[0] == Adapter([4, 4, 4, 4]))
+    }
+
+    @Test func afterTheLastRoundVehiclesAreToldToStop() {
+        var config = Self.config(.fedavg, clients: ["a"])
+        config.rounds = 1
+        var (agg, _) = Self.started(config)
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1.5)
+        for c in Self.upload("a", [1, 1, 1, 1], version: 0) { _ = agg.handle(.up(c, via: "rsu-1"), now: 3) }
+        #expect(agg.finished)
+        let reply = Self.sends(agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 1), via: "rsu-1"), now: 4))
+        #expect(reply.first?.status == .finished)
+        #expect(Self.sends(agg.handle(.up(FedUp(kind: .pull, vehicleID: "zz", version: 0), via: "rsu-1"), now: 4)).isEmpty)
+    }
+}
+
+@Suite struct FedParticipantTests {
+    static func chunks(_ values: [Float], version: UInt32) -> [FedDown] {
+        let parts = Chunking.chunks(of: Adapter(values).bytes, size: 8)
+        return parts.indices.map {
+            FedDown(kind: .chunk, vehicleID: "a", version: version, steps: 3, transfer: version, index: UInt16($0),
+                    count: UInt16(parts.count), totalBytes: 16, data: parts[$0])
+        }
+    }
+
+    static func sent(_ actions: [FedParticipant.Action]) -> [(FedUp, String)] {
+        actions.compactMap { if case .send(let m, let via) = $0 { (m, via) } else { nil } }
+    }
+
+    @Test func pullTrainUploadAndResumeThroughAnotherRSU() {
+        var p = FedParticipant(vehicle: "a", trainSeconds: 2, transferTimeout: 5, chunkBytes: 8)
+        #expect(p.handle(.tick(via: nil), now: 0).isEmpty)  // no RSU: nothing
+        let pull = Self.sent(p.handle(.tick(via: "rsu-1"), now: 1))
+        #expect(pull.count == 1 && pull[0].0.kind == .pull && pull[0].1 == "rsu-1")
+        #expect(Self.sent(p.handle(.tick(via: "rsu-1"), now: 2)).isEmpty)  // not again before the pull interval
+        let parts = Self.chunks([1, 2, 3, 4], version: 0)
+        #expect(p.handle(.down(parts[1]), now: 2.5).isEmpty)
+        let train = p.handle(.down(parts[0]), now: 2.6)
+        guard case .train(let id, let adapter, let steps)? = train.first else { Issue.record("no training"); return }
+        #expect(adapter == Adapter([1, 2, 3, 4]) && steps == 3)
+        // The real training is done at 3.0, before the emulated 2.6 + 2 = 4.6: held until then.
+        let trained = p.handle(.trained(id: id, adapter: Adapter([5, 5, 5, 5]), samples: 64, loss: 2.5, realSeconds: 0.4, failure: nil), now: 3)
+        #expect(trained == [.wake(at: 4.6)])
+        #expect(Self.sent(p.handle(.tick(via: "rsu-1"), now: 4)).isEmpty)
+        let up = Self.sent(p.handle(.tick(via: "rsu-1"), now: 4.6))
+        #expect(up.count == 2 && up.allSatisfy { $0.0.kind == .chunk && $0.0.samples == 64 && $0.0.trainSeconds == 2 && $0.1 == "rsu-1" })
+        #expect(Adapter(bytes: up.flatMap(\.0.data)) == Adapter([5, 5, 5, 5]))
+        // No acknowledgement within the time-out: ask through the RSU of now.
+        let probe = Self.sent(p.handle(.tick(via: "rsu-2"), now: 10))
+        #expect(probe.count == 1 && probe[0].0.kind == .pull && probe[0].0.transfer == 1 && probe[0].1 == "rsu-2")
+        // The aggregator has chunk 0 only: only chunk 1 is re-sent.
+        let resent = Self.sent(p.handle(.down(FedDown(kind: .ack, vehicleID: "a", version: 0, transfer: 1, missing: [1])), now: 10.5))
+        #expect(resent.map(\.0.index) == [1] && resent[0].1 == "rsu-2")
+        _ = p.handle(.down(FedDown(kind: .ack, vehicleID: "a", version: 0, transfer: 1, status: .accepted)), now: 11)
+        // Back to pulling for the next round.
+        #expect(Self.sent(p.handle(.tick(via: "rsu-2"), now: 11.1)).first?.0.kind == .pull)
+        _ = p.handle(.down(FedDown(kind: .ack, vehicleID: "a", version: 1, status: .finished)), now: 12)
+        #expect(p.isFinished && p.handle(.tick(via: "rsu-2"), now: 20).isEmpty)
+    }
+
+    @Test func trainingSlowerThanTheDeviceIsAFidelityMiss() {
+        var p = FedParticipant(vehicle: "a", trainSeconds: 1, chunkBytes: 8)
+        _ = p.handle(.tick(via: "rsu-1"), now: 0)
+        var train: [FedParticipant.Action] = []
+        for c in Self.chunks([0, 0, 0, 0], version: 0) { train += p.handle(.down(c), now: 1) }
+        guard case .train(let id, _, _)? = train.last else { Issue.record("no training"); return }
+        let late = p.handle(.trained(id: id, adapter: Adapter([1, 1, 1, 1]), samples: 8, loss: 1, realSeconds: 3, failure: nil), now: 4)
+        #expect(late.contains(.count("fed_training_late", 1)) && late.contains(.count("fed_training_late_ms", 2000)))
+        #expect(late.contains(.wake(at: 4)))
+    }
+
+    @Test func aLostDownloadIsPulledAgain() {
+        var p = FedParticipant(vehicle: "a", trainSeconds: 1, transferTimeout: 5, chunkBytes: 8)
+        _ = p.handle(.tick(via: "rsu-1"), now: 0)
+        _ = p.handle(.down(Self.chunks([0, 0, 0, 0], version: 0)[0]), now: 1)
+        #expect(Self.sent(p.handle(.tick(via: "rsu-1"), now: 5)).isEmpty)
+        #expect(Self.sent(p.handle(.tick(via: "rsu-1"), now: 6.5)).first?.0.kind == .pull)
+    }
+
+    @Test func aFailedTrainingGoesBackToPulling() {
+        var p = FedParticipant(vehicle: "a", trainSeconds: 1, chunkBytes: 8)
+        _ = p.handle(.tick(via: "rsu-1"), now: 0)
+        var train: [FedParticipant.Action] = []
+        for c in Self.chunks([0, 0, 0, 0], version: 0) { train += p.handle(.down(c), now: 1) }
+        guard case .train(let id, _, _)? = train.last else { Issue.record("no training"); return }
+        #expect(p.handle(.trained(id: id, adapter: nil, samples: 0, loss: 0, realSeconds: 0, failure: "trainer died"), now: 2)
+            == [.count("fed_training_failed", 1)])
+        #expect(Self.sent(p.handle(.tick(via: "rsu-1"), now: 2.1)).first?.0.kind == .pull)
+    }
+}
