@@ -63,7 +63,7 @@ let package = Package(
         // The node processes: thin interpreters of the cores' actions, owning sockets, clocks and signals.
         .target(name: "ConvoyNodes", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyNodeCore", "ConvoyScenario", "ConvoyRuntime", "ConvoyModelServers"]),
         // The launcher: spawns, supervises and records a fleet; fault injection.
-        .target(name: "ConvoyLauncher", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyScenario", "ConvoyRecording", "ConvoyRuntime"]),
+        .target(name: "ConvoyLauncher", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyScenario", "ConvoyRecording", "ConvoyRuntime", "ConvoyFederated"]),
         .executableTarget(name: "convoy", dependencies: [
             "ConvoyLauncher", "ConvoyNodes", "ConvoyRecording", "ConvoyScenario", "ConvoyPlacement", "ConvoyRuntime", "ConvoyModelServers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -18,7 +18,7 @@ public struct FedTuneConfig: Sendable, Equatable, Codable {
 
     public enum AdapterKind: String, Sendable, Codable, CaseIterable { case lora, prefix, prompt }
 
-    public enum ClusterBy: String, Sendable, Codable { case labels, updates }
+    public enum ClusterBy: String, Sendable, Codable, CaseIterable { case labels, updates }
 
     public var scheme: Scheme = .fedavg
     public var adapter: AdapterKind = .lora

@@ -22,6 +22,8 @@ public struct LaunchOptions: Sendable {
     public var allowClients: [String]
     /// The `convoy` binary to re-execute for each node.
     public var executable: String
+    /// `tools/trainer` of the checkout, for a scenario with `fedtune:` (nil: found next to `executable`).
+    public var trainer: String?
 
     public init(scenarioPath: String, duration: Double? = nil, runDirectory: String? = nil, speed: Double = 1, seed: UInt64? = nil,
                 start: TraceStart? = nil, curve: Bool = true, allowClients: [String] = [], executable: String) {
@@ -69,6 +71,7 @@ public enum Launcher {
             try ArrivalFile.load(path: path, tasks: scenario.workload.tasks)
                 .checkVehicles(in: Set(trace.entries.map(\.vehicleID)), trace: scenario.tracePath)
         }
+        let trainer = try scenario.fedtune.map { _ in try TrainerProcess.prepare(options, output: output) }
         let window = try RunWindow.plan(spans: trace.entries.map { RunWindow.Span(id: $0.vehicleID, start: $0.start, end: $0.end) },
                                         start: scenario.start, duration: options.duration ?? scenario.duration,
                                         faults: scenario.faults, trace: scenario.tracePath)
@@ -94,6 +97,7 @@ public enum Launcher {
             config.security = keyring?.security
             try keyring?.writeClientFiles(config: config)
             try config.write()
+            if let fedtune = scenario.fedtune { try TrainerProcess.writeConfig(fedtune, seed: scenario.seed, runDirectory: runDirectory) }
             let database = try RunDatabase(path: RunDatabase.databasePath(inRunDirectory: runDirectory))
             for (key, value) in [("convoy_version", ConvoyVersion.string), ("scenario", scenario.name), ("seed", String(scenario.seed)),
                                  ("policy", scenario.policy), ("speed", String(options.speed)), ("duration", String(window.duration)),
@@ -119,7 +123,7 @@ public enum Launcher {
             SocketSpec(.pull, bind: [config.recorder], highWaterMark: 100_000, security: server(.records)),
             SocketSpec(.router, bind: [config.control], security: server(.control)),
         ], name: "io-launcher")
-        let supervisor = Supervisor(config: config, executable: options.executable, vehicles: prepared.vehicles,
+        let supervisor = Supervisor(config: config, executable: options.executable, trainer: trainer, vehicles: prepared.vehicles,
                                     database: prepared.database, reserve: prepared.reserve, loop: loop, output: output,
                                     security: keyring.map { Supervisor.Security(keyring: $0, forwarder: forwarder, zap: zap!) })
         ProcessSignals.onTermination { sig in Task { await supervisor.interrupt(signal: sig) } }

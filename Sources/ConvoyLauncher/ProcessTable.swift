@@ -67,6 +67,10 @@ struct ProcessTable {
     private let spawner = SpawnThread()
     private(set) var nodes: [String: NodeProcess] = [:]
     private var byPID: [pid_t: String] = [:]
+    /// Processes that are not nodes (the trainer), by pid: their names.
+    private(set) var helpers: [pid_t: String] = [:]
+    /// Helpers that ended since the last look: (name, how).
+    var helpersEnded: [(String, String)] = []
 
     init(executable: String) { self.executable = executable }
 
@@ -95,6 +99,24 @@ struct ProcessTable {
         return pid
     }
 
+    /// Starts a process that is not a node (`executable` with `arguments`), output to `logPath`.
+    mutating func spawnHelper(name: String, executable: String, arguments: [String], logPath: String) throws -> pid_t {
+        let argv = [executable] + arguments
+        let pid = spawner.run { () -> pid_t in
+            var cArgs = argv.map { strdup($0) }
+            cArgs.append(nil)
+            defer { for p in cArgs { free(p) } }
+            return convoy_spawn(executable, &cArgs, logPath)
+        }
+        guard pid > 0 else { throw SpawnError.failed(name, -pid) }
+        helpers[pid] = name
+        return pid
+    }
+
+    func signalHelpers(_ sig: Int32) {
+        for pid in helpers.keys { kill(pid, sig) }
+    }
+
     subscript(id: String) -> NodeProcess? {
         get { nodes[id] }
         set { nodes[id] = newValue }
@@ -116,9 +138,10 @@ struct ProcessTable {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             guard pid > 0 else { break }
-            guard let id = byPID.removeValue(forKey: pid), var node = nodes[id], node.pid == pid else { continue }
             let signal = status & 0x7f
             let how = signal == 0 ? "exited \((status >> 8) & 0xff)" : "killed by signal \(signal)"
+            if let name = helpers.removeValue(forKey: pid) { helpersEnded.append((name, how)) }
+            guard let id = byPID.removeValue(forKey: pid), var node = nodes[id], node.pid == pid else { continue }
             if node.state != .crashed { node.state = .exited(how) }
             nodes[id] = node
             out.append((node, how))

@@ -35,6 +35,8 @@ actor Supervisor {
     private let loop: EventLoop
     private let output: StatusOutput
     private var processes: ProcessTable
+    /// `tools/trainer`, run beside the fleet for federated fine-tuning.
+    private let trainer: String?
     private var pendingVehicles: [VehiclePlan]
     private var scheduledFaults: [FaultSpec]
     private var activeFaults: [String: ActiveFault] = [:]
@@ -70,7 +72,7 @@ actor Supervisor {
         var zap: ZAPHandler
     }
 
-    init(config: RunConfig, executable: String, vehicles: [VehiclePlan], database: RunDatabase, reserve: DiskReserve,
+    init(config: RunConfig, executable: String, trainer: String? = nil, vehicles: [VehiclePlan], database: RunDatabase, reserve: DiskReserve,
          loop: EventLoop, output: StatusOutput, security: Security?) {
         self.security = security
         self.config = config
@@ -79,6 +81,7 @@ actor Supervisor {
         self.loop = loop
         self.output = output
         processes = ProcessTable(executable: executable)
+        self.trainer = trainer
         pendingVehicles = vehicles.sorted { $0.start < $1.start }
         scheduledFaults = config.scenario.faults
         self.reserve = reserve
@@ -130,6 +133,13 @@ actor Supervisor {
 
     private func startInfrastructure() throws {
         let map = config.map
+        if let trainer {
+            let log = URL(fileURLWithPath: config.runDirectory).appendingPathComponent("logs/trainer.log").path
+            _ = try processes.spawnHelper(name: "trainer", executable: trainer,
+                                          arguments: TrainerProcess.arguments(runDirectory: config.runDirectory, endpoint: config.trainerEndpoint),
+                                          logPath: log)
+            output.line("trainer: started (federated fine-tuning; log \(log))")
+        }
         try spawn(id: map.cloud.id, role: .cloud, incarnation: 1, position: map.macro?.position)
         for edge in map.edges { try spawn(id: edge.id, role: .edge, incarnation: 1, position: edge.position) }
         for rsu in map.rsus { try spawn(id: rsu.id, role: .rsu, incarnation: 1, position: rsu.position) }
@@ -184,11 +194,13 @@ actor Supervisor {
                     processes.signal(node.id, SIGCONT)
                     processes.signal(node.id, SIGTERM)
                 }
+                processes.signalHelpers(SIGTERM)
                 phase = .stoppingInfrastructure(deadline: wall + 2)
             }
         case .stoppingInfrastructure(let deadline):
             if processes.alive().isEmpty || wall >= deadline {
                 for node in processes.alive() { processes.signal(node.id, SIGKILL) }
+                processes.signalHelpers(SIGKILL)
                 phase = .draining(deadline: wall + 0.5)
             }
         case .draining(let deadline):
@@ -220,7 +232,17 @@ actor Supervisor {
     }
 
     private func reap(now: Double) {
-        for (node, how) in processes.reap() {
+        let ended = processes.reap()
+        for (name, how) in processes.helpersEnded {
+            record { try database.setMetadata("\(name)_ended", "\(how) at t = \(String(format: "%.1f", now)) s") }
+            if phase == .running {
+                // Its pending training and evaluations are lost; the run goes on but is not clean.
+                output.line("error: the \(name) \(how) on its own at t = \(String(format: "%.1f", now)) s (see logs/\(name).log)")
+                if result == .completed { result = .failed("the \(name) \(how) on its own") }
+            }
+        }
+        processes.helpersEnded = []
+        for (node, how) in ended {
             record { try database.recordNodeEnded(nodeID: node.id, incarnation: node.incarnation, endedAt: max(0, now), exitStatus: how) }
             if phase == .running && how != "exited 0" && node.state != .crashed {
                 // Not an injected fault: the run goes on (its records are kept) but must not report a clean success.

@@ -1,4 +1,5 @@
 import ConvoyCore
+import ConvoyFederated
 import ConvoyLinks
 import ConvoyReasoning
 import ConvoyWire
@@ -10,6 +11,9 @@ public enum NodeRecord: Sendable, Equatable {
     case detection(DetectionRecord)
     case handover(HandoverRecord)
     case output(OutputRecord)
+    case fedRound(FedRoundRecord)
+    case fedUpdate(FedUpdateRecord)
+    case fedEval(FedEvalRecord)
 }
 
 /// Where an outgoing message goes.
@@ -62,6 +66,8 @@ public enum NodeAction: Sendable, Equatable {
     case unsubscribe(topic: String)
     /// Make or stop a call to the node's real model server (its compute backend's command).
     case compute(ComputeCommand)
+    /// A request to the trainer process (federated fine-tuning); its answer comes back as an event.
+    case trainer(TrainerRequest)
     /// Send the pending records and counters to the recorder now.
     case flushRecords
     /// Stop the node (after carrying out the actions before this one).

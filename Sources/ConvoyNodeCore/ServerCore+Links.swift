@@ -39,6 +39,21 @@ extension ServerCore {
         deliver(.cancel(cancel), outcome, now: now)
     }
 
+    /// Federated fine-tuning towards the aggregator: from a vehicle it crosses this node's cell
+    /// like a request (its real adapter bytes are the frame); from an RSU or edge the sender
+    /// applied the wired link.
+    mutating func receive(_ message: FedUp, envelope: Envelope, routingID: [UInt8], frameBytes: Int, now: Double) {
+        let client = Client(routingID: routingID, node: envelope.sender, isVehicle: message.route.isEmpty)
+        guard client.isVehicle else {
+            out.observeArrival(envelope, link: clientLink, now: now)
+            return deliver(.fedUp(message, client), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+        }
+        guard let from = envelope.position else { return out.count("fed_without_position") }
+        vehiclePositions[envelope.sender] = from
+        guard let (_, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: .fedUp, now: now) else { return }
+        deliver(.fedUp(message, client), outcome, now: now)
+    }
+
     /// The uplink of this node's cell (an RSU's, or the cloud's macro cell plus WAN) for a message
     /// from a vehicle at `from`, degraded and metered; nil if this node has no cell.
     private mutating func accessUplink(_ envelope: Envelope, from: Position, bytes: Int, kind: MessageKind,
@@ -65,8 +80,13 @@ extension ServerCore {
     /// macro cell (plus WAN) for a vehicle, the backhaul or WAN for an RSU or edge.
     mutating func sendReply(_ reply: InferenceReply, to client: Client, now: Double) {
         answered[AttemptKey(reply.requestID, Int(reply.attempt))] = now
+        sendBack(reply, virtualBytes: reply.virtualResultBytes, to: client, now: now)
+    }
+
+    /// Sends `payload` back to `client` over the link this node owns towards it (see `sendReply`).
+    mutating func sendBack<P: WirePayload>(_ payload: P, virtualBytes: Int, to client: Client, now: Double) {
         let link: LinkName = client.isVehicle ? (cell != nil ? .cellularDown : .macroDown) : clientLink
-        transmit(reply, virtualBytes: reply.virtualResultBytes, link: link, on: .client(routingID: client.routingID)) { core, bytes in
+        transmit(payload, virtualBytes: virtualBytes, link: link, on: .client(routingID: client.routingID)) { core, bytes in
             if client.isVehicle {
                 let to = core.vehiclePositions[client.node] ?? core.position
                 if core.cell != nil { return core.cell!.downlink(vehicle: client.node, to: to, bytes: bytes, now: now, rng: &core.rng) }

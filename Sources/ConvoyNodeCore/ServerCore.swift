@@ -1,4 +1,5 @@
 import ConvoyCore
+import ConvoyFederated
 import ConvoyLinks
 import ConvoyReasoning
 import ConvoyScenario
@@ -27,6 +28,8 @@ public struct ServerCore: Sendable {
         case imposed(FaultMode?, Degradation?)
         /// A call to the node's real model server ended (the shell measured it).
         case modelCallEnded(ModelCallResult)
+        /// The trainer process answered (the federated fine-tuning aggregator).
+        case trainer([[UInt8]])
         /// The run ends (SIGTERM).
         case stop
     }
@@ -52,6 +55,9 @@ public struct ServerCore: Sendable {
         case cancel(InferenceCancel)
         /// The compute asked to be woken (a job due).
         case compute
+        /// Federated fine-tuning towards the aggregator, and back towards a vehicle.
+        case fedUp(FedUp, Client)
+        case fedDown(FedDown)
     }
 
     /// An attempt computing here: who gets the answer.
@@ -93,6 +99,10 @@ public struct ServerCore: Sendable {
     var lastForget = -Double.infinity
     var vehiclePositions: [String: Position] = [:]
     var imposed: (mode: FaultMode, degradation: Degradation?)?
+    /// The federated fine-tuning aggregator, when the scenario places it here.
+    public internal(set) var aggregator: FedAggregator?
+    /// For federated fine-tuning: the client each vehicle's last message came from (the way back).
+    var fedClients: [String: Client] = [:]
     var nextTimer = Timers.firstOneShot
     var reportedComputeMs = 0
     public private(set) var stopped = false
@@ -100,7 +110,9 @@ public struct ServerCore: Sendable {
 
     /// - Parameters: `seed` and `incarnation` seed this incarnation's random stream (link draws).
     public init(id: String, map: MapSpec, liveness config: LivenessConfig, seed: UInt64, incarnation: UInt32,
-                vehicles: Set<String>? = nil, compute makeBackend: (ComputeSpec) -> any ComputeBackend = Self.modelled) throws {
+                vehicles: Set<String>? = nil, fedtune: FedTuneConfig? = nil,
+                compute makeBackend: (ComputeSpec) -> any ComputeBackend = Self.modelled) throws {
+        if let fedtune, fedtune.aggregator == id { aggregator = FedAggregator(config: fedtune, id: id) }
         self.vehicles = vehicles
         guard let role = map.role(of: id) else { throw InputError(file: "map", field: "id", "'\(id)' is not a node of the map") }
         self.id = id
@@ -151,6 +163,7 @@ public struct ServerCore: Sendable {
             out.arm(Timers.beacon, at: now)
             out.arm(Timers.tick, at: now + 0.02)
             out.arm(Timers.flush, at: now + 0.1)
+            if aggregator != nil { out.append(.trainer(.hello(id: Self.helloID))) }
         case .timer(let timer):
             fired(timer, now: now)
         case .frames(let socket, let frames, let peer):
@@ -166,6 +179,8 @@ public struct ServerCore: Sendable {
             if let due = compute?.finished(result, now: now) {
                 if due > now { hold(.compute, until: due) } else { completeJobs(now: now) }
             }
+        case .trainer(let frames):
+            trainerReplied(frames, now: now)
         case .stop:
             stopped = true
             out.append(.flushRecords)
@@ -193,6 +208,7 @@ public struct ServerCore: Sendable {
             out.append(.flushRecords)
             out.arm(Timers.flush, at: now + 0.1)
         default:
+            if timer >= FedAggregator.timerBase { return aggregate(.timer(timer), now: now) }
             guard let item = held.removeValue(forKey: timer) else { return }
             perform(item, now: now)
         }
@@ -228,6 +244,10 @@ public struct ServerCore: Sendable {
             withdraw(cancel, now: now)
         case .compute:
             completeJobs(now: now)
+        case .fedUp(let message, let client):
+            fedArrived(message, from: client, now: now)
+        case .fedDown(let message):
+            sendFedDown(message, now: now)
         }
     }
 
@@ -255,6 +275,13 @@ public struct ServerCore: Sendable {
                     return out.count("cancels_for_another_sender")
                 }
                 receive(cancel, envelope: envelope, frameBytes: frames[1].count, now: now)
+            case .fedUp:
+                guard let message = FrameDecoding.payload(FedUp.self, envelope, into: &out) else { return }
+                // A vehicle speaks for itself; only servers of the map relay (route not empty).
+                if message.route.isEmpty ? message.vehicleID != envelope.sender : map.role(of: envelope.sender).map({ $0 == .vehicle }) ?? true {
+                    return out.count("fed_for_another_sender")
+                }
+                receive(message, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count, now: now)
             default:
                 out.count("unexpected_kind_\(envelope.kind.rawValue)")
             }
@@ -266,8 +293,13 @@ public struct ServerCore: Sendable {
             }
         case .upstream:
             guard frames.count == 1 else { return out.count("frames_bad_shape") }
-            guard let envelope = FrameDecoding.envelope(frames[0], into: &out),
-                  let reply = FrameDecoding.payload(InferenceReply.self, envelope, into: &out) else { return }
+            guard let envelope = FrameDecoding.envelope(frames[0], into: &out) else { return }
+            if envelope.kind == .fedDown {
+                guard let message = FrameDecoding.payload(FedDown.self, envelope, into: &out) else { return }
+                if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }
+                return deliver(.fedDown(message), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+            }
+            guard let reply = FrameDecoding.payload(InferenceReply.self, envelope, into: &out) else { return }
             if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }
             deliver(.upstreamReply(reply), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
         }

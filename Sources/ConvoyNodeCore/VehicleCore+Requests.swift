@@ -169,11 +169,16 @@ extension VehicleCore {
 
     mutating func accessReceived(_ frames: [[UInt8]], now: Double) {
         guard frames.count == 2, let node = String(validating: frames[0], as: UTF8.self), reachable.contains(node),
-              let envelope = FrameDecoding.envelope(frames[1], into: &out),
-              let reply = FrameDecoding.payload(InferenceReply.self, envelope, into: &out) else { return out.count("frames_bad_shape") }
+              let envelope = FrameDecoding.envelope(frames[1], into: &out) else { return out.count("frames_bad_shape") }
         // A reply over an RSU's cell only reaches a vehicle still in that cell.
         let rsu = map.rsu(node)
         if let rsu, !inRange(of: rsu, at: now) { return out.count("replies_out_of_range") }
+        if envelope.kind == .fedDown {
+            guard let message = FrameDecoding.payload(FedDown.self, envelope, into: &out) else { return }
+            out.observeArrival(envelope, link: rsu != nil ? .cellularDown : .macroDown, now: now)
+            return fedHandle(.down(message), now: now)
+        }
+        guard let reply = FrameDecoding.payload(InferenceReply.self, envelope, into: &out) else { return out.count("frames_bad_shape") }
         out.observeArrival(envelope, link: rsu != nil ? .cellularDown : .macroDown, now: now)
         if relayReplied(reply, now: now) { return }
         received(reply, over: rsu != nil ? AccessPath.rsu.rawValue : AccessPath.macro.rawValue, now: now)

@@ -1,4 +1,5 @@
 import ConvoyCore
+import ConvoyFederated
 import ConvoyLinks
 import ConvoyMobility
 import ConvoyReasoning
@@ -24,6 +25,8 @@ public struct VehicleCore: Sendable {
         case frames(Socket, [[UInt8]])
         /// A call to the on-board real model server ended (the shell measured it).
         case modelCallEnded(ModelCallResult)
+        /// The trainer process answered (federated fine-tuning).
+        case trainer([[UInt8]])
         /// The run ends (SIGTERM): stop opening work, let the open requests finish for a while; a
         /// second `drain` stops at once.
         case drain
@@ -46,6 +49,8 @@ public struct VehicleCore: Sendable {
         case onboardAnswer(requestID: String, attempt: Int, ReplyOutcome)
         /// The on-board compute asked to be woken (a job due).
         case compute
+        /// The federated fine-tuning participant asked to be woken.
+        case fed
     }
 
     /// Who an on-board job's attempt answers to.
@@ -129,6 +134,8 @@ public struct VehicleCore: Sendable {
     var reportedComputeMs = 0
     /// Set when the run ends: no new requests; open ones may still complete until this time.
     var drainUntil: Double?
+    /// This vehicle's part in federated fine-tuning (scenario `fedtune:` lists it).
+    public internal(set) var fed: FedParticipant?
     public private(set) var finished = false
     var out = ActionList()
 
@@ -149,6 +156,9 @@ public struct VehicleCore: Sendable {
         liveness = LivenessTracker(config: scenario.liveness)
         onboard = scenario.onboard.map { $0.makeBackend() }
         lastSampleTime = min(trajectory.end, setup.duration)
+        if let ft = scenario.fedtune, ft.clients[id] != nil {
+            fed = FedParticipant(vehicle: id, trainSeconds: ft.trainSeconds, transferTimeout: ft.transferTimeout, chunkBytes: ft.chunkBytes)
+        }
         // The first request goes out once RSU beacons had a chance to arrive.
         let firstRequest = trajectory.start + 3 * scenario.liveness.beaconInterval
         self.workload = workload ?? InferenceArrivals(spec: scenario.workload, vehicle: id, seed: setup.seed, firstRequest: firstRequest,
@@ -183,6 +193,8 @@ public struct VehicleCore: Sendable {
             if let due = onboard?.finished(result, now: now) {
                 if due > now { schedule(.compute, at: due) } else { completeOnboardJobs(now: now) }
             }
+        case .trainer(let frames):
+            trainerReplied(frames, now: now)
         case .drain:
             if drainUntil == nil { drainUntil = now + tasks.drainTime } else { finish(.runEnded, now: now) }  // a second signal: stop now
         }
@@ -241,6 +253,8 @@ public struct VehicleCore: Sendable {
                       now: now)
             case .compute?:
                 completeOnboardJobs(now: now)
+            case .fed?:
+                fedHandle(.tick(via: bestRSU(now: now)?.id), now: now)
             case nil:
                 break
             }
@@ -286,6 +300,7 @@ public struct VehicleCore: Sendable {
             openRequest(workload.next(), now: now, paths: paths)
         }
         apply(ledger.tick(now: now, candidates: candidates(paths, now: now)), now: now)
+        if fed != nil { fedHandle(.tick(via: bestRSU(now: now)?.id), now: now) }
         if let reason = Self.endReason(now: now, drainUntil: drainUntil, openRequests: ledger.openCount, lastSample: lastSampleTime,
                                        longestDeadline: tasks.longestDeadline) {
             finish(reason, now: now)

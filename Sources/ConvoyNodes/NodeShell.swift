@@ -19,6 +19,8 @@ final class NodeShell {
         var access: Int?
         var clients: Int?
         var upstream: Int?
+        /// A DEALER to the run's trainer process (federated fine-tuning).
+        var trainer: Int?
     }
 
     let config: RunConfig
@@ -70,6 +72,8 @@ final class NodeShell {
             case .unsubscribe(let topic): if let s = sockets.broadcast { loop.unsubscribe(s, prefix: Array(topic.utf8)) }
             case .compute(let command):
                 if let onCompute { onCompute(command) } else { count("compute_commands_without_backend") }
+            case .trainer(let request):
+                if let s = sockets.trainer { loop.send(request.frames, on: s) } else { count("trainer_requests_without_socket") }
             case .flushRecords: flushRecords()
             case .stop:
                 flushRecords()
@@ -118,6 +122,9 @@ final class NodeShell {
         case .detection(let r): batch.detections.append(r)
         case .handover(let r): batch.handovers.append(r)
         case .output(let r): batch.outputs.append(r)
+        case .fedRound(let r): batch.fedRounds.append(r)
+        case .fedUpdate(let r): batch.fedUpdates.append(r)
+        case .fedEval(let r): batch.fedEvals.append(r)
         }
     }
 

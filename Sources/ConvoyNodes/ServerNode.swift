@@ -21,7 +21,7 @@ actor ServerNode {
 
     static func run(config: RunConfig, id: String, incarnation: UInt32, keys: NodeKeys?) async throws {
         let core = try ServerCore(id: id, map: config.map, liveness: config.scenario.liveness, seed: config.seed, incarnation: incarnation,
-                                  vehicles: config.vehicles.map(Set.init))
+                                  vehicles: config.vehicles.map(Set.init), fedtune: config.scenario.fedtune)
         let security = try NodeSecurity(config: config, keys: keys)
         var sockets: [SocketSpec] = [
             SocketSpec(.router, bind: [config.endpoint(of: id)], security: try security?.server(.access)),
@@ -34,6 +34,12 @@ actor ServerNode {
                                       security: try security?.client(of: upstream)))
             sockets[Sockets.beacons].subscribe = core.upstreamBeaconTopic.map { [Array($0.utf8)] } ?? []
         }
+        // The federated fine-tuning aggregator reaches the run's trainer (see VehicleNode).
+        var trainerSocket: Int?
+        if core.aggregator != nil {
+            trainerSocket = sockets.count
+            sockets.append(SocketSpec(.dealer, connect: [config.trainerEndpoint]))
+        }
         let context = try ZMQContext()
         // The ZAP handler must exist before the ROUTER binds; it admits the keys in the run's registry.
         let registry = RegistryFile(path: config.registryPath)
@@ -41,7 +47,7 @@ actor ServerNode {
         let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)")
         let shell = NodeShell(config: config, id: id, incarnation: incarnation, loop: loop, zap: zap,
                               sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, clients: Sockets.clients,
-                                             upstream: sockets.count > Sockets.upstream ? Sockets.upstream : nil))
+                                             upstream: config.map.nextHop(of: id) != nil ? Sockets.upstream : nil, trainer: trainerSocket))
         let node = ServerNode(shell: shell, core: core, modelCalls: ModelCalls(config.map.compute(of: id)))
         ProcessSignals.onTermination { _ in Task { await node.handle(.stop) } }
         ProcessSignals.on([SIGUSR1]) { _ in Task { await node.reloadImposedFault() } }
@@ -78,7 +84,8 @@ actor ServerNode {
             case .timer(let id): handle(.timer(id))
             case .message(Sockets.clients, let frames, let peer): handle(.frames(.clients, frames, from: peer))
             case .message(Sockets.beacons, let frames, _): handle(.frames(.beacons, frames))
-            case .message(Sockets.upstream, let frames, _): handle(.frames(.upstream, frames))
+            case .message(Sockets.upstream, let frames, _) where shell.sockets.upstream != nil: handle(.frames(.upstream, frames))
+            case .message(let socket, let frames, _) where socket == shell.sockets.trainer: handle(.trainer(frames))
             case .message: break
             }
         }

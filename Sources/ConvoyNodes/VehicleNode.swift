@@ -13,7 +13,7 @@ actor VehicleNode {
     private enum Sockets {
         /// `access` is one ROUTER connected to every RSU (and the cloud, over the macro cell),
         /// addressing each by its node id.
-        static let bus = 0, broadcast = 1, recorder = 2, access = 3
+        static let bus = 0, broadcast = 1, recorder = 2, access = 3, trainer = 4
     }
 
     private let shell: NodeShell
@@ -31,7 +31,7 @@ actor VehicleNode {
                                      trajectory: trajectory, arrivals: arrivals, vehicles: config.vehicles.map(Set.init)))
         let servers = core.reachable.sorted()
         let security = try NodeSecurity(config: config, keys: keys)
-        let sockets = [
+        var sockets = [
             SocketSpec(.pub, connect: [config.busInbound], security: security?.launcher),
             SocketSpec(.sub, connect: [config.busOutbound], security: security?.launcher),  // the core subscribes to the topics around the vehicle
             SocketSpec(.push, connect: [config.recorder], lingerMs: 2000, security: security?.launcher),
@@ -39,11 +39,14 @@ actor VehicleNode {
                        peers: try servers.map { (config.endpoint(of: $0), Array($0.utf8), try security?.serverKey(of: $0)) },
                        security: security?.launcher),
         ]
+        // A federated fine-tuning participant reaches the run's trainer (a local ipc socket in the
+        // run's private socket directory; the trainer speaks no CURVE).
+        if core.fed != nil { sockets.append(SocketSpec(.dealer, connect: [config.trainerEndpoint])) }
         let context = try ZMQContext()
         let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)")
         let shell = NodeShell(config: config, id: id, incarnation: 1, loop: loop, zap: nil,
                               sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, broadcast: Sockets.broadcast,
-                                             access: Sockets.access))
+                                             access: Sockets.access, trainer: core.fed != nil ? Sockets.trainer : nil))
         let node = VehicleNode(shell: shell, core: core, modelCalls: ModelCalls(config.scenario.onboard))
         ProcessSignals.onTermination { _ in Task { await node.handle(.drain) } }
         await node.run()
@@ -70,6 +73,7 @@ actor VehicleNode {
         for await event in shell.loop.events where !shell.stopped {
             switch event {
             case .timer(let id): handle(.timer(id))
+            case .message(Sockets.trainer, let frames, _): handle(.trainer(frames))
             case .message(let socket, let frames, _): handle(.frames(socket == Sockets.access ? .access : .broadcast, frames))
             }
         }

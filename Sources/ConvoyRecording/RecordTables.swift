@@ -67,6 +67,22 @@ extension OutputRecord: RecordedTable {
     static let exportOrder = "id"
 }
 
+extension FedRoundRecord: RecordedTable {
+    public static let databaseTableName = "fed_rounds"
+    static let exportOrder = "id"
+}
+
+extension FedUpdateRecord: RecordedTable {
+    public static let databaseTableName = "fed_updates"
+    static let exportOrder = "id"
+}
+
+extension FedEvalRecord: RecordedTable {
+    public static let databaseTableName = "fed_evals"
+    static let exportOrder = "id"
+}
+
+extension FedUpdateRecord.Outcome: DatabaseValueConvertible {}
 extension RequestStatus: DatabaseValueConvertible {}
 extension NodeRole: DatabaseValueConvertible {}
 

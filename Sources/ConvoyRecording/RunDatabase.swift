@@ -171,6 +171,9 @@ public final class RunDatabase: Sendable {
                 for c in batch.counters { try db.upsert(c, key: ["node_id", "name"]) }
                 try LinkTables.apply(batch, in: db)
                 for output in batch.outputs { try output.insert(db) }
+                for r in batch.fedRounds { try r.insert(db) }
+                for u in batch.fedUpdates { try u.insert(db) }
+                for e in batch.fedEvals { try e.insert(db) }
             }
         }
     }
@@ -401,6 +404,14 @@ public final class RunDatabase: Sendable {
     /// What real model servers generated, in the order recorded (none in a database from before them).
     public func fetchOutputs() throws -> [OutputRecord] {
         try writer.read { db in try db.tableExists(OutputRecord.databaseTableName) ? OutputRecord.fetchAllOrdered(db) : [] }
+    }
+
+    /// Federated fine-tuning's tables (empty in a database from before them).
+    public func fetchFedTune() throws -> (rounds: [FedRoundRecord], updates: [FedUpdateRecord], evals: [FedEvalRecord]) {
+        try writer.read { db in
+            guard try db.tableExists(FedRoundRecord.databaseTableName) else { return ([], [], []) }
+            return (try FedRoundRecord.fetchAllOrdered(db), try FedUpdateRecord.fetchAllOrdered(db), try FedEvalRecord.fetchAllOrdered(db))
+        }
     }
 
     /// SQLite's `PRAGMA integrity_check`: `["ok"]` for a sound database, otherwise the problems.

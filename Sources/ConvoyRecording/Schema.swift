@@ -122,6 +122,56 @@ enum Schema {
                 CREATE INDEX outputs_by_request ON outputs (request_id);
                 """)
         }
+        migrator.registerMigration("v5-fedtune") { db in
+            // Federated fine-tuning: aggregations, client updates, held-out evaluations (by the aggregator).
+            try db.execute(sql: """
+                CREATE TABLE fed_rounds (
+                    id INTEGER PRIMARY KEY,
+                    scheme TEXT NOT NULL,
+                    round INTEGER NOT NULL,
+                    cluster INTEGER NOT NULL,
+                    level TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    ended_at REAL NOT NULL,
+                    participants INTEGER NOT NULL,
+                    aggregated INTEGER NOT NULL,
+                    dropped INTEGER NOT NULL,
+                    aggregated_at TEXT NOT NULL,
+                    train_loss REAL
+                );
+                CREATE TABLE fed_updates (
+                    id INTEGER PRIMARY KEY,
+                    vehicle_id TEXT NOT NULL,
+                    base_version INTEGER NOT NULL,
+                    round INTEGER NOT NULL,
+                    cluster INTEGER NOT NULL,
+                    transfer INTEGER NOT NULL,
+                    bytes INTEGER NOT NULL,
+                    chunks_received INTEGER NOT NULL,
+                    chunks INTEGER NOT NULL,
+                    samples INTEGER NOT NULL,
+                    train_loss REAL,
+                    train_s REAL,
+                    real_train_s REAL,
+                    upload_started_at REAL,
+                    upload_ended_at REAL,
+                    via TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    staleness INTEGER NOT NULL,
+                    recorded_by TEXT NOT NULL
+                );
+                CREATE TABLE fed_evals (
+                    id INTEGER PRIMARY KEY,
+                    round INTEGER NOT NULL,
+                    cluster INTEGER NOT NULL,
+                    domain TEXT NOT NULL,
+                    loss REAL NOT NULL,
+                    perplexity REAL NOT NULL,
+                    at REAL NOT NULL,
+                    recorded_by TEXT NOT NULL
+                );
+                """)
+        }
         // Append new migrations here; never edit the ones above.
         return migrator
     }
@@ -130,6 +180,7 @@ enum Schema {
     static let recordTables: [any RecordedTable.Type] = [
         NodeRow.self, RequestRecord.self, AttemptRecord.self, FaultRow.self, DetectionRecord.self, CounterRecord.self,
         LinkStatRecord.self, LinkSampleRecord.self, HandoverRecord.self, OutputRecord.self,
+        FedRoundRecord.self, FedUpdateRecord.self, FedEvalRecord.self,
     ]
 
     /// The exported tables, in export order, with the row order of their export.

@@ -47,6 +47,8 @@ public struct RunConfig: Sendable, Codable, Equatable {
     public var recorder: String { "ipc://\(socketDirectory)/recorder" }
     /// `convoy fail` / `convoy recover` talk to the launcher here.
     public var control: String { "ipc://\(socketDirectory)/control" }
+    /// The trainer process of federated fine-tuning (bound by it; nodes connect DEALERs).
+    public var trainerEndpoint: String { "ipc://\(socketDirectory)/trainer" }
 
     /// The ROUTER endpoint an infrastructure node binds (RSU, edge, cloud).
     public func endpoint(of node: String) -> String {

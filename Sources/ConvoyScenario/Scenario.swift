@@ -1,4 +1,5 @@
 import ConvoyCore
+import ConvoyFederated
 import ConvoyReasoning
 import Foundation
 import Yams
@@ -45,10 +46,13 @@ public struct Scenario: Sendable, Equatable, Codable {
     public var prices: PathPrices
     public var liveness: LivenessConfig
     public var faults: [FaultSpec]
+    /// Federated fine-tuning of a real LLM over the fleet (scenario `fedtune:`), if any.
+    public var fedtune: FedTuneConfig?
 
     public init(name: String, mapPath: String = "", tracePath: String = "", map: MapSpec, duration: Double? = nil, start: TraceStart? = nil, seed: UInt64 = 1,
                 workload: WorkloadSpec = WorkloadSpec(), onboard: ComputeSpec? = nil, policy: String = PathPolicies.defaultName,
-                prices: PathPrices = PathPrices(), liveness: LivenessConfig = LivenessConfig(), faults: [FaultSpec] = []) {
+                prices: PathPrices = PathPrices(), liveness: LivenessConfig = LivenessConfig(), faults: [FaultSpec] = [], fedtune: FedTuneConfig? = nil) {
+        self.fedtune = fedtune
         self.name = name
         self.mapPath = mapPath
         self.tracePath = tracePath
@@ -135,6 +139,7 @@ public struct Scenario: Sendable, Equatable, Codable {
             try f.rejectUnknownKeys()
             faultFields.append(f)
         }
+        var fedtuneFields = try root.nested("fedtune")
         try root.rejectUnknownKeys()
 
         let map: MapSpec
@@ -158,9 +163,10 @@ public struct Scenario: Sendable, Equatable, Codable {
                 throw fields.error("mode", "backend-down needs a real model server: '\(fault.node)' has no `backend:` in its compute")
             }
         }
+        let fedtune = try fedtuneFields.map { _ in try FedTuneConfig.parse(&fedtuneFields!, map: map) }
         return Scenario(name: name, mapPath: mapPath, tracePath: tracePath, map: map, duration: duration, start: start, seed: seed,
                         workload: workload, onboard: onboard, policy: policy, prices: prices, liveness: liveness,
-                        faults: faults.sorted { $0.at < $1.at })
+                        faults: faults.sorted { $0.at < $1.at }, fedtune: fedtune)
     }
 
     /// `workload:` — an arrival process and a task mix, either a `tasks:` list or, for a single

@@ -11,11 +11,18 @@ public struct RecordBatch: Codable, Sendable, Equatable {
     public var linkSamples: [LinkSampleRecord]
     public var handovers: [HandoverRecord]
     public var outputs: [OutputRecord]
+    public var fedRounds: [FedRoundRecord]
+    public var fedUpdates: [FedUpdateRecord]
+    public var fedEvals: [FedEvalRecord]
 
     public init(requests: [RequestRecord] = [], attempts: [AttemptRecord] = [],
                 detections: [DetectionRecord] = [], counters: [CounterRecord] = [],
                 linkStats: [LinkStatRecord] = [], linkSamples: [LinkSampleRecord] = [], handovers: [HandoverRecord] = [],
-                outputs: [OutputRecord] = []) {
+                outputs: [OutputRecord] = [], fedRounds: [FedRoundRecord] = [], fedUpdates: [FedUpdateRecord] = [],
+                fedEvals: [FedEvalRecord] = []) {
+        self.fedRounds = fedRounds
+        self.fedUpdates = fedUpdates
+        self.fedEvals = fedEvals
         self.requests = requests
         self.attempts = attempts
         self.detections = detections
@@ -42,18 +49,22 @@ public struct RecordBatch: Codable, Sendable, Equatable {
         kept.linkSamples.removeAll { $0.nodeID != node }
         kept.handovers.removeAll { $0.vehicleID != node }
         kept.outputs.removeAll { $0.servedBy != node }
+        kept.fedRounds.removeAll { $0.aggregatedAt != node }
+        kept.fedUpdates.removeAll { $0.recordedBy != node }
+        kept.fedEvals.removeAll { $0.recordedBy != node }
         return kept
     }
 
     /// How many rows the batch carries, all tables together.
     public var rowCount: Int {
         requests.count + attempts.count + detections.count + counters.count + linkStats.count + linkSamples.count + handovers.count
-            + outputs.count
+            + outputs.count + fedRounds.count + fedUpdates.count + fedEvals.count
     }
 
     enum CodingKeys: String, CodingKey {
         case requests, attempts, detections, counters
         case linkStats = "link_stats", linkSamples = "link_samples", handovers, outputs
+        case fedRounds = "fed_rounds", fedUpdates = "fed_updates", fedEvals = "fed_evals"
     }
 
     /// Every array may be absent (an empty batch of that kind).
@@ -67,6 +78,9 @@ public struct RecordBatch: Codable, Sendable, Equatable {
         linkSamples = try c.decodeIfPresent([LinkSampleRecord].self, forKey: .linkSamples) ?? []
         handovers = try c.decodeIfPresent([HandoverRecord].self, forKey: .handovers) ?? []
         outputs = try c.decodeIfPresent([OutputRecord].self, forKey: .outputs) ?? []
+        fedRounds = try c.decodeIfPresent([FedRoundRecord].self, forKey: .fedRounds) ?? []
+        fedUpdates = try c.decodeIfPresent([FedUpdateRecord].self, forKey: .fedUpdates) ?? []
+        fedEvals = try c.decodeIfPresent([FedEvalRecord].self, forKey: .fedEvals) ?? []
     }
 }
 

@@ -1,0 +1,61 @@
+import ConvoyCore
+import ConvoyFederated
+import ConvoyWire
+
+/// Federated fine-tuning at a server: the aggregator's actions carried out, and the relaying of
+/// pulls and update chunks up towards the aggregator and of model chunks and acknowledgements
+/// back down, each hop over its emulated link (the RSU's cell, backhaul, WAN) like requests and replies.
+extension ServerCore {
+    static let helloID: UInt64 = 1
+
+    /// A pull or chunk arrived (after this node's access link, if it owns it): aggregated here, or
+    /// sent on towards the aggregator. The way back to its vehicle is remembered.
+    mutating func fedArrived(_ message: FedUp, from client: Client, now: Double) {
+        fedClients[message.vehicleID] = client
+        if aggregator != nil { return aggregate(.up(message, via: message.route.first ?? id), now: now) }
+        guard upstream != nil else { return out.count("fed_without_aggregator") }
+        var next = message
+        next.route.append(id)
+        transmitUpstream(next, virtualBytes: 0, now: now)
+    }
+
+    /// A model chunk or acknowledgement for a vehicle: down the way its last message came.
+    mutating func sendFedDown(_ message: FedDown, now: Double) {
+        guard let client = fedClients[message.vehicleID] else { return out.count("fed_down_unroutable") }
+        sendBack(message, virtualBytes: 0, to: client, now: now)
+    }
+
+    mutating func aggregate(_ event: FedAggregator.Event, now: Double) {
+        guard var agg = aggregator else { return }
+        let actions = agg.handle(event, now: now)
+        aggregator = agg
+        for action in actions {
+            switch action {
+            case .send(let message): sendFedDown(message, now: now)
+            case .arm(let timer, let at): out.arm(timer, at: at)
+            case .evaluate(let id, let adapter, let domains): out.append(.trainer(.evaluate(id: id, adapter: adapter, domains: domains)))
+            case .round(let r): out.record(.fedRound(r))
+            case .update(let u): out.record(.fedUpdate(u))
+            case .eval(let e): out.record(.fedEval(e))
+            case .count(let name): out.count(name)
+            }
+        }
+    }
+
+    mutating func trainerReplied(_ frames: [[UInt8]], now: Double) {
+        guard let reply = TrainerReply.decode(frames) else { return out.count("trainer_replies_malformed") }
+        if reply.id == Self.helloID {
+            guard let adapter = reply.adapter, reply.error == nil else {
+                out.count("trainer_hello_failed")
+                return
+            }
+            out.setCounterValue("fed_adapter_parameters", adapter.count)
+            return aggregate(.initial(adapter), now: now)
+        }
+        aggregate(.evaluated(id: reply.id, losses: reply.error == nil ? reply.losses : nil, failure: reply.error), now: now)
+    }
+}
+
+extension ActionList {
+    mutating func setCounterValue(_ name: String, _ value: Int) { append(.setCounter(name, value)) }
+}
