@@ -119,9 +119,14 @@ public struct RunSnapshot: Sendable {
     public var runInfo: [String: String]
     /// What real model servers generated (none in a run without one, or from an older Convoy).
     public var outputs: [OutputRecord]
+    public var fedRounds: [FedRoundRecord] = []
+    public var fedUpdates: [FedUpdateRecord] = []
+    public var fedEvals: [FedEvalRecord] = []
 
     public init(requests: [RequestRecord] = [], attempts: [AttemptRecord] = [], detections: [DetectionRecord] = [],
-                nodes: [NodeRow] = [], faults: [FaultRow] = [], runInfo: [String: String] = [:], outputs: [OutputRecord] = []) {
+                nodes: [NodeRow] = [], faults: [FaultRow] = [], runInfo: [String: String] = [:], outputs: [OutputRecord] = [],
+                fed: (rounds: [FedRoundRecord], updates: [FedUpdateRecord], evals: [FedEvalRecord]) = ([], [], [])) {
+        (fedRounds, fedUpdates, fedEvals) = fed
         self.requests = requests
         self.attempts = attempts
         self.detections = detections

@@ -398,7 +398,10 @@ public final class RunDatabase: Sendable {
             requests: try RequestRecord.fetchAllOrdered(db), attempts: try AttemptRecord.fetchAllOrdered(db),
             detections: try DetectionRecord.fetchAllOrdered(db), nodes: try NodeRow.fetchAllOrdered(db),
             faults: try FaultRow.fetchAllOrdered(db), runInfo: info,
-            outputs: try db.tableExists(OutputRecord.databaseTableName) ? OutputRecord.fetchAllOrdered(db) : [])
+            outputs: try db.tableExists(OutputRecord.databaseTableName) ? OutputRecord.fetchAllOrdered(db) : [],
+            fed: try db.tableExists(FedRoundRecord.databaseTableName)
+                ? (try FedRoundRecord.fetchAllOrdered(db), try FedUpdateRecord.fetchAllOrdered(db), try FedEvalRecord.fetchAllOrdered(db))
+                : ([], [], []))
     }
 
     /// What real model servers generated, in the order recorded (none in a database from before them).

@@ -37,6 +37,8 @@ public struct RunReport: Sendable {
     /// Real model servers: measured figures per server node, and a few answers.
     public var modelServers: [ModelServerStats] = []
     public var sampleAnswers: [OutputRecord] = []
+    /// Federated fine-tuning, when the run had it.
+    public var fedTune: FedTuneSummary?
     public var deadDetections = 0
     public var deadDetectionsInLauncherOutages = 0
 
@@ -167,6 +169,7 @@ public struct RunReport: Sendable {
         modelServers = Dictionary(grouping: snapshot.outputs, by: \.servedBy).sorted { $0.key < $1.key }
             .map { ModelServerStats(node: $0.key, outputs: $0.value) }
         sampleAnswers = Array(snapshot.outputs.filter { $0.failure == nil && !$0.answer.isEmpty }.prefix(3))
+        fedTune = FedTuneSummary(rounds: snapshot.fedRounds, updates: snapshot.fedUpdates, evals: snapshot.fedEvals)
         let requests = snapshot.requests
 
         var summary = RunSummary(completed: 0, failed: 0, expired: 0, open: 0, p50Ms: nil, p95Ms: nil, p99Ms: nil,
@@ -376,6 +379,8 @@ public struct RunReport: Sendable {
                 out += "  \(sample.requestID) (\(sample.servedBy)): \(Self.quote(sample.prompt, 70)) → \(Self.quote(sample.answer, 100))\n"
             }
         }
+
+        if let fedTune { out += fedTune.text() }
 
         out += "\nFaults\n"
         if faults.isEmpty {

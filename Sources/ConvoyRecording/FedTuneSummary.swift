@@ -1,0 +1,70 @@
+import ConvoyWire
+
+/// Federated fine-tuning in a run's report: held-out loss and perplexity by round against emulated
+/// time, what became of the updates, the bytes that crossed the links and the upload times.
+public struct FedTuneSummary: Sendable, Equatable {
+    public struct Round: Sendable, Equatable {
+        public var round: Int
+        public var endedAt: Double
+        public var participants: Int
+        public var aggregated: Int
+        public var dropped: Int
+        public var trainLoss: Double?
+        /// Mean held-out loss over the clients (each on its own domain mix, with the model it uses).
+        public var loss: Double?
+        public var perplexity: Double?
+    }
+
+    public var scheme: String
+    public var rounds: [Round]
+    public var outcomes: [String: Int]
+    public var bytesUploaded: Int
+    public var uploadP50Seconds: Double?
+    public var uploadP95Seconds: Double?
+    /// Held-out loss per domain after the last evaluated round (clusters averaged).
+    public var finalByDomain: [String: Double]
+
+    /// Nil when the run had no federated fine-tuning.
+    public init?(rounds: [FedRoundRecord], updates: [FedUpdateRecord], evals: [FedEvalRecord]) {
+        guard !rounds.isEmpty || !updates.isEmpty else { return nil }
+        scheme = rounds.first?.scheme ?? "?"
+        let mean = Dictionary(grouping: evals.filter { $0.domain == "*" }, by: \.round).mapValues { $0[0] }
+        // One row per round: the global aggregation, or the clusters/groups added up.
+        self.rounds = Dictionary(grouping: rounds, by: \.round).sorted { $0.key < $1.key }.map { round, rows in
+            let top = rows.filter { $0.level == "global" }
+            let use = top.isEmpty ? rows : top
+            let losses = use.compactMap(\.trainLoss)
+            return Round(round: round, endedAt: rows.map(\.endedAt).max()!, participants: use.reduce(0) { $0 + $1.participants },
+                         aggregated: use.reduce(0) { $0 + $1.aggregated }, dropped: use.reduce(0) { $0 + $1.dropped },
+                         trainLoss: losses.isEmpty ? nil : losses.reduce(0, +) / Double(losses.count),
+                         loss: mean[round]?.loss, perplexity: mean[round]?.perplexity)
+        }
+        outcomes = Dictionary(grouping: updates, by: \.outcome.rawValue).mapValues(\.count)
+        bytesUploaded = updates.filter { $0.uploadEndedAt != nil }.reduce(0) { $0 + $1.bytes }
+        let uploads = updates.compactMap { u in u.uploadEndedAt.flatMap { end in u.uploadStartedAt.map { end - $0 } } }.sorted()
+        uploadP50Seconds = Statistics.percentile(50, ofSorted: uploads)
+        uploadP95Seconds = Statistics.percentile(95, ofSorted: uploads)
+        let last = evals.filter { $0.domain != "*" }.map(\.round).max()
+        finalByDomain = Dictionary(grouping: evals.filter { $0.domain != "*" && $0.round == last }, by: \.domain)
+            .mapValues { $0.reduce(0) { $0 + $1.loss } / Double($0.count) }
+    }
+
+    public func text() -> String {
+        var out = "\nFederated fine-tuning (\(scheme))\n"
+        var table = TextTable(["round", "ended s", "clients", "aggregated", "dropped", "train loss", "held-out loss", "perplexity"])
+        for r in rounds {
+            table.add([String(r.round), RunReport.seconds(r.endedAt), String(r.participants), String(r.aggregated), String(r.dropped),
+                       r.trainLoss.map { String(format: "%.3f", $0) } ?? "-", r.loss.map { String(format: "%.3f", $0) } ?? "-",
+                       r.perplexity.map { String(format: "%.1f", $0) } ?? "-"])
+        }
+        out += table.render(indent: 2)
+        out += "  updates: " + outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        out += "; " + String(format: "%.2f", Double(bytesUploaded) / 1e6) + " MB uploaded; upload (first chunk sent → last chunk at "
+            + "the aggregator) p50 \(uploadP50Seconds.map(RunReport.seconds) ?? "-") s, p95 \(uploadP95Seconds.map(RunReport.seconds) ?? "-") s\n"
+        if !finalByDomain.isEmpty {
+            out += "  last evaluation by domain: "
+                + finalByDomain.sorted { $0.key < $1.key }.map { "\($0.key) " + String(format: "%.3f", $0.value) }.joined(separator: ", ") + "\n"
+        }
+        return out
+    }
+}
