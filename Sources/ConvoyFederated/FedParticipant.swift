@@ -58,6 +58,8 @@ public struct FedParticipant: Sendable {
     public let chunkBytes: Int
     /// Emulated seconds one local round of training takes on the vehicle's device.
     public let trainSeconds: Double
+    /// Emulated seconds past the device's training time after which an unanswered job is given up.
+    public let trainingTimeout: Double
     var state = State.idle(lastPull: -.infinity)
     var transfers: UInt32 = 0
     var nextJob: UInt64 = 0
@@ -66,7 +68,8 @@ public struct FedParticipant: Sendable {
     var out: [Action] = []
 
     public init(vehicle: String, trainSeconds: Double, transferTimeout: Double = 5, pullInterval: Double = 2,
-                chunkBytes: Int = Chunking.defaultChunkBytes) {
+                chunkBytes: Int = Chunking.defaultChunkBytes, trainingTimeout: Double = 120) {
+        self.trainingTimeout = trainingTimeout
         self.vehicle = vehicle
         self.trainSeconds = trainSeconds
         self.transferTimeout = transferTimeout
@@ -111,6 +114,12 @@ public struct FedParticipant: Sendable {
             // The rest of the model did not come: ask again (the aggregator re-sends it).
             if now - lastChunk > transferTimeout { state = .idle(lastPull: -.infinity); tick(via: via, now: now) }
         case .training(_, let version, let startedAt, let result):
+            if result == nil, now > startedAt + trainSeconds + trainingTimeout {
+                // The trainer never answered (it died): give the round up and ask again.
+                out.append(.count("fed_training_timeouts", 1))
+                state = .idle(lastPull: -.infinity)
+                return
+            }
             guard let result, now >= startedAt + trainSeconds else { return }
             transfers += 1
             let bytes = result.adapter.bytes

@@ -1,0 +1,88 @@
+import ConvoyRecording
+import ConvoyWire
+import Foundation
+import Testing
+
+/// Federated fine-tuning with the real binary and the real trainer (tools/trainer, PEFT on the CPU
+/// build of torch) on its tiny LLaMA-shaped model: adapters cross the emulated links in chunks,
+/// an RSU crashes mid-training, and the trainer is killed in another run.
+@Suite("End to end: federated fine-tuning", .serialized)
+struct FedTuneTests {
+    static let clients = ["v0", "v1", "v2", "v3"]
+
+    static func scenario(rounds: Int, duration: Int, faults: String) throws -> URL {
+        let fedtune = """
+        fedtune:
+          scheme: fedavg
+          model: tiny
+          timing: { model: smollm2-135m, device: epyc-2vcpu }
+          adapter: { kind: lora, rank: 4, alpha: 8 }
+          rounds: \(rounds)
+          local_steps: 1
+          batch: 4
+          learning_rate: 0.01
+          sequence_length: 32
+          domains: [python, licenses]
+          clients: [\(clients.joined(separator: ", "))]
+          samples_per_client: 16
+          test_samples_per_domain: 8
+          aggregator: edge-1
+          start_at: 1
+          round_deadline: 6
+          chunk_bytes: 2048
+        """
+        let workload = "workload: { arrival: poisson, mean_interval: 10, model: llama-3-8b, input_tokens: 64, output_tokens: 8, deadline: 5 }"
+        return try Fixture.makeScenario(duration: duration, faults: faults, workload: workload, extra: fedtune, vehicles: clients)
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func roundsCompleteAcrossAnRSUCrash() async throws {
+        // One round takes about 3 s (the device's training time, then the upload): the crash falls into round 2.
+        let dir = try Self.scenario(rounds: 4, duration: 30, faults: "  - { at: 5, node: rsu-1, mode: crash, for: 4 }\n")
+        let run = dir.appendingPathComponent("run").path
+        let result = try await Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run]).wait(timeout: 180)
+        #expect(result.status == 0, "launch output: \(result.output)")
+
+        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        let fed = try db.fetchFedTune()
+        // Every round closed, in order, at the aggregator, with updates from the clients.
+        #expect(fed.rounds.map(\.round) == [1, 2, 3, 4], "rounds: \(fed.rounds)")
+        #expect(fed.rounds.allSatisfy { $0.aggregatedAt == "edge-1" && $0.aggregated >= 1 && $0.level == "global" })
+        #expect(zip(fed.rounds, fed.rounds.dropFirst()).allSatisfy { $0.endedAt <= $1.startedAt + 1e-9 })
+        // The adapter's real bytes: 2 layers × (q, v) × rank 4 × (64 + 64) float32 = 8,192 bytes, in 4 chunks of 2 KiB.
+        let aggregated = fed.updates.filter { $0.outcome == .aggregated }
+        #expect(aggregated.count >= 4)
+        #expect(aggregated.allSatisfy { $0.bytes == 8192 && $0.chunks == 4 && $0.chunksReceived == 4 && $0.samples == 16 })
+        #expect(Set(aggregated.map(\.vehicleID)).isSubset(of: Set(Self.clients)))
+        // Local training took the device's time (epyc-2vcpu: seconds), uploads took the cell's.
+        #expect(aggregated.allSatisfy { ($0.trainSeconds ?? 0) > 1 && ($0.uploadEndedAt ?? 0) > ($0.uploadStartedAt ?? .infinity) })
+        // Held-out evaluation of every round's model; training lowered the loss.
+        let mean = fed.evals.filter { $0.domain == "*" }.sorted { $0.round < $1.round }
+        #expect(mean.map(\.round) == [1, 2, 3, 4], "evals: \(fed.evals)")
+        #expect(mean.allSatisfy { $0.loss.isFinite && abs($0.perplexity - exp($0.loss)) < 1e-6 * $0.perplexity })
+        if let first = mean.first, let last = mean.last { #expect(last.loss < first.loss) }
+        #expect(Set(fed.evals.filter { $0.domain != "*" }.map(\.domain)) == ["python", "licenses"])
+        // The report shows the rounds.
+        let report = try Convoy.run(["report", run, "--no-plots"], timeout: 60)
+        #expect(report.output.contains("Federated fine-tuning (fedavg)"), "\(report.output)")
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func theTrainerDyingEndsTheRunWithAReason() async throws {
+        let dir = try Self.scenario(rounds: 50, duration: 20, faults: "")
+        let run = dir.appendingPathComponent("run").path
+        let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
+        try await Fixture.waitUntil("a first round", timeout: 90) {
+            try Fixture.reading(run) { try !$0.fetchFedTune().rounds.isEmpty }
+        }
+        let trainers = Fixture.processes(mentioning: run + "/trainer.json")
+        #expect(!trainers.isEmpty)
+        for pid in trainers { kill(pid, SIGKILL) }
+        let result = try await launch.wait(timeout: 120)
+        #expect(result.status != 0)
+        #expect(result.output.contains("the trainer killed by signal 9 on its own"), "\(result.output)")
+        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        #expect(try db.fetchRequests().allSatisfy { $0.status != nil })
+        #expect(try db.metadata()["trainer_ended"]?.contains("killed by signal 9") == true)
+    }
+}
