@@ -29,6 +29,7 @@ class ConfigError(Exception):
 
 
 def field(config, path, kind, check=None, why=""):
+    """The value at the dotted `path`, checked: a ConfigError naming the field otherwise."""
     node = config
     for key in path.split("."):
         if not isinstance(node, dict) or key not in node:
@@ -36,29 +37,51 @@ def field(config, path, kind, check=None, why=""):
         node = node[key]
     if kind is float and isinstance(node, int) and not isinstance(node, bool):
         node = float(node)
-    if not isinstance(node, kind) or isinstance(node, bool) and kind is not bool:
-        raise ConfigError(f"{path}: expected {kind.__name__}, got {node!r}")
+    if not isinstance(node, kind) or (isinstance(node, bool) and kind is not bool):
+        raise ConfigError(f"{path}: expected {'a number' if kind is float else kind.__name__}, got {node!r}")
     if check is not None and not check(node):
         raise ConfigError(f"{path}: {why}, got {node!r}")
     return node
 
 
 def validate(config):
+    """Checks every field of the configuration (README.md); raises ConfigError naming the field."""
+    from data import DOMAINS
+    if not isinstance(config, dict):
+        raise ConfigError("expected a JSON object")
     field(config, "model", str, lambda m: m in ("tiny", "smollm2"), "expected tiny or smollm2")
-    field(config, "adapter.kind", str, lambda k: k in ("lora", "prefix", "prompt"), "expected lora, prefix or prompt")
-    field(config, "sequence_length", int, lambda n: 8 <= n <= 8192, "expected 8…8192")
-    field(config, "seed", int)
-    field(config, "domains", list, lambda d: len(d) > 0, "expected at least one domain")
-    field(config, "clients", dict, lambda c: len(c) > 0, "expected at least one client")
-    field(config, "samples_per_client", int, lambda n: n > 0, "expected > 0")
-    field(config, "test_samples_per_domain", int, lambda n: n > 0, "expected > 0")
-    adapter = config["adapter"]
-    if adapter["kind"] == "lora":
-        field(config, "adapter.rank", int, lambda n: n > 0, "expected > 0")
-        field(config, "adapter.alpha", float, lambda x: x > 0, "expected > 0")
-        field(config, "adapter.targets", list, lambda t: len(t) > 0, "expected module names")
+    field(config, "adapter", dict)
+    kind = field(config, "adapter.kind", str, lambda k: k in ("lora", "prefix", "prompt"), "expected lora, prefix or prompt")
+    length = field(config, "sequence_length", int, lambda n: 8 <= n <= 8192, "expected 8…8192")
+    field(config, "seed", int, lambda n: n >= 0, "expected ≥ 0")
+    domains = field(config, "domains", list, lambda d: len(d) > 0, "expected at least one domain")
+    for d in domains:
+        if not isinstance(d, str) or d not in DOMAINS:
+            raise ConfigError(f"domains: unknown domain {d!r} (known: {', '.join(DOMAINS)})")
+    if len(set(domains)) != len(domains):
+        raise ConfigError("domains: a domain is listed twice")
+    clients = field(config, "clients", dict, lambda c: len(c) > 0, "expected at least one client")
+    for client, mix in clients.items():
+        if not isinstance(mix, dict) or not mix:
+            raise ConfigError(f"clients.{client}: expected an object of domain shares, got {mix!r}")
+        for d, share in mix.items():
+            if d not in domains:
+                raise ConfigError(f"clients.{client}.{d}: not among the domains ({', '.join(domains)})")
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not share >= 0 or math.isinf(share):
+                raise ConfigError(f"clients.{client}.{d}: expected a share ≥ 0, got {share!r}")
+        if sum(mix.values()) <= 0:
+            raise ConfigError(f"clients.{client}: the shares add up to 0")
+    field(config, "samples_per_client", int, lambda n: 1 <= n <= 1_000_000, "expected 1…1000000")
+    field(config, "test_samples_per_domain", int, lambda n: 1 <= n <= 1_000_000, "expected 1…1000000")
+    if kind == "lora":
+        field(config, "adapter.rank", int, lambda n: 1 <= n <= 4096, "expected 1…4096")
+        field(config, "adapter.alpha", float, lambda x: 0 < x < math.inf, "expected > 0")
+        if "dropout" in config["adapter"]:
+            field(config, "adapter.dropout", float, lambda x: 0 <= x < 1, "expected 0 ≤ dropout < 1")
+        field(config, "adapter.targets", list,
+              lambda t: len(t) > 0 and all(isinstance(x, str) and x for x in t), "expected a list of module names")
     else:
-        field(config, "adapter.virtual_tokens", int, lambda n: n > 0, "expected > 0")
+        field(config, "adapter.virtual_tokens", int, lambda n: 1 <= n <= 4096 and n + length <= 8192, "expected 1…4096")
 
 
 class ByteTokenizer:
@@ -312,11 +335,11 @@ def main():
         with open(args.config, encoding="utf-8") as f:
             config = json.load(f)
         trainer = Trainer(config)
-    except (ConfigError, ValueError) as error:
-        print(f"trainer: {args.config}: {error}", file=sys.stderr)
-        sys.exit(2)
     except (OSError, json.JSONDecodeError) as error:
         print(f"trainer: cannot read {args.config}: {error}", file=sys.stderr)
+        sys.exit(2)
+    except (ConfigError, ValueError) as error:
+        print(f"trainer: {args.config}: {error}", file=sys.stderr)
         sys.exit(2)
     serve(trainer, args.endpoint)
 
