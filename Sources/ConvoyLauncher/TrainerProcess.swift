@@ -45,7 +45,7 @@ enum TrainerProcess {
     }
 
     static func arguments(runDirectory: String, endpoint: String) -> [String] {
-        ["--config", configPath(runDirectory: runDirectory), "--endpoint", endpoint, "--threads", "1"]
+        ["--config", configPath(runDirectory: runDirectory), "--endpoint", endpoint, "--threads", "2"]
     }
 
     /// The trainer's configuration (tools/fedtune/README.md) from the scenario's `fedtune:`.

@@ -68,20 +68,34 @@ def files(domain):
     return ordered
 
 
-def windows(domain, encode, length, split):
-    """Non-overlapping windows of `length` token ids from the domain's `split` ("train"/"test") files."""
-    out = []
+def texts(domain):
+    """The domain's texts as (path below the root, text), a text whose content an earlier file
+    already had left out (many /usr/share/doc/*/copyright files are the same licence, word for word)."""
+    seen, out = set(), []
     for path, relative in files(domain):
-        if is_test(relative) != (split == "test"):
-            continue
         try:
             with open(path, "rb") as f:
-                text = f.read(MAX_BYTES_PER_FILE).decode("utf-8", errors="replace")
+                raw = f.read(MAX_BYTES_PER_FILE)
         except OSError:
             continue
-        ids = list(encode(text))
-        out.extend(ids[i:i + length] for i in range(0, len(ids) - length + 1, length))
+        digest = hashlib.sha256(raw).digest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        out.append((relative, raw.decode("utf-8", errors="replace")))
     return out
+
+
+def windows(domain, encode, length):
+    """Non-overlapping windows of `length` token ids from the domain's files: (train, test)."""
+    split = {"train": [], "test": []}
+    for relative, text in texts(domain):
+        ids = list(encode(text))
+        split["test" if is_test(relative) else "train"].extend(ids[i:i + length] for i in range(0, len(ids) - length + 1, length))
+    # A held-out window that also occurs, token for token, in a training file (shared boilerplate) is
+    # not held out: dropped.
+    seen = {tuple(w) for w in split["train"]}
+    return split["train"], [w for w in split["test"] if tuple(w) not in seen]
 
 
 class Corpus:
@@ -102,8 +116,7 @@ class Corpus:
         for d in config["domains"]:
             if d not in DOMAINS:
                 raise ValueError(f"domains: unknown domain '{d}' (known: {', '.join(DOMAINS)})")
-            train = windows(d, encode, self.length, "train")
-            test = windows(d, encode, self.length, "test")
+            train, test = windows(d, encode, self.length)
             if len(test) < need or len(train) < self.MIN_TRAIN_WINDOWS:
                 raise ValueError(f"domains: domain '{d}' has too little text on this machine: it found {len(train)} training "
                                  f"and {len(test)} test windows of {self.length} tokens (needs at least "

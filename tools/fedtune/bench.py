@@ -1,0 +1,152 @@
+"""tools/bench-fedtune: runs the federated fine-tuning schemes on one network and compares them.
+
+Every run uses maps/fedtune-map.yaml (one 100 m cell, the paper's radio numbers, a standby RSU),
+traces/fedtune-cell-8.csv from trace time 50 s (veh-6 drives out of the cell 10 s into the run:
+a straggler; the others stay), the same seed, data split (8 clients, 4 domains, 80 % dominant),
+local training (1 step of batch 4 × 128 tokens per round, emulated on the epyc-2vcpu profile),
+and an rsu-1 crash at t = 20 s for 5 s. The synchronous schemes wait for a straggler until the
+round deadline; the asynchronous ones do not.
+"""
+import argparse
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLIENTS = [f"veh-{i}" for i in range(8)]
+
+SCHEMES = {
+    # name: (scheme, adapter, extra fedtune lines, versions per round of 8 client updates)
+    "fl-lora": ("fedavg", "lora", [], 1),
+    "fl-prefix": ("fedavg", "prefix", [], 1),
+    "fl-prompt": ("fedavg", "prompt", [], 1),
+    "cfl-lora": ("clustered", "lora", ["clusters: 4", "cluster_by: labels"], 1),
+    "fedasync-lora": ("fedasync", "lora", ["staleness: { alpha: 0.6, exponent: 0.5, max: 16 }"], 8),
+    "fedbuff-lora": ("fedbuff", "lora", ["buffer: { size: 4, server_rate: 1 }", "staleness: { alpha: 0.6, exponent: 0.5, max: 16 }"], 2),
+}
+
+
+def scenario(name, rounds, model, duration):
+    scheme, adapter, extra, per_round = SCHEMES[name]
+    versions = rounds * per_round
+    lines = [
+        f"name: bench-{name}",
+        f"map: {ROOT}/maps/fedtune-map.yaml",
+        f"trace: {ROOT}/traces/fedtune-cell-8.csv",
+        "start: 50",
+        f"duration: {duration}",
+        "seed: 1",
+        "workload: { arrival: poisson, mean_interval: 60, model: llama-3-8b, input_tokens: 64, output_tokens: 8, deadline: 5 }",
+        "liveness: { beacon_interval: 0.1, suspect_after: 2, dead_after: 3 }",
+        "faults:",
+        "  - { at: 20, node: rsu-1, mode: crash, for: 5 }",
+        "fedtune:",
+        f"  scheme: {scheme}",
+        f"  adapter: {{ kind: {adapter}, rank: 8, alpha: 16, targets: [q_proj, v_proj], virtual_tokens: 16 }}",
+        f"  model: {model}",
+        "  timing: { model: smollm2-135m, device: epyc-2vcpu }",
+        f"  rounds: {versions}",
+        "  local_steps: 1",
+        "  batch: 4",
+        f"  learning_rate: {3e-2 if adapter == 'prompt' else 1e-3}",
+        "  sequence_length: 128",
+        "  domains: [python, c-headers, licenses, perl]",
+        f"  clients: [{', '.join(CLIENTS)}]",
+        "  split: { dominant: 0.8 }",
+        "  samples_per_client: 64",
+        "  test_samples_per_domain: 8",
+        "  aggregator: edge-1",
+        "  start_at: 1",
+        "  round_deadline: 12",
+        f"  evaluate_every: {per_round}",
+    ] + ["  " + e for e in extra]
+    return "\n".join(lines) + "\n"
+
+
+def summarise(run):
+    db = sqlite3.connect(os.path.join(run, "run.sqlite"))
+    evals = db.execute("SELECT round, loss, perplexity, at FROM fed_evals WHERE domain = '*' ORDER BY round").fetchall()
+    up = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM fed_updates WHERE upload_ended_at IS NOT NULL").fetchone()[0]
+    outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM fed_updates GROUP BY outcome").fetchall())
+    misses = db.execute("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'fed_training_late'").fetchone()[0]
+    late_ms = db.execute("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'fed_training_late_ms'").fetchone()[0]
+    uploads = [r[0] for r in db.execute(
+        "SELECT upload_ended_at - upload_started_at FROM fed_updates WHERE upload_ended_at IS NOT NULL AND bytes > 0 ORDER BY 1")]
+    return {"evals": evals, "bytes": up, "outcomes": outcomes, "misses": misses, "late_ms": late_ms, "uploads": uploads}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default=os.path.join(ROOT, "runs", "bench-fedtune"))
+    p.add_argument("--speed", type=float, default=0.15)
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--duration", type=int, default=45)
+    p.add_argument("--model", default="smollm2")
+    p.add_argument("--schemes", default=",".join(SCHEMES))
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    load = open("/proc/loadavg").read().split()[:3]
+    results = {}
+    for name in args.schemes.split(","):
+        path = os.path.join(args.out, f"{name}.yaml")
+        with open(path, "w") as f:
+            f.write(scenario(name, args.rounds, args.model, args.duration))
+        run = os.path.join(args.out, name)
+        subprocess.run(["rm", "-rf", run], check=True)
+        started = time.time()
+        print(f"bench-fedtune: {name} (speed {args.speed})…", file=sys.stderr, flush=True)
+        status = subprocess.run([os.path.join(ROOT, ".build/release/convoy"), "launch", path, "--out", run, "--speed", str(args.speed)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT).returncode
+        results[name] = summarise(run)
+        results[name]["status"] = status
+        results[name]["wall"] = time.time() - started
+    reference = results.get("fl-lora", {}).get("evals", [])
+    target = reference[-1][1] if reference else None
+    print(f"\nFederated fine-tuning, {len(CLIENTS)} clients, 4 domains, {args.model}, speed {args.speed}; "
+          f"load before: {' '.join(load)}, after: {' '.join(open('/proc/loadavg').read().split()[:3])}")
+    header = ["scheme", "evals", "first loss", "final loss", "final ppl", "emulated s to FL-LoRA final", "MB up",
+              "updates aggregated/late/stale/lost", "upload p50 s", "training misses", "exit", "wall s"]
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    for name, r in results.items():
+        e = r["evals"]
+        reach = next((at for _, loss, _, at in e if target is not None and loss <= target + 1e-9), None)
+        o = r["outcomes"]
+        ups = r["uploads"]
+        print(" | ".join([name, str(len(e)), f"{e[0][1]:.3f}" if e else "-", f"{e[-1][1]:.3f}" if e else "-",
+                          f"{e[-1][2]:.2f}" if e else "-", f"{reach:.1f}" if reach is not None else "not reached",
+                          f"{r['bytes'] / 1e6:.1f}",
+                          "/".join(str(o.get(k, 0)) for k in ("aggregated", "late", "stale", "lost")),
+                          f"{ups[len(ups) // 2]:.2f}" if ups else "-", f"{r['misses']} ({r['late_ms'] / 1000:.0f} s)",
+                          str(r["status"]), f"{r['wall']:.0f}"]))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for name, r in results.items():
+            e = r["evals"]
+            if not e:
+                continue
+            per_round = SCHEMES[name][3]
+            axes[0].plot([v / per_round for v, *_ in e], [x[1] for x in e], marker="o", label=name)
+            axes[1].plot([x[3] for x in e], [x[1] for x in e], marker="o", label=name)
+        axes[0].set_xlabel("round (8 client updates)")
+        axes[1].set_xlabel("emulated time (s)")
+        for a in axes:
+            a.set_ylabel("held-out loss (mean over clients)")
+            a.grid(alpha=0.3)
+        axes[1].legend(fontsize=8)
+        fig.tight_layout()
+        figure = os.path.join(args.out, "fedtune-loss.png")
+        fig.savefig(figure, dpi=110)
+        print(f"\nfigure: {figure}")
+    except ImportError:
+        print("figure: not written (matplotlib missing; tools/plot --setup)")
+
+
+if __name__ == "__main__":
+    main()
