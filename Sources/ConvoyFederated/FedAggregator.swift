@@ -115,7 +115,12 @@ public struct FedAggregator: Sendable {
         case .timer(let timer):
             if !started, !models.isEmpty {
                 started = true
-                if !config.scheme.isAsynchronous { openRound(now: now) } else { for v in waiting.sorted() { sendModel(to: v, now: now) } ; waiting = [] }
+                if config.scheme.isAsynchronous {
+                    for v in waiting.sorted() { sendModel(to: v, now: now) }
+                    waiting = []
+                } else {
+                    openRound(now: now)
+                }
             } else if timer == deadlineTimer, roundOpen {
                 closeRound(now: now)
             }

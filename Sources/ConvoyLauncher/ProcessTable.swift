@@ -83,24 +83,8 @@ struct ProcessTable {
         }
     }
 
-    mutating func spawn(id: String, role: NodeRole, incarnation: Int, arguments: [String], logPath: String) throws -> pid_t {
-        let argv = [executable] + arguments
-        let executable = self.executable
-        let pid = spawner.run { () -> pid_t in
-            var cArgs = argv.map { strdup($0) }
-            cArgs.append(nil)
-            defer { for p in cArgs { free(p) } }
-            return convoy_spawn(executable, &cArgs, logPath)
-        }
-        guard pid > 0 else { throw SpawnError.failed(id, -pid) }
-        nodes[id] = NodeProcess(id: id, role: role, incarnation: incarnation, pid: pid, state: .running, arguments: arguments,
-                                logPath: logPath)
-        byPID[pid] = id
-        return pid
-    }
-
-    /// Starts a process that is not a node (`executable` with `arguments`), output to `logPath`.
-    mutating func spawnHelper(name: String, executable: String, arguments: [String], logPath: String) throws -> pid_t {
+    /// Spawns `executable ARGUMENTS` on the spawn thread, output to `logPath`.
+    private func launch(_ executable: String, _ arguments: [String], logPath: String, name: String) throws -> pid_t {
         let argv = [executable] + arguments
         let pid = spawner.run { () -> pid_t in
             var cArgs = argv.map { strdup($0) }
@@ -109,6 +93,20 @@ struct ProcessTable {
             return convoy_spawn(executable, &cArgs, logPath)
         }
         guard pid > 0 else { throw SpawnError.failed(name, -pid) }
+        return pid
+    }
+
+    mutating func spawn(id: String, role: NodeRole, incarnation: Int, arguments: [String], logPath: String) throws -> pid_t {
+        let pid = try launch(executable, arguments, logPath: logPath, name: id)
+        nodes[id] = NodeProcess(id: id, role: role, incarnation: incarnation, pid: pid, state: .running, arguments: arguments,
+                                logPath: logPath)
+        byPID[pid] = id
+        return pid
+    }
+
+    /// Starts a process that is not a node (`executable` with `arguments`), output to `logPath`.
+    mutating func spawnHelper(name: String, executable: String, arguments: [String], logPath: String) throws -> pid_t {
+        let pid = try launch(executable, arguments, logPath: logPath, name: name)
         helpers[pid] = name
         return pid
     }

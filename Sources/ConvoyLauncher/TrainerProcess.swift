@@ -8,7 +8,7 @@ enum TrainerProcess {
     /// Finds tools/trainer and makes its Python environment if it is missing (before anything
     /// of the run is created, so that a missing environment fails early and clearly).
     static func prepare(_ options: LaunchOptions, output: StatusOutput) throws -> String {
-        guard let script = options.trainer ?? locate(executable: options.executable) else {
+        guard let script = options.trainer ?? Checkout.locate("tools/trainer", executable: options.executable) else {
             throw InputError(file: options.scenarioPath, field: "fedtune",
                              "federated fine-tuning needs tools/trainer of the Convoy checkout (run from the checkout, or set CONVOY_HOME)")
         }
@@ -26,18 +26,6 @@ enum TrainerProcess {
                              + "\(setup.terminationStatus); see its messages above)")
         }
         return script
-    }
-
-    static func locate(executable: String) -> String? {
-        var roots: [URL] = []
-        if let home = ProcessInfo.processInfo.environment["CONVOY_HOME"] { roots.append(URL(fileURLWithPath: home)) }
-        roots.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-        var dir = URL(fileURLWithPath: executable).deletingLastPathComponent()
-        for _ in 0..<6 {
-            roots.append(dir)
-            dir = dir.deletingLastPathComponent()
-        }
-        return roots.map { $0.appendingPathComponent("tools/trainer").path }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     static func configPath(runDirectory: String) -> String {

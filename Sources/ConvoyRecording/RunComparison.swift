@@ -6,6 +6,7 @@ public struct RunComparison: Sendable {
     public static let metrics = [
         "scenario", "seed", "policy", "requests", "completed %", "failed", "expired", "open", "p50 ms", "p95 ms", "p99 ms",
         "deadline met %", "attempts / request", "cache hits", "cost", "faults", "mean detection ms", "mean failover gap ms",
+        "fine-tuning scheme", "fine-tuning rounds", "final held-out loss", "updates aggregated / lost",
     ]
 
     /// The runs, in the order given: a column title and its report.
@@ -29,6 +30,9 @@ public struct RunComparison: Sendable {
             String(report.nodeFaults.count),
             RunReport.ms(report.meanDetectionSeconds.map { $0 * 1000 }),
             RunReport.ms(report.meanFailoverGapSeconds.map { $0 * 1000 }),
+            report.fedTune?.scheme ?? "-", report.fedTune.map { String($0.rounds.count) } ?? "-",
+            report.fedTune?.rounds.last(where: { $0.loss != nil })?.loss.map { String(format: "%.3f", $0) } ?? "-",
+            report.fedTune.map { "\($0.outcomes["aggregated"] ?? 0) / \($0.outcomes["lost"] ?? 0)" } ?? "-",
         ]
     }
 

@@ -216,17 +216,7 @@ enum DefaultScenario {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
-    static func locate() -> String? {
-        var roots: [URL] = []
-        if let home = ProcessInfo.processInfo.environment["CONVOY_HOME"] { roots.append(URL(fileURLWithPath: home)) }
-        roots.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-        var dir = URL(fileURLWithPath: executablePath).deletingLastPathComponent()
-        for _ in 0..<6 {
-            roots.append(dir)
-            dir = dir.deletingLastPathComponent()
-        }
-        return roots.map { $0.appendingPathComponent("maps/default.yaml").path }.first { FileManager.default.fileExists(atPath: $0) }
-    }
+    static func locate() -> String? { Checkout.locate("maps/default.yaml", executable: executablePath) }
 }
 
 extension FaultMode: ExpressibleByArgument {}

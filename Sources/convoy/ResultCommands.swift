@@ -98,17 +98,8 @@ struct PlotTools {
     /// Looks for `tools/plot` where `DefaultScenario` looks for the bundled scenario:
     /// `$CONVOY_HOME`, the working directory, then the binary's directory and its parents.
     static func locate() -> PlotTools? {
-        var roots: [URL] = []
-        if let home = ProcessInfo.processInfo.environment["CONVOY_HOME"] { roots.append(URL(fileURLWithPath: home)) }
-        roots.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-        var dir = URL(fileURLWithPath: DefaultScenario.executablePath).deletingLastPathComponent()
-        for _ in 0..<6 {
-            roots.append(dir)
-            dir = dir.deletingLastPathComponent()
-        }
-        return roots.map { $0.appendingPathComponent("tools").path }
-            .first { FileManager.default.fileExists(atPath: $0 + "/plot") }
-            .map(PlotTools.init(directory:))
+        Checkout.locate("tools/plot", executable: DefaultScenario.executablePath)
+            .map { PlotTools(directory: URL(fileURLWithPath: $0).deletingLastPathComponent().path) }
     }
 
     /// Runs `tools/plot RUN_DIR --out DIR` with this process's standard output and error, and

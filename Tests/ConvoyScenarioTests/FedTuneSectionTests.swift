@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func bundledScenariosLoad() throws {
-        for (name, clients, scheme) in [("fedtune.yaml", 8, FedTuneConfig.Scheme.fedavg)] {
+        for (name, clients, scheme) in [("fedtune.yaml", 8, FedTuneConfig.Scheme.fedavg), ("fedtune-16.yaml", 16, .clustered)] {
             let s = try Scenario.load(path: repositoryRoot.appendingPathComponent("maps/\(name)").path)
             #expect(s.fedtune?.clients.count == clients && s.fedtune?.scheme == scheme)
             #expect(s.fedtune?.aggregator == "edge-1")

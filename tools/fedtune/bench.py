@@ -3,7 +3,7 @@
 Every run uses maps/fedtune-map.yaml (one 100 m cell, the paper's radio numbers, a standby RSU),
 traces/fedtune-cell-8.csv from trace time 50 s (veh-6 drives out of the cell 10 s into the run:
 a straggler; the others stay), the same seed, data split (8 clients, 4 domains, 80 % dominant),
-local training (1 step of batch 4 × 128 tokens per round, emulated on the epyc-2vcpu profile),
+local training (1 step of batch 2 × 64 tokens per round, emulated on the epyc-2vcpu profile),
 and an rsu-1 crash at t = 20 s for 5 s. The synchronous schemes wait for a straggler until the
 round deadline; the asynchronous ones do not.
 """
@@ -50,17 +50,17 @@ def scenario(name, rounds, model, duration):
         "  timing: { model: smollm2-135m, device: epyc-2vcpu }",
         f"  rounds: {versions}",
         "  local_steps: 1",
-        "  batch: 4",
+        "  batch: 2",
         f"  learning_rate: {3e-2 if adapter == 'prompt' else 1e-3}",
-        "  sequence_length: 128",
+        "  sequence_length: 64",
         "  domains: [python, c-headers, licenses, perl]",
         f"  clients: [{', '.join(CLIENTS)}]",
         "  split: { dominant: 0.8 }",
         "  samples_per_client: 64",
-        "  test_samples_per_domain: 8",
+        "  test_samples_per_domain: 4",
         "  aggregator: edge-1",
         "  start_at: 1",
-        "  round_deadline: 12",
+        "  round_deadline: 8",
         f"  evaluate_every: {per_round}",
     ] + ["  " + e for e in extra]
     return "\n".join(lines) + "\n"
@@ -81,9 +81,9 @@ def summarise(run):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=os.path.join(ROOT, "runs", "bench-fedtune"))
-    p.add_argument("--speed", type=float, default=0.15)
+    p.add_argument("--speed", type=float, default=0.1)
     p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--duration", type=int, default=45)
+    p.add_argument("--duration", type=int, default=30)
     p.add_argument("--model", default="smollm2")
     p.add_argument("--schemes", default=",".join(SCHEMES))
     args = p.parse_args()

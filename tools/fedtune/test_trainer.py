@@ -275,6 +275,7 @@ class LifecycleTest(unittest.TestCase):
             h, _ = server.ask({"op": "stop", "id": "s"})
             self.assertEqual((h["ok"], h["id"]), (True, "s"))
             self.assertEqual(server.process.wait(timeout=10), 0)
+            self.assertFalse(os.path.exists(os.path.join(self.directory, "trainer.sock")))
         finally:
             server.close()
         # SIGTERM while idle, and while busy with a long training (abandoned: exits promptly, 0).

@@ -238,7 +238,7 @@ class Trainer:
         self.corpus = Corpus(config, self.encode)
         self.model = make_peft(base, config, self.encode)
         self.load_seconds = time.time() - start
-        state = get_peft_model_state_dict(self.model)
+        state = get_peft_model_state_dict(self.model, save_embedding_layers=False)
         self.names = sorted(state)
         self.shapes = [list(state[k].shape) for k in self.names]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
@@ -248,7 +248,7 @@ class Trainer:
     def adapter_bytes(self):
         """The wire format: the PEFT state's tensors by sorted name, flattened, float32 little-endian."""
         from peft import get_peft_model_state_dict
-        state = get_peft_model_state_dict(self.model)
+        state = get_peft_model_state_dict(self.model, save_embedding_layers=False)
         return b"".join(state[k].detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes() for k in self.names)
 
     def load_adapter(self, payload):
@@ -436,6 +436,12 @@ def serve(trainer, endpoint):
     finally:
         socket.close(linger=0)
         context.term()
+        path = endpoint[len("ipc://"):] if endpoint.startswith("ipc://") else ""
+        if path and not path.startswith("@") and "*" not in path and os.path.exists(path):
+            try:
+                os.unlink(path)  # libzmq leaves the socket file behind
+            except OSError:
+                pass
         print(f"trainer: stopped ({stopping[0] if stopping else 'error'}) after {served} requests", file=sys.stderr, flush=True)
 
 
