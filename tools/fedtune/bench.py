@@ -86,20 +86,24 @@ def main():
     p.add_argument("--duration", type=int, default=30)
     p.add_argument("--model", default="smollm2")
     p.add_argument("--schemes", default=",".join(SCHEMES))
+    p.add_argument("--summarise-only", action="store_true", help="re-read the runs already in --out; launch nothing")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     load = open("/proc/loadavg").read().split()[:3]
     results = {}
     for name in args.schemes.split(","):
         path = os.path.join(args.out, f"{name}.yaml")
-        with open(path, "w") as f:
-            f.write(scenario(name, args.rounds, args.model, args.duration))
+        if not args.summarise_only:
+            with open(path, "w") as f:
+                f.write(scenario(name, args.rounds, args.model, args.duration))
         run = os.path.join(args.out, name)
-        subprocess.run(["rm", "-rf", run], check=True)
         started = time.time()
-        print(f"bench-fedtune: {name} (speed {args.speed})…", file=sys.stderr, flush=True)
-        status = subprocess.run([os.path.join(ROOT, ".build/release/convoy"), "launch", path, "--out", run, "--speed", str(args.speed)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT).returncode
+        status = 0
+        if not args.summarise_only:
+            subprocess.run(["rm", "-rf", run], check=True)
+            print(f"bench-fedtune: {name} (speed {args.speed})…", file=sys.stderr, flush=True)
+            status = subprocess.run([os.path.join(ROOT, ".build/release/convoy"), "launch", path, "--out", run, "--speed", str(args.speed)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT).returncode
         results[name] = summarise(run)
         results[name]["status"] = status
         results[name]["wall"] = time.time() - started
