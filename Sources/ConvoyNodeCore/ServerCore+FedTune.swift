@@ -49,13 +49,9 @@ extension ServerCore {
                 out.count("trainer_hello_failed")
                 return
             }
-            out.setCounterValue("fed_adapter_parameters", adapter.count)
+            out.append(.setCounter("fed_adapter_parameters", adapter.count))
             return aggregate(.initial(adapter), now: now)
         }
         aggregate(.evaluated(id: reply.id, losses: reply.error == nil ? reply.losses : nil, failure: reply.error), now: now)
     }
-}
-
-extension ActionList {
-    mutating func setCounterValue(_ name: String, _ value: Int) { append(.setCounter(name, value)) }
 }
