@@ -219,12 +219,11 @@ public struct FedAggregator: Sendable {
     private mutating func acknowledge(_ v: String, transfer: UInt32) {
         var ack = FedDown(kind: .ack, vehicleID: v, version: UInt32(version), transfer: transfer)
         if let u = uploads[v], u.transfer == transfer {
+            // A complete upload has its outcome at once; without one, chunks are still missing.
             if let outcome = u.outcome {
                 ack.status = finished ? .finished : outcome == .aggregated ? .accepted : .discarded
-            } else if u.endedAt == nil {
-                ack.missing = u.reassembly.missing.map { UInt16($0) }
             } else {
-                ack.status = .discarded
+                ack.missing = u.reassembly.missing.map { UInt16($0) }
             }
         } else if finished {
             ack.status = .finished

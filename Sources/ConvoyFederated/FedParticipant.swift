@@ -47,7 +47,6 @@ public struct FedParticipant: Sendable {
         var chunks: [[UInt8]]
         var totalBytes: Int
         var trained: Trained
-        var trainSeconds: Double
         var startedAt: Double
         var lastSent: Double
     }
@@ -124,7 +123,7 @@ public struct FedParticipant: Sendable {
             transfers += 1
             let bytes = result.adapter.bytes
             let upload = Upload(transfer: transfers, version: version, chunks: Chunking.chunks(of: bytes, size: chunkBytes),
-                                totalBytes: bytes.count, trained: result, trainSeconds: trainSeconds, startedAt: now, lastSent: -.infinity)
+                                totalBytes: bytes.count, trained: result, startedAt: now, lastSent: -.infinity)
             state = .uploading(upload)
             send(upload, chunks: Array(upload.chunks.indices), via: via, now: now)
         case .uploading(let upload):
@@ -147,7 +146,7 @@ public struct FedParticipant: Sendable {
             out.append(.send(FedUp(kind: .chunk, vehicleID: vehicle, version: upload.version, transfer: upload.transfer, index: UInt16(i),
                                    count: UInt16(upload.chunks.count), totalBytes: UInt32(upload.totalBytes),
                                    samples: UInt32(clamping: upload.trained.samples), loss: upload.trained.loss,
-                                   trainSeconds: upload.trainSeconds, realTrainSeconds: upload.trained.realSeconds,
+                                   trainSeconds: trainSeconds, realTrainSeconds: upload.trained.realSeconds,
                                    uploadStartedAt: upload.startedAt, data: upload.chunks[i]), via: via))
         }
         out.append(.count("fed_chunks_sent", chunks.count))
