@@ -32,7 +32,7 @@ def decode_envelope(frame: bytes) -> dict:
         if frame[0:2] != b"CV":
             raise Malformed("bad magic")
         version, kind, flags, length = frame[2], frame[3], frame[4], frame[5]
-        if version != 2:
+        if version != 3:
             raise Malformed(f"version {version}")
         if kind not in KINDS or flags & ~3:
             raise Malformed("unknown kind or flags")

@@ -38,7 +38,7 @@ extension VehicleCore {
                 let finish = onboard.estimatedFinish(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens, now: now)
                 base.onboard = OnboardView(id: id, finishIn: finish.map { $0 - now })
             }
-            return policy.rank(base).map { route in
+            return Self.splitRoutes(policy.rank(base), split: spec.split, model: spec.model, context: base).map { route in
                 var annotated = route
                 annotated.expectedLatency = base.expectedLatency(route)
                 return annotated

@@ -20,6 +20,12 @@ extension VehicleCore {
                                   reply: Self.cacheHit(shared)))
         }
         cacheServiceTimes(for: spec)
+        if let choice = task.split { return openSplit(spec, choice: choice, now: now, paths: paths) }
+        openInLedger(spec, now: now, paths: paths)
+    }
+
+    /// Hands `spec` to the ledger, which sends its first attempt on the best path.
+    mutating func openInLedger(_ spec: RequestSpec, now: Double, paths: PathContext) {
         apply(ledger.open(spec, now: now, candidates: candidates(paths, now: now)(spec), width: policy.width), now: now)
     }
 
@@ -67,7 +73,8 @@ extension VehicleCore {
         record.finishedAt = done.at
         record.attempts = done.attempts
         record.reason = done.reason
-        let latency = done.at - done.createdAt
+        // From the request's creation (a split request reaches the ledger after its on-board stage).
+        let latency = done.at - open.createdAt
         record.latencyMs = latency * 1000
         record.deadlineMet = done.status == .completed && done.at <= record.deadlineAt
         record.cacheHit = done.reply?.path == cachePath
@@ -119,7 +126,9 @@ extension VehicleCore {
             .onboardAnswer(requestID: request.requestID, attempt: attempt, ReplyOutcome(kind: kind, servedBy: id, path: "onboard", detail: why))
         }
         guard onboard != nil else { return schedule(refuse(.failed, "no on-board compute"), at: now) }
-        switch onboard!.admit(ComputeWork(request), now: now) {
+        var work = ComputeWork(request)
+        work.stage = nil  // on board, a split request runs every layer (k = all)
+        switch onboard!.admit(work, now: now) {
         case .admitted(let wakeAt), .joined(let wakeAt):
             onboardClients[AttemptKey(request.requestID, attempt)] = .own
             if let wakeAt { schedule(.compute, at: wakeAt) }
@@ -145,6 +154,8 @@ extension VehicleCore {
             if let output = job.output, job.outputIsNew { out.record(.output(OutputRecord(output, of: job, servedBy: id))) }
             for attempt in job.attempts {
                 switch onboardClients.removeValue(forKey: AttemptKey(job.requestID, attempt)) {
+                case .lowerStage?:
+                    lowerStageDone(job.requestID, job: job, now: now)
                 case .own?:
                     let outcome = ReplyOutcome(kind: job.failure == nil ? .completed : .failed, servedBy: id, path: "onboard",
                                                queueWait: job.queueWait, computeTime: job.computeTime, detail: job.failure ?? "",

@@ -56,6 +56,8 @@ public struct VehicleCore: Sendable {
     /// Who an on-board job's attempt answers to.
     enum OnboardClient {
         case own
+        /// The on-board stage of one of the vehicle's split requests.
+        case lowerStage
         case neighbour(requester: String, resultBytes: UInt32)
     }
 
@@ -123,6 +125,8 @@ public struct VehicleCore: Sendable {
     /// On-board compute (scenario `onboard:`), for the vehicle's own requests and its neighbours'.
     public internal(set) var onboard: (any ComputeBackend)?
     var onboardClients: [AttemptKey: OnboardClient] = [:]
+    /// Split requests whose on-board stage is computing (not yet in the ledger).
+    var lowerStages: [String: LowerStage] = [:]
     /// Neighbours' requests relayed to an RSU.
     var relays = RelayTable<String>()
     var neighbours: [String: Neighbour] = [:]
@@ -211,7 +215,7 @@ public struct VehicleCore: Sendable {
     /// dead, an attempt's reply-by or a deadline, the next request), so the vehicle needs no fast
     /// polling tick and still acts on time.
     private mutating func armWake() {
-        var next = min(liveness.nextTransition ?? .infinity, ledger.nextDeadline ?? .infinity)
+        var next = min(liveness.nextTransition ?? .infinity, ledger.nextDeadline ?? .infinity, nextLowerStageDeadline)
         // Arrivals after the last sample never open: waking for them would spin.
         if drainUntil == nil, workload.nextAt < lastSampleTime { next = min(next, workload.nextAt) }
         guard next.isFinite, next < armedWake - 1e-4 else { return }
@@ -220,10 +224,16 @@ public struct VehicleCore: Sendable {
         out.arm(Timers.wake, at: next + 1e-4)
     }
 
+    /// The earliest deadline of a request whose on-board stage is still computing.
+    private var nextLowerStageDeadline: Double {
+        lowerStages.keys.compactMap { openRecords[$0]?.deadlineAt }.min() ?? .infinity
+    }
+
     /// Ends every open request with `reason`, flushes the records and stops.
     mutating func finish(_ reason: EndReason, now: Double) {
         guard !finished else { return }
         apply(ledger.closeAll(reason: reason.rawValue, now: now), now: now)
+        for requestID in lowerStages.keys.sorted() { closeUnsent(requestID, status: .failed, reason: reason.rawValue, now: now) }
         finished = true
         out.append(.flushRecords)
         out.append(.stop)
@@ -300,8 +310,12 @@ public struct VehicleCore: Sendable {
             openRequest(workload.next(), now: now, paths: paths)
         }
         apply(ledger.tick(now: now, candidates: candidates(paths, now: now)), now: now)
+        for (requestID, _) in lowerStages where (openRecords[requestID]?.deadlineAt ?? now) <= now {
+            closeUnsent(requestID, status: .expired, reason: AttemptOutcome.deadline.rawValue, now: now)
+        }
         if fed != nil { fedHandle(.tick(via: bestRSU(now: now)?.id), now: now) }
-        if let reason = Self.endReason(now: now, drainUntil: drainUntil, openRequests: ledger.openCount, lastSample: lastSampleTime,
+        if let reason = Self.endReason(now: now, drainUntil: drainUntil, openRequests: ledger.openCount + lowerStages.count,
+                                       lastSample: lastSampleTime,
                                        longestDeadline: tasks.longestDeadline) {
             finish(reason, now: now)
         }

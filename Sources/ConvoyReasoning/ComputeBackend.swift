@@ -8,8 +8,12 @@ public struct ComputeWork: Sendable, Hashable {
     public var outputTokens: Int
     /// The request's real prompt (a task with a prompt file); a real model server is sent it.
     public var prompt: String?
+    /// One stage of a split request (nil: the whole model).
+    public var stage: SplitStage?
 
-    public init(requestID: String, attempt: Int, model: String, inputTokens: Int, outputTokens: Int, prompt: String? = nil) {
+    public init(requestID: String, attempt: Int, model: String, inputTokens: Int, outputTokens: Int, prompt: String? = nil,
+                stage: SplitStage? = nil) {
+        self.stage = stage
         self.requestID = requestID
         self.attempt = attempt
         self.model = model
@@ -93,9 +97,9 @@ public protocol ComputeBackend: Sendable {
     /// Slots busy and jobs waiting at `now` (advertised in beacons).
     func busy(now: Double) -> Int
     func waiting(now: Double) -> Int
-    /// When a new job would finish if admitted now; nil if it would be rejected, cannot run here,
-    /// or the backend cannot tell.
-    func estimatedFinish(model: String, inputTokens: Int, outputTokens: Int, now: Double) -> Double?
+    /// When a new job (of the whole model, or of one split `stage`) would finish if admitted now;
+    /// nil if it would be rejected, cannot run here, or the backend cannot tell.
+    func estimatedFinish(model: String, inputTokens: Int, outputTokens: Int, stage: SplitStage?, now: Double) -> Double?
     /// Whether a job for `requestID` was admitted (and is still remembered, for de-duplication).
     func hasJob(_ requestID: String) -> Bool
     mutating func admit(_ work: ComputeWork, now: Double) -> ComputeAdmission
@@ -115,6 +119,16 @@ public protocol ComputeBackend: Sendable {
 }
 
 extension ComputeBackend {
+    /// When a new job of the whole model would finish if admitted now.
+    public func estimatedFinish(model: String, inputTokens: Int, outputTokens: Int, now: Double) -> Double? {
+        estimatedFinish(model: model, inputTokens: inputTokens, outputTokens: outputTokens, stage: nil, now: now)
+    }
+
+    /// When `work` would finish if admitted now.
+    public func estimatedFinish(_ work: ComputeWork, now: Double) -> Double? {
+        estimatedFinish(model: work.model, inputTokens: work.inputTokens, outputTokens: work.outputTokens, stage: work.stage, now: now)
+    }
+
     public mutating func takeCommands() -> [ComputeCommand] { [] }
     public mutating func finished(_ result: ModelCallResult, now: Double) -> Double? { nil }
     public mutating func setServerDown(_ down: Bool, now: Double) {}
@@ -138,13 +152,13 @@ public struct ModelledCompute: ComputeBackend {
     public func waiting(now: Double) -> Int { server.waiting(now: now) }
     public func hasJob(_ requestID: String) -> Bool { server.job(requestID) != nil }
 
-    public func estimatedFinish(model: String, inputTokens: Int, outputTokens: Int, now: Double) -> Double? {
-        server.estimatedFinish(model: model, inputTokens: inputTokens, outputTokens: outputTokens, now: now)
+    public func estimatedFinish(model: String, inputTokens: Int, outputTokens: Int, stage: SplitStage?, now: Double) -> Double? {
+        server.estimatedFinish(model: model, inputTokens: inputTokens, outputTokens: outputTokens, stage: stage, now: now)
     }
 
     public mutating func admit(_ work: ComputeWork, now: Double) -> ComputeAdmission {
         switch server.admit(requestID: work.requestID, model: work.model, inputTokens: work.inputTokens,
-                            outputTokens: work.outputTokens, now: now) {
+                            outputTokens: work.outputTokens, stage: work.stage, now: now) {
         case .admitted(let job):
             accounting.jobs += 1
             accounting.computeMs += Self.ms(job.computeTime)

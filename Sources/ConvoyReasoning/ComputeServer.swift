@@ -46,32 +46,42 @@ public struct ComputeServer: Sendable {
         slotFreeAt = Array(repeating: -.infinity, count: slots)
     }
 
-    public mutating func admit(requestID: String, model: String, inputTokens: Int, outputTokens: Int, now: Double) -> Admission {
+    /// Admits one job: the whole model, or one `stage` of a split request (timed by the roofline
+    /// model layer by layer, even where a calibrated profile times whole requests).
+    public mutating func admit(requestID: String, model: String, inputTokens: Int, outputTokens: Int, stage: SplitStage? = nil,
+                               now: Double) -> Admission {
         forget(before: now - 60)
         if let job = jobs[requestID] { return .duplicate(job) }
         guard let profile = ModelProfile.catalog[model] else { return .unsupported("unknown model \(model)") }
-        guard ComputeModel.fits(model: profile, device: device) else {
-            return .unsupported("\(model) does not fit on \(device.name)")
+        guard fits(profile, stage) else {
+            return .unsupported("\(model)\(stage == nil ? "" : " (its stage)") does not fit on \(device.name)")
         }
         if waiting(now: now) >= queueCapacity && busy(now: now) >= slots { return .rejected }
         let slot = slotFreeAt.indices.min { slotFreeAt[$0] < slotFreeAt[$1] }!
         let start = max(now, slotFreeAt[slot])
-        let finish = start + ComputeModel.inferenceTime(model: profile, device: device, measured: measured, inputTokens: inputTokens,
-                                                                   outputTokens: outputTokens)
+        let finish = start + time(profile, stage, inputTokens: inputTokens, outputTokens: outputTokens)
         slotFreeAt[slot] = finish
         let job = Job(requestID: requestID, admittedAt: now, startAt: start, finishAt: finish, slot: slot)
         jobs[requestID] = job
         return .admitted(job)
     }
 
-    /// When a new request would finish if admitted now; nil if it would be rejected or cannot run here.
-    public func estimatedFinish(model: String, inputTokens: Int, outputTokens: Int, now: Double) -> Double? {
-        guard let profile = ModelProfile.catalog[model], ComputeModel.fits(model: profile, device: device), hasRoom(now: now) else {
-            return nil
-        }
-        let start = max(now, slotFreeAt.min()!)
-        return start + ComputeModel.inferenceTime(model: profile, device: device, measured: measured, inputTokens: inputTokens,
-                                                                   outputTokens: outputTokens)
+    /// When a new request (or split `stage`) would finish if admitted now; nil if it would be
+    /// rejected or cannot run here.
+    public func estimatedFinish(model: String, inputTokens: Int, outputTokens: Int, stage: SplitStage? = nil, now: Double) -> Double? {
+        guard let profile = ModelProfile.catalog[model], fits(profile, stage), hasRoom(now: now) else { return nil }
+        return max(now, slotFreeAt.min()!) + time(profile, stage, inputTokens: inputTokens, outputTokens: outputTokens)
+    }
+
+    private func fits(_ model: ModelProfile, _ stage: SplitStage?) -> Bool {
+        stage?.fits(model: model, device: device) ?? ComputeModel.fits(model: model, device: device)
+    }
+
+    /// A job's compute seconds: its split stage layer by layer, else the whole model (calibrated or roofline).
+    private func time(_ model: ModelProfile, _ stage: SplitStage?, inputTokens: Int, outputTokens: Int) -> Double {
+        stage?.time(model: model, device: device, inputTokens: inputTokens, outputTokens: outputTokens)
+            ?? ComputeModel.inferenceTime(model: model, device: device, measured: measured, inputTokens: inputTokens,
+                                          outputTokens: outputTokens)
     }
 
     /// Withdraws the job admitted under `requestID`: its answer is no longer wanted. If nothing was

@@ -115,8 +115,8 @@ public struct ModelServerCompute: ComputeBackend {
     public func hasJob(_ requestID: String) -> Bool { jobs[requestID] != nil }
 
     /// From the mean measured compute time: when a new call would end if it joined the queue now.
-    public func estimatedFinish(model: String, inputTokens: Int, outputTokens: Int, now: Double) -> Double? {
-        guard model == self.model, !down, running.count < slots || queue.count < queueCapacity else { return nil }
+    public func estimatedFinish(model: String, inputTokens: Int, outputTokens: Int, stage: SplitStage?, now: Double) -> Double? {
+        guard model == self.model, stage == nil, !down, running.count < slots || queue.count < queueCapacity else { return nil }
         let each = meanCompute ?? initialEstimate
         let rounds = running.count < slots ? 0 : (queue.count / slots) + 1
         return now + Double(rounds + 1) * each
@@ -130,6 +130,7 @@ public struct ModelServerCompute: ComputeBackend {
             return .joined(wakeAt: job.doneAt.map { max(now, $0) })
         }
         guard !down else { return .unsupported("model server down") }
+        guard work.stage == nil else { return .unsupported("a real model server runs whole models, not split stages") }
         guard work.model == model else { return .unsupported("this model server runs \(model), not \(work.model)") }
         guard running.count < slots || queue.count < queueCapacity else { return .rejected }
         jobs[work.requestID] = Job(work: work, admittedAt: now, waiters: [work.attempt])

@@ -19,7 +19,7 @@ extension InferenceRequest {
         self.init(requestID: spec.requestID, attempt: UInt16(clamping: attempt), vehicleID: vehicleID, model: spec.model,
                   inputTokens: UInt32(clamping: spec.inputTokens), outputTokens: UInt32(clamping: spec.outputTokens),
                   payloadBytes: UInt32(clamping: spec.payloadBytes), resultBytes: UInt32(clamping: spec.resultBytes),
-                  deadline: replyBy, prompt: spec.prompt)
+                  deadline: replyBy, prompt: spec.prompt, splitAt: UInt16(clamping: spec.split ?? 0))
     }
 }
 
@@ -28,7 +28,8 @@ extension ComputeWork {
     public init(_ request: InferenceRequest) {
         self.init(requestID: request.requestID, attempt: Int(request.attempt), model: request.model,
                   inputTokens: Int(request.inputTokens), outputTokens: Int(request.outputTokens),
-                  prompt: request.prompt.isEmpty ? nil : request.prompt)
+                  prompt: request.prompt.isEmpty ? nil : request.prompt,
+                  stage: request.splitAt > 0 ? .upper(from: Int(request.splitAt)) : nil)
     }
 }
 

@@ -54,6 +54,9 @@ public struct RequestSpec: Sendable, Equatable {
     public var sharingKey: String?
     /// The real prompt the request carries ("" when its task has none).
     public var prompt: String
+    /// Split inference: the layers run on board before the request goes out (0: none, the whole
+    /// model remotely; the model's layer count: all on board); nil for a task that does not split.
+    public var split: Int?
 
     public init(requestID: String, task: String = "default", model: String, inputTokens: Int, outputTokens: Int, payloadBytes: Int,
                 resultBytes: Int = 2_000, deadline: Double, sharingKey: String? = nil, prompt: String = "") {

@@ -19,7 +19,7 @@ public enum ServingDecision: Sendable, Equatable {
         if compute?.hasJob(work.requestID) == true, case .joined(let wakeAt)? = compute?.admit(work, now: now) {
             return .serve(wakeAt: wakeAt, duplicate: true)
         }
-        if let finish = compute?.estimatedFinish(model: work.model, inputTokens: work.inputTokens, outputTokens: work.outputTokens, now: now),
+        if let finish = compute?.estimatedFinish(work, now: now),
            finish + returnSlack <= replyBy, case .admitted(let wakeAt)? = compute?.admit(work, now: now) {
             return .serve(wakeAt: wakeAt, duplicate: false)
         }

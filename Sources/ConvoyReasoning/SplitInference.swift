@@ -1,7 +1,7 @@
 /// Cloud-edge-end split inference (the paper's Section IV.B), as pure models: what a stage of k
 /// transformer layers costs on a device, what crosses the link between two stages, and which
-/// split point minimises a request's end-to-end latency. Not yet wired into the nodes (the
-/// README's "Not yet" says so); the node cores will carry out a `SplitPlan`.
+/// split point minimises a request's end-to-end latency. The nodes run the handoff mode
+/// (`SplitStage`): the vehicle runs the lower stage on board, a server the upper one.
 ///
 /// **Layers.** The roofline model's terms are all per layer (weights, FLOPs and KV cache are spread
 /// evenly over the `layers` blocks; embeddings and the output head are counted in the layers, a
@@ -191,5 +191,41 @@ public struct LatencyMinimisingSplit: SplitPolicy {
             if best == nil || plan.total < best!.total { best = plan }
         }
         return best ?? request.plan(k: 0, mode: mode, context: context)
+    }
+}
+
+/// One stage of a split request as a compute runs it (the handoff mode the nodes carry out).
+public enum SplitStage: Sendable, Hashable {
+    /// The first k layers of the prefill (the lower tier): its output is the activations and the
+    /// KV cache of those layers.
+    case lower(k: Int)
+    /// The prefill from layer k on, then the whole decode (the upper tier holds the whole model).
+    case upper(from: Int)
+
+    /// Seconds the stage takes on `device` (the roofline model, layer by layer).
+    public func time(model: ModelProfile, device: DeviceProfile, inputTokens: Int, outputTokens: Int) -> Double {
+        let layers = model.layers
+        switch self {
+        case .lower(let k):
+            return LayerModel.prefillTime(layers: 0..<min(k, layers), model: model, device: device, inputTokens: inputTokens)
+        case .upper(let k):
+            return LayerModel.prefillTime(layers: min(k, layers)..<layers, model: model, device: device, inputTokens: inputTokens)
+                + LayerModel.decodeTime(layers: 0..<layers, model: model, device: device, inputTokens: inputTokens,
+                                        outputTokens: outputTokens)
+        }
+    }
+
+    /// Whether the stage's weights fit in `device`'s memory (the lower stage holds k/L of them).
+    public func fits(model: ModelProfile, device: DeviceProfile) -> Bool {
+        switch self {
+        case .lower(let k): model.weightBytes * Double(min(k, model.layers)) / Double(model.layers) <= device.memoryBytes
+        case .upper: ComputeModel.fits(model: model, device: device)
+        }
+    }
+
+    /// Bytes the lower stage hands up: the prompt's activations at layer k and the KV cache of
+    /// layers 0..<k.
+    public static func handoffBytes(model: ModelProfile, k: Int, inputTokens: Int) -> Int {
+        LayerModel.activationBytes(model: model, tokens: inputTokens) + LayerModel.kvCacheBytes(model: model, layers: k, tokens: inputTokens)
     }
 }

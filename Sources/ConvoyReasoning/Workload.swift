@@ -16,6 +16,8 @@ public struct TaskSpec: Sendable, Equatable, Codable {
     public var shareable: Bool
     /// Real prompts (the task's `prompts:` file), drawn per request; nil: the task has none.
     public var prompts: [String]?
+    /// Split inference (`split:`): the first k layers on board, the rest on a server; nil: not split.
+    public var split: SplitChoice?
 
     public init(name: String = "default", weight: Double = 1, model: String = "llama-3-8b", inputTokens: Int = 256,
                 outputTokens: Int = 32, deadline: Double = 5, payloadBytes: Int = 20_000, resultBytes: Int = 2_000,
@@ -96,4 +98,11 @@ public struct WorkloadSpec: Sendable, Equatable, Codable {
         let ax = Int((position.x / sharingArea).rounded(.down)), ay = Int((position.y / sharingArea).rounded(.down))
         return "\(task)@\(ax),\(ay)"
     }
+}
+
+/// Where a split task's requests split (`split:` of a task): a fixed number of layers run on board,
+/// or the layer count chosen per request by `LatencyMinimisingSplit`.
+public enum SplitChoice: Sendable, Equatable, Codable {
+    case fixed(Int)
+    case auto
 }

@@ -172,6 +172,14 @@ enum Schema {
                 );
                 """)
         }
+        migrator.registerMigration("v6-split") { db in
+            // Split inference: the split point, the bytes handed up, the on-board stage's time.
+            try db.execute(sql: """
+                ALTER TABLE requests ADD COLUMN split_k INTEGER;
+                ALTER TABLE requests ADD COLUMN split_bytes INTEGER;
+                ALTER TABLE requests ADD COLUMN lower_stage_ms REAL;
+                """)
+        }
         // Append new migrations here; never edit the ones above.
         return migrator
     }

@@ -93,6 +93,10 @@ public struct Scenario: Sendable, Equatable, Codable {
 
         let workload = try Self.workload(try root.nested("workload"), resolve: resolve)
         let onboard = try MapSpec.compute(&root, required: false, key: "onboard")
+        if onboard == nil, let split = workload.tasks.first(where: { $0.split != nil }) {
+            throw root.error("workload", "task '\(split.name)' splits (split:), which runs its first layers on board: "
+                             + "give the vehicles an `onboard:` compute")
+        }
         var prices = PathPrices()
         if var p = try root.nested("prices") {
             for path in AccessPath.allCases {
@@ -186,7 +190,7 @@ public struct Scenario: Sendable, Equatable, Codable {
         if taskNodes.isEmpty {
             workload.tasks = [try task(&w, name: "default", resolve: resolve)]
         } else {
-            for key in ["model", "input_tokens", "output_tokens", "deadline", "payload_bytes", "result_bytes", "shareable", "prompts"]
+            for key in ["model", "input_tokens", "output_tokens", "deadline", "payload_bytes", "result_bytes", "shareable", "prompts", "split"]
             where w.node[key] != nil {
                 throw w.error(key, "with a tasks: list, give \(key) per task")
             }
@@ -235,6 +239,17 @@ public struct Scenario: Sendable, Equatable, Codable {
         task.payloadBytes = try f.int("payload_bytes", default: task.payloadBytes, min: 0, max: wire, why: why)
         task.resultBytes = try f.int("result_bytes", default: task.resultBytes, min: 0, max: wire, why: why)
         task.shareable = try f.bool("shareable", default: task.shareable)
+        if let node = f.value("split") {
+            let layers = ModelProfile.catalog[task.model]!.layers
+            if node.string == "auto" {
+                task.split = .auto
+            } else if let k = node.int, (0...layers).contains(k) {
+                task.split = .fixed(k)
+            } else {
+                throw f.error("split", "expected `auto` or the layers to run on board, 0 to \(layers) (\(task.model) has \(layers)), "
+                              + "got '\(node.string ?? "a non-scalar")'", at: node)
+            }
+        }
         if let path = try f.optionalString("prompts") {
             do {
                 task.prompts = try PromptFile.load(path: resolve(path))

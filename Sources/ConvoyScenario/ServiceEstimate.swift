@@ -25,3 +25,21 @@ extension MapSpec {
         return times
     }
 }
+
+extension MapSpec {
+    /// The device that computes a request of `model` sent to `rsu`, and the one-way wired latency
+    /// to it (by the same rule as `serviceTimes`); nil if nothing behind the RSU runs the model.
+    public func server(behind rsu: RSUSpec, model: String, inputTokens: Int, outputTokens: Int,
+                       budget: Double) -> (device: DeviceProfile, latency: Double)? {
+        func usable(_ compute: ComputeSpec?) -> DeviceProfile? {
+            guard let compute, let time = compute.inferenceTime(model: model, inputTokens: inputTokens, outputTokens: outputTokens),
+                  time <= budget else { return nil }
+            return compute.profile
+        }
+        if let own = usable(rsu.compute) { return (own, 0) }
+        guard let edgeID = rsu.edge, let edge = edge(edgeID) else { return nil }
+        let backhaul = backhaul(of: rsu).latency
+        if let device = usable(edge.compute) { return (device, backhaul) }
+        return (cloud.compute.profile, backhaul + links.wan.latency)
+    }
+}

@@ -52,7 +52,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
 /// sequence u64, sent_at i64 (µs of emulated time), [x f64, y f64 if flags bit 0],
 /// [deliver_at i64 µs if flags bit 1], payload length u32, payload.
 public struct Envelope: Sendable, Equatable {
-    public static let version: UInt8 = 2
+    public static let version: UInt8 = 3
     public static let magic: [UInt8] = [0x43, 0x56]  // "CV"
     /// Frames larger than this are dropped unread.
     public static let maxFrameBytes = 1 << 20

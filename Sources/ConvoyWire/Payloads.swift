@@ -117,10 +117,15 @@ public struct InferenceRequest: WirePayload {
     /// The real prompt (a task with a prompt file), sent as bytes; empty when the task has none.
     /// The links account for its bytes on top of `payloadBytes`.
     public var prompt: String
+    /// Split inference: the requester ran the first `splitAt` layers of the prefill and sends their
+    /// output (activations and KV cache, `payloadBytes`); the server runs the rest and decodes.
+    /// 0: the whole model.
+    public var splitAt: UInt16
 
     public init(requestID: String, attempt: UInt16, vehicleID: String, model: String, inputTokens: UInt32,
                 outputTokens: UInt32, payloadBytes: UInt32, resultBytes: UInt32 = 2_000, deadline: Double, route: [String] = [],
-                prompt: String = "") {
+                prompt: String = "", splitAt: UInt16 = 0) {
+        self.splitAt = splitAt
         self.requestID = requestID
         self.attempt = attempt
         self.vehicleID = vehicleID
@@ -149,6 +154,7 @@ public struct InferenceRequest: WirePayload {
         w.f64(deadline)
         w.strings(route)
         w.text(prompt)
+        w.u16(splitAt)
     }
 
     public init(from r: inout ByteReader) throws(DecodeError) {
@@ -163,6 +169,7 @@ public struct InferenceRequest: WirePayload {
         deadline = try r.f64()
         route = try r.strings()
         prompt = try r.text()
+        splitAt = try r.u16()
     }
 }
 

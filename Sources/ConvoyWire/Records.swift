@@ -123,6 +123,12 @@ public struct RequestRecord: Codable, Sendable, Equatable {
     public var cacheHit: Bool?
     /// Sum of the prices (scenario `prices:`) of the attempts sent.
     public var cost: Double?
+    /// Split inference: the layers run on board (0: none), the bytes handed up to the server (the
+    /// activations and KV cache at the split; they cross every hop to the server), and the on-board
+    /// stage's time. The server's stage is `computeMs`. Nil for a task that does not split.
+    public var splitK: Int?
+    public var splitBytes: Int?
+    public var lowerStageMs: Double?
 
     public init(requestID: String, vehicleID: String, createdAt: Double, deadlineAt: Double, model: String,
                 inputTokens: Int, outputTokens: Int, payloadBytes: Int, status: RequestStatus? = nil,
@@ -157,6 +163,7 @@ public struct RequestRecord: Codable, Sendable, Equatable {
         case path, attempts, latencyMs = "latency_ms", reason, queueWaitMs = "queue_wait_ms"
         case computeMs = "compute_ms", networkMs = "network_ms", deadlineMet = "deadline_met"
         case task, cacheHit = "cache_hit", cost
+        case splitK = "split_k", splitBytes = "split_bytes", lowerStageMs = "lower_stage_ms"
     }
 }
 

@@ -33,7 +33,7 @@ struct EndToEndTests {
             SocketSpec(.dealer, connect: [config.endpoint(of: "rsu-1")], lingerMs: 1000,
                        security: .client(stolen.client, serverKey: rsuKey)),
         ])
-        let garbage: [[UInt8]] = [Array("not convoy".utf8), [0x43, 0x56, 0x09, 0x01], [0x43, 0x56, 0x02, 0xee, 0, 1, 0x41]]
+        let garbage: [[UInt8]] = [Array("not convoy".utf8), [0x43, 0x56, 0x09, 0x01], [0x43, 0x56, 0x03, 0xee, 0, 1, 0x41]]
         var counted = false
         for _ in 0..<20 where !counted {
             for frame in garbage { intruder.send([frame], on: 0) }

@@ -82,3 +82,40 @@ import Testing
         #expect(FixedSplit(k: 12).choose(request(), mode: .handoff, context: fast).k == 12)
     }
 }
+
+/// The stages the nodes run (handoff mode), against hand-computed numbers.
+@Suite struct SplitStageTests {
+    let llama = ModelProfile.catalog["llama-3-8b"]!
+    let jetson = DeviceProfile.catalog["jetson-agx-orin"]!
+    let rtx = DeviceProfile.catalog["rtx-4090"]!
+
+    @Test func stageTimesAndHandoffBytes() {
+        // 8 of 32 layers of a 256-token prefill on the Orin: compute-bound, 2·8.03e9·256 / (0.4·42e12) × 8/32.
+        #expect(abs(SplitStage.lower(k: 8).time(model: llama, device: jetson, inputTokens: 256, outputTokens: 32) - 0.061181) < 1e-6)
+        // The other 24 layers of the prefill on the 4090, then 32 decode steps of the whole model.
+        #expect(abs(SplitStage.upper(from: 8).time(model: llama, device: rtx, inputTokens: 256, outputTokens: 32) - 0.734671) < 1e-6)
+        // Activations 256 × 4096 × 2 B plus the KV cache of 8 layers: 2 MiB + 8 MiB.
+        #expect(SplitStage.handoffBytes(model: llama, k: 8, inputTokens: 256) == 10_485_760)
+        // The two stages on one device are the whole request.
+        let whole = ComputeModel.inferenceTime(model: llama, device: rtx, inputTokens: 256, outputTokens: 32)
+        let both = SplitStage.lower(k: 8).time(model: llama, device: rtx, inputTokens: 256, outputTokens: 32)
+            + SplitStage.upper(from: 8).time(model: llama, device: rtx, inputTokens: 256, outputTokens: 32)
+        #expect(abs(both - whole) < 1e-12)
+    }
+
+    @Test func aStageFitsWhereTheWholeModelDoesNot() {
+        let big = ModelProfile.catalog["llama-2-70b"]!  // 34.5 GB of weights
+        let small = DeviceProfile(name: "small", memoryBandwidth: 100e9, peakFLOPS: 10e12, memoryEfficiency: 0.5, computeEfficiency: 0.5,
+                                  stepOverhead: 0.001, memoryBytes: 16e9)
+        #expect(SplitStage.lower(k: 20).fits(model: big, device: small))
+        #expect(!SplitStage.lower(k: 80).fits(model: big, device: small))
+        #expect(!SplitStage.upper(from: 20).fits(model: big, device: small), "the upper stage decodes with the whole model")
+        // A compute admits the stage it can hold and times it layer by layer.
+        var server = ComputeServer(device: small, slots: 1, queueCapacity: 0)
+        guard case .admitted(let job) = server.admit(requestID: "v/1", model: "llama-2-70b", inputTokens: 128, outputTokens: 16,
+                                                     stage: .lower(k: 20), now: 0) else { Issue.record("not admitted"); return }
+        #expect(abs(job.finishAt - SplitStage.lower(k: 20).time(model: big, device: small, inputTokens: 128, outputTokens: 16)) < 1e-12)
+        #expect(server.admit(requestID: "v/2", model: "llama-2-70b", inputTokens: 128, outputTokens: 16, now: 0)
+            == .unsupported("llama-2-70b does not fit on small"))
+    }
+}

@@ -141,6 +141,21 @@ faults:
         }
     }
 
+    @Test func splitTasks() throws {
+        let dir = try TemporaryDirectory()
+        let onboard = "onboard: { device: jetson-agx-orin, slots: 1, queue: 2 }\n"
+        #expect(try load(onboard + edited(tinyScenario, [14: "  result_bytes: 500\n  split: auto"]), in: dir).workload.tasks[0].split == .auto)
+        #expect(try load(onboard + edited(tinyScenario, [14: "  result_bytes: 500\n  split: 12"]), in: dir).workload.tasks[0].split
+            == .fixed(12))
+        // llama-2-13b has 40 layers.
+        expectInputError(line: 16, field: "workload.split", message: "expected `auto` or the layers to run on board, 0 to 40") {
+            _ = try load(onboard + edited(tinyScenario, [14: "  result_bytes: 500\n  split: 41"]), in: dir)
+        }
+        expectInputError(line: 7, field: "workload", message: "give the vehicles an `onboard:` compute") {
+            _ = try load(edited(tinyScenario, [14: "  result_bytes: 500\n  split: 8"]), in: dir)
+        }
+    }
+
     @Test func taskMixOnboardComputeAndPrices() throws {
         let dir = try TemporaryDirectory()
         let scenario = try load("""
