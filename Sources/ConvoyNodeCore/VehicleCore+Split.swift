@@ -87,8 +87,7 @@ extension VehicleCore {
             guard let best, let rsu = map.rsu(best.rsu.id),
                   let upper = map.server(behind: rsu, model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens,
                                          budget: ledger.config.attemptTimeout) else {
-                // No server reachable over an RSU: all on board if the stage fits, else the default paths.
-                return SplitStage.lower(k: model.layers).fits(model: model, device: lower) ? model.layers : 0
+                return 0  // no server over an RSU: not split, the policy's paths (macro cell, on board, neighbours)
             }
             let request = SplitRequest(model: model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens,
                                        payloadBytes: spec.payloadBytes, resultBytes: spec.resultBytes, lower: lower, upper: upper.device)

@@ -39,6 +39,7 @@ public struct RunReport: Sendable {
     public var sampleAnswers: [OutputRecord] = []
     /// Federated fine-tuning, when the run had it.
     public var fedTune: FedTuneSummary?
+    public var split: SplitSummary?
     public var deadDetections = 0
     public var deadDetectionsInLauncherOutages = 0
 
@@ -170,6 +171,7 @@ public struct RunReport: Sendable {
             .map { ModelServerStats(node: $0.key, outputs: $0.value) }
         sampleAnswers = Array(snapshot.outputs.filter { $0.failure == nil && !$0.answer.isEmpty }.prefix(3))
         fedTune = FedTuneSummary(rounds: snapshot.fedRounds, updates: snapshot.fedUpdates, evals: snapshot.fedEvals)
+        split = SplitSummary(requests: snapshot.requests)
         let requests = snapshot.requests
 
         var summary = RunSummary(completed: 0, failed: 0, expired: 0, open: 0, p50Ms: nil, p95Ms: nil, p99Ms: nil,
@@ -380,6 +382,7 @@ public struct RunReport: Sendable {
             }
         }
 
+        if let split { out += split.text() }
         if let fedTune { out += fedTune.text() }
 
         out += "\nFaults\n"
