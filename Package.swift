@@ -52,7 +52,7 @@ let package = Package(
         // The launcher/node contract: the run description, imposed faults, process signals.
         .target(name: "ConvoyRuntime", dependencies: ["CProcess", "ConvoyCore", "ConvoyScenario", "ConvoyTransport"]),
         // SQLite recording (single writer) and CSV export.
-        .target(name: "ConvoyRecording", dependencies: ["ConvoyCore", "ConvoyWire", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "ConvoyRecording", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyReasoning", .product(name: "GRDB", package: "GRDB.swift")]),
         // What nodes decide, as pure state machines: event and time in, actions out (no sockets, no clock).
         .target(name: "ConvoyNodeCore", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyMobility", "ConvoyLinks", "ConvoyReasoning", "ConvoyScenario", "ConvoyFederated"]),
         // Real model servers behind the compute seam: an OpenAI-compatible streaming client (AsyncHTTPClient).
@@ -63,7 +63,7 @@ let package = Package(
         // The node processes: thin interpreters of the cores' actions, owning sockets, clocks and signals.
         .target(name: "ConvoyNodes", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyNodeCore", "ConvoyScenario", "ConvoyRuntime", "ConvoyModelServers"]),
         // The launcher: spawns, supervises and records a fleet; fault injection.
-        .target(name: "ConvoyLauncher", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyScenario", "ConvoyRecording", "ConvoyRuntime", "ConvoyFederated"]),
+        .target(name: "ConvoyLauncher", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyReasoning", "ConvoyScenario", "ConvoyRecording", "ConvoyRuntime", "ConvoyFederated"]),
         .executableTarget(name: "convoy", dependencies: [
             "ConvoyLauncher", "ConvoyNodes", "ConvoyRecording", "ConvoyScenario", "ConvoyPlacement", "ConvoyRuntime", "ConvoyModelServers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

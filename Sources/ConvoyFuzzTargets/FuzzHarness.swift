@@ -144,6 +144,8 @@ public enum FuzzHarness: String, CaseIterable, Sendable {
         case .sharedResult: _ = wire(SharedResult.self, payload)
         case .fedUp: _ = wire(FedUp.self, payload)
         case .fedDown: _ = wire(FedDown.self, payload)
+        case .analyticsUp: _ = wire(AnalyticsReport.self, payload)
+        case .analyticsAck: _ = wire(AnalyticsAck.self, payload)
         case .record: _ = record(Data(payload))
         case .control: _ = json(ControlCommand.self, Data(payload))
         case .controlReply: _ = json(ControlReply.self, Data(payload))

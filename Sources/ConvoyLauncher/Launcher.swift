@@ -1,5 +1,6 @@
 import ConvoyCore
 import ConvoyMobility
+import ConvoyReasoning
 import ConvoyRuntime
 import ConvoyRecording
 import ConvoyScenario
@@ -105,6 +106,7 @@ public enum Launcher {
                                  ("started_wall", ISO8601DateFormatter().string(from: Date()))] {
                 try database.setMetadata(key, value)
             }
+            if let analytics = scenario.analytics { try Self.recordAnalyticsTruth(analytics, vehicles: vehicles, in: database) }
             prepared = (config, database, vehicles, reserve, keyring)
         } catch {
             RunDirectory.discard(runDirectory, existed: existed)

@@ -78,6 +78,27 @@ public struct Trajectory: Sendable, Equatable {
         return before.position.interpolated(to: after.position, fraction: (t - before.time) / interval)
     }
 
+    /// Speed (m/s) at `t` where `position(at:)` is defined: the samples' own speeds interpolated
+    /// when the trace gives them, else the distance between the samples around `t` over their interval.
+    public func speed(at t: Double) -> Double? {
+        guard position(at: t) != nil else { return nil }
+        var low = 0
+        var high = samples.count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if samples[mid].time <= t { low = mid } else { high = mid - 1 }
+        }
+        let before = samples[low]
+        guard low + 1 < samples.count else { return before.speed ?? (low > 0 ? Self.speed(samples[low - 1], before) : 0) }
+        let after = samples[low + 1]
+        if let a = before.speed, let b = after.speed { return a + (b - a) * (t - before.time) / (after.time - before.time) }
+        return Self.speed(before, after)
+    }
+
+    private static func speed(_ a: TraceSample, _ b: TraceSample) -> Double {
+        a.position.distance(to: b.position) / (b.time - a.time)
+    }
+
     /// Whether the vehicle is in the scenario at emulated time `t` (`position(at: t) != nil`).
     public func isPresent(at t: Double) -> Bool { position(at: t) != nil }
 

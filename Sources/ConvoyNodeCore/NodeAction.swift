@@ -14,6 +14,7 @@ public enum NodeRecord: Sendable, Equatable {
     case fedRound(FedRoundRecord)
     case fedUpdate(FedUpdateRecord)
     case fedEval(FedEvalRecord)
+    case analyticsCell(AnalyticsCellRecord)
 }
 
 /// Where an outgoing message goes.

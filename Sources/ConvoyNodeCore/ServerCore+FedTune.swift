@@ -11,7 +11,7 @@ extension ServerCore {
     /// A pull or chunk arrived (after this node's access link, if it owns it): aggregated here, or
     /// sent on towards the aggregator. The way back to its vehicle is remembered.
     mutating func fedArrived(_ message: FedUp, from client: Client, now: Double) {
-        fedClients[message.vehicleID] = client
+        wayBack[message.vehicleID] = client
         if aggregator != nil { return aggregate(.up(message, via: message.route.first ?? id), now: now) }
         guard upstream != nil else { return out.count("fed_without_aggregator") }
         var next = message
@@ -21,7 +21,7 @@ extension ServerCore {
 
     /// A model chunk or acknowledgement for a vehicle: down the way its last message came.
     mutating func sendFedDown(_ message: FedDown, now: Double) {
-        guard let client = fedClients[message.vehicleID] else { return out.count("fed_down_unroutable") }
+        guard let client = wayBack[message.vehicleID] else { return out.count("fed_down_unroutable") }
         sendBack(message, virtualBytes: 0, to: client, now: now)
     }
 

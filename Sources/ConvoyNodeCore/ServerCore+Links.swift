@@ -54,6 +54,21 @@ extension ServerCore {
         deliver(.fedUp(message, client), outcome, now: now)
     }
 
+    /// Federated analytics towards the aggregator: from a vehicle it crosses this node's cell (its
+    /// answer's bytes are the frame); from an RSU or edge the sender applied the wired link.
+    mutating func receive(_ report: AnalyticsReport, envelope: Envelope, routingID: [UInt8], frameBytes: Int, now: Double) {
+        let client = Client(routingID: routingID, node: envelope.sender, isVehicle: report.route.isEmpty)
+        guard client.isVehicle else {
+            out.observeArrival(envelope, link: clientLink, now: now)
+            return deliver(.analyticsUp(report, client), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+        }
+        guard let from = envelope.position else { return out.count("analytics_without_position") }
+        vehiclePositions[envelope.sender] = from
+        out.count("analytics_bytes_up", by: frameBytes)
+        guard let (_, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: .analyticsUp, now: now) else { return }
+        deliver(.analyticsUp(report, client), outcome, now: now)
+    }
+
     /// The uplink of this node's cell (an RSU's, or the cloud's macro cell plus WAN) for a message
     /// from a vehicle at `from`, degraded and metered; nil if this node has no cell.
     private mutating func accessUplink(_ envelope: Envelope, from: Position, bytes: Int, kind: MessageKind,

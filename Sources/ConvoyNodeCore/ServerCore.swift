@@ -58,6 +58,11 @@ public struct ServerCore: Sendable {
         /// Federated fine-tuning towards the aggregator, and back towards a vehicle.
         case fedUp(FedUp, Client)
         case fedDown(FedDown)
+        /// Federated analytics towards the aggregator, its receipt back towards a vehicle, and the
+        /// instant the estimate is due.
+        case analyticsUp(AnalyticsReport, Client)
+        case analyticsAck(AnalyticsAck)
+        case analyticsDue
     }
 
     /// An attempt computing here: who gets the answer.
@@ -101,8 +106,13 @@ public struct ServerCore: Sendable {
     var imposed: (mode: FaultMode, degradation: Degradation?)?
     /// The federated fine-tuning aggregator, when the scenario places it here.
     public internal(set) var aggregator: FedAggregator?
-    /// For federated fine-tuning: the client each vehicle's last message came from (the way back).
-    var fedClients: [String: Client] = [:]
+    /// For federated fine-tuning and analytics: the client each vehicle's last message towards the
+    /// aggregator came from (the way back).
+    var wayBack: [String: Client] = [:]
+    /// The federated analytics aggregator, when the scenario places it here.
+    public internal(set) var analytics: AnalyticsAggregator?
+    /// The analytics estimate's noise, its own stream (link draws stay as they are).
+    var analyticsNoise: SeededGenerator
     var nextTimer = Timers.firstOneShot
     var reportedComputeMs = 0
     public private(set) var stopped = false
@@ -110,9 +120,11 @@ public struct ServerCore: Sendable {
 
     /// - Parameters: `seed` and `incarnation` seed this incarnation's random stream (link draws).
     public init(id: String, map: MapSpec, liveness config: LivenessConfig, seed: UInt64, incarnation: UInt32,
-                vehicles: Set<String>? = nil, fedtune: FedTuneConfig? = nil,
+                vehicles: Set<String>? = nil, fedtune: FedTuneConfig? = nil, analytics: AnalyticsConfig? = nil,
                 compute makeBackend: (ComputeSpec) -> any ComputeBackend = Self.modelled) throws {
         if let fedtune, fedtune.aggregator == id { aggregator = FedAggregator(config: fedtune, id: id) }
+        if let analytics, analytics.aggregator == id { self.analytics = AnalyticsAggregator(config: analytics) }
+        analyticsNoise = SeededGenerator(seed: seed, label: "analytics/\(id)")
         self.vehicles = vehicles
         guard let role = map.role(of: id) else { throw InputError(file: "map", field: "id", "'\(id)' is not a node of the map") }
         self.id = id
@@ -164,6 +176,7 @@ public struct ServerCore: Sendable {
             out.arm(Timers.tick, at: now + 0.02)
             out.arm(Timers.flush, at: now + 0.1)
             if aggregator != nil { out.append(.trainer(.hello(id: Self.helloID))) }
+            if let analytics { hold(.analyticsDue, until: max(now, analytics.dueAt)) }
         case .timer(let timer):
             fired(timer, now: now)
         case .frames(let socket, let frames, let peer):
@@ -182,6 +195,7 @@ public struct ServerCore: Sendable {
         case .trainer(let frames):
             trainerReplied(frames, now: now)
         case .stop:
+            if analytics?.recorded == false { recordEstimate(now: now) }
             stopped = true
             out.append(.flushRecords)
             out.append(.stop)
@@ -248,6 +262,13 @@ public struct ServerCore: Sendable {
             fedArrived(message, from: client, now: now)
         case .fedDown(let message):
             sendFedDown(message, now: now)
+        case .analyticsUp(let report, let client):
+            analyticsArrived(report, from: client, now: now)
+        case .analyticsAck(let ack):
+            guard let client = wayBack[ack.vehicleID] else { return out.count("analytics_ack_unroutable") }
+            sendBack(ack, virtualBytes: 0, to: client, now: now)
+        case .analyticsDue:
+            recordEstimate(now: now)
         }
     }
 
@@ -282,6 +303,13 @@ public struct ServerCore: Sendable {
                     return out.count("fed_for_another_sender")
                 }
                 receive(message, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count, now: now)
+            case .analyticsUp:
+                guard let report = FrameDecoding.payload(AnalyticsReport.self, envelope, into: &out) else { return }
+                // A vehicle speaks for itself; only servers of the map relay (route not empty).
+                if report.route.isEmpty ? report.vehicleID != envelope.sender : map.role(of: envelope.sender).map({ $0 == .vehicle }) ?? true {
+                    return out.count("analytics_for_another_sender")
+                }
+                receive(report, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count, now: now)
             default:
                 out.count("unexpected_kind_\(envelope.kind.rawValue)")
             }
@@ -298,6 +326,11 @@ public struct ServerCore: Sendable {
                 guard let message = FrameDecoding.payload(FedDown.self, envelope, into: &out) else { return }
                 if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }
                 return deliver(.fedDown(message), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+            }
+            if envelope.kind == .analyticsAck {
+                guard let ack = FrameDecoding.payload(AnalyticsAck.self, envelope, into: &out) else { return }
+                if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }
+                return deliver(.analyticsAck(ack), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
             }
             guard let reply = FrameDecoding.payload(InferenceReply.self, envelope, into: &out) else { return }
             if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }

@@ -184,6 +184,11 @@ extension VehicleCore {
         // A reply over an RSU's cell only reaches a vehicle still in that cell.
         let rsu = map.rsu(node)
         if let rsu, !inRange(of: rsu, at: now) { return out.count("replies_out_of_range") }
+        if envelope.kind == .analyticsAck {
+            guard let ack = FrameDecoding.payload(AnalyticsAck.self, envelope, into: &out) else { return }
+            out.observeArrival(envelope, link: rsu != nil ? .cellularDown : .macroDown, now: now)
+            return analyticsAcknowledged(ack)
+        }
         if envelope.kind == .fedDown {
             guard let message = FrameDecoding.payload(FedDown.self, envelope, into: &out) else { return }
             out.observeArrival(envelope, link: rsu != nil ? .cellularDown : .macroDown, now: now)

@@ -138,6 +138,8 @@ public struct VehicleCore: Sendable {
     var reportedComputeMs = 0
     /// Set when the run ends: no new requests; open ones may still complete until this time.
     var drainUntil: Double?
+    /// This vehicle's answer to the scenario's federated analytics query, until acknowledged.
+    var analyticsState: AnalyticsParticipation?
     /// This vehicle's part in federated fine-tuning (scenario `fedtune:` lists it).
     public internal(set) var fed: FedParticipant?
     public private(set) var finished = false
@@ -162,6 +164,9 @@ public struct VehicleCore: Sendable {
         lastSampleTime = min(trajectory.end, setup.duration)
         if let ft = scenario.fedtune, ft.clients[id] != nil {
             fed = FedParticipant(vehicle: id, trainSeconds: ft.trainSeconds, transferTimeout: ft.transferTimeout, chunkBytes: ft.chunkBytes)
+        }
+        if let send = scenario.analytics?.sendTime(firstSample: trajectory.start, lastSample: lastSampleTime) {
+            analyticsState = AnalyticsParticipation(nextTry: send)
         }
         // The first request goes out once RSU beacons had a chance to arrive.
         let firstRequest = trajectory.start + 3 * scenario.liveness.beaconInterval
@@ -215,7 +220,7 @@ public struct VehicleCore: Sendable {
     /// dead, an attempt's reply-by or a deadline, the next request), so the vehicle needs no fast
     /// polling tick and still acts on time.
     private mutating func armWake() {
-        var next = min(liveness.nextTransition ?? .infinity, ledger.nextDeadline ?? .infinity, nextLowerStageDeadline)
+        var next = min(liveness.nextTransition ?? .infinity, ledger.nextDeadline ?? .infinity, nextLowerStageDeadline, analyticsWake)
         // Arrivals after the last sample never open: waking for them would spin.
         if drainUntil == nil, workload.nextAt < lastSampleTime { next = min(next, workload.nextAt) }
         guard next.isFinite, next < armedWake - 1e-4 else { return }
@@ -314,6 +319,7 @@ public struct VehicleCore: Sendable {
             closeUnsent(requestID, status: .expired, reason: AttemptOutcome.deadline.rawValue, now: now)
         }
         if fed != nil { fedHandle(.tick(via: bestRSU(now: now)?.id), now: now) }
+        if analyticsState != nil { analyticsTick(now: now) }
         if let reason = Self.endReason(now: now, drainUntil: drainUntil, openRequests: ledger.openCount + lowerStages.count,
                                        lastSample: lastSampleTime,
                                        longestDeadline: tasks.longestDeadline) {

@@ -125,6 +125,7 @@ final class NodeShell {
         case .fedRound(let r): batch.fedRounds.append(r)
         case .fedUpdate(let r): batch.fedUpdates.append(r)
         case .fedEval(let r): batch.fedEvals.append(r)
+        case .analyticsCell(let r): batch.analyticsCells.append(r)
         }
     }
 

@@ -21,7 +21,8 @@ actor ServerNode {
 
     static func run(config: RunConfig, id: String, incarnation: UInt32, keys: NodeKeys?) async throws {
         let core = try ServerCore(id: id, map: config.map, liveness: config.scenario.liveness, seed: config.seed, incarnation: incarnation,
-                                  vehicles: config.vehicles.map(Set.init), fedtune: config.scenario.fedtune)
+                                  vehicles: config.vehicles.map(Set.init), fedtune: config.scenario.fedtune,
+                                  analytics: config.scenario.analytics)
         let security = try NodeSecurity(config: config, keys: keys)
         var sockets: [SocketSpec] = [
             SocketSpec(.router, bind: [config.endpoint(of: id)], security: try security?.server(.access)),

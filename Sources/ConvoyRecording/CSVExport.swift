@@ -18,6 +18,7 @@ public enum CSVExport {
         "nodes": "started_at", "requests": "created_at", "attempts": "sent_at", "faults": "started_at",
         "detections": "at", "link_samples": "sent_at", "handovers": "at",
         "outputs": "started_at", "fed_rounds": "ended_at", "fed_updates": "upload_started_at", "fed_evals": "at",
+        "analytics_cells": "at",
     ]
 
     /// Writes `NAME.csv` for each name of `tables` (every table and the time series when nil) into

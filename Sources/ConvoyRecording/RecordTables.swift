@@ -82,6 +82,11 @@ extension FedEvalRecord: RecordedTable {
     static let exportOrder = "id"
 }
 
+extension AnalyticsCellRecord: RecordedTable {
+    public static let databaseTableName = "analytics_cells"
+    static let exportOrder = "id"
+}
+
 extension FedUpdateRecord.Outcome: DatabaseValueConvertible {}
 extension RequestStatus: DatabaseValueConvertible {}
 extension NodeRole: DatabaseValueConvertible {}

@@ -122,6 +122,8 @@ public struct RunSnapshot: Sendable {
     public var fedRounds: [FedRoundRecord] = []
     public var fedUpdates: [FedUpdateRecord] = []
     public var fedEvals: [FedEvalRecord] = []
+    public var analyticsCells: [AnalyticsCellRecord] = []
+    public var counters: [CounterRecord] = []
 
     public init(requests: [RequestRecord] = [], attempts: [AttemptRecord] = [], detections: [DetectionRecord] = [],
                 nodes: [NodeRow] = [], faults: [FaultRow] = [], runInfo: [String: String] = [:], outputs: [OutputRecord] = [],

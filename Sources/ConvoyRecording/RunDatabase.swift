@@ -174,6 +174,7 @@ public final class RunDatabase: Sendable {
                 for r in batch.fedRounds { try r.insert(db) }
                 for u in batch.fedUpdates { try u.insert(db) }
                 for e in batch.fedEvals { try e.insert(db) }
+                for c in batch.analyticsCells { try c.insert(db) }
             }
         }
     }
@@ -394,7 +395,7 @@ public final class RunDatabase: Sendable {
         for row in try Row.fetchAll(db, sql: "SELECT key, value FROM run_info") {
             info[row[0]] = row[1] as String
         }
-        return RunSnapshot(
+        var snapshot = RunSnapshot(
             requests: try RequestRecord.fetchAllOrdered(db), attempts: try AttemptRecord.fetchAllOrdered(db),
             detections: try DetectionRecord.fetchAllOrdered(db), nodes: try NodeRow.fetchAllOrdered(db),
             faults: try FaultRow.fetchAllOrdered(db), runInfo: info,
@@ -402,6 +403,9 @@ public final class RunDatabase: Sendable {
             fed: try db.tableExists(FedRoundRecord.databaseTableName)
                 ? (try FedRoundRecord.fetchAllOrdered(db), try FedUpdateRecord.fetchAllOrdered(db), try FedEvalRecord.fetchAllOrdered(db))
                 : ([], [], []))
+        if try db.tableExists(AnalyticsCellRecord.databaseTableName) { snapshot.analyticsCells = try AnalyticsCellRecord.fetchAllOrdered(db) }
+        snapshot.counters = try CounterRecord.fetchAllOrdered(db)
+        return snapshot
     }
 
     /// What real model servers generated, in the order recorded (none in a database from before them).

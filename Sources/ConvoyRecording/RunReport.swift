@@ -40,6 +40,7 @@ public struct RunReport: Sendable {
     /// Federated fine-tuning, when the run had it.
     public var fedTune: FedTuneSummary?
     public var split: SplitSummary?
+    public var analytics: AnalyticsSummary?
     public var deadDetections = 0
     public var deadDetectionsInLauncherOutages = 0
 
@@ -172,6 +173,7 @@ public struct RunReport: Sendable {
         sampleAnswers = Array(snapshot.outputs.filter { $0.failure == nil && !$0.answer.isEmpty }.prefix(3))
         fedTune = FedTuneSummary(rounds: snapshot.fedRounds, updates: snapshot.fedUpdates, evals: snapshot.fedEvals)
         split = SplitSummary(requests: snapshot.requests)
+        analytics = AnalyticsSummary(cells: snapshot.analyticsCells, counters: snapshot.counters)
         let requests = snapshot.requests
 
         var summary = RunSummary(completed: 0, failed: 0, expired: 0, open: 0, p50Ms: nil, p95Ms: nil, p99Ms: nil,
@@ -383,6 +385,7 @@ public struct RunReport: Sendable {
         }
 
         if let split { out += split.text() }
+        if let analytics { out += analytics.text() }
         if let fedTune { out += fedTune.text() }
 
         out += "\nFaults\n"

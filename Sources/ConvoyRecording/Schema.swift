@@ -180,6 +180,23 @@ enum Schema {
                 ALTER TABLE requests ADD COLUMN lower_stage_ms REAL;
                 """)
         }
+        migrator.registerMigration("v7-analytics") { db in
+            // Federated analytics: the aggregator's estimate and the trace's ground truth, per road cell.
+            try db.execute(sql: """
+                CREATE TABLE analytics_cells (
+                    id INTEGER PRIMARY KEY,
+                    source TEXT NOT NULL,
+                    cell_x INTEGER NOT NULL,
+                    cell_y INTEGER NOT NULL,
+                    vehicles REAL NOT NULL,
+                    mean_speed REAL,
+                    contributors INTEGER NOT NULL,
+                    epsilon REAL,
+                    at REAL NOT NULL,
+                    recorded_by TEXT NOT NULL
+                );
+                """)
+        }
         // Append new migrations here; never edit the ones above.
         return migrator
     }
@@ -188,7 +205,7 @@ enum Schema {
     static let recordTables: [any RecordedTable.Type] = [
         NodeRow.self, RequestRecord.self, AttemptRecord.self, FaultRow.self, DetectionRecord.self, CounterRecord.self,
         LinkStatRecord.self, LinkSampleRecord.self, HandoverRecord.self, OutputRecord.self,
-        FedRoundRecord.self, FedUpdateRecord.self, FedEvalRecord.self,
+        FedRoundRecord.self, FedUpdateRecord.self, FedEvalRecord.self, AnalyticsCellRecord.self,
     ]
 
     /// The exported tables, in export order, with the row order of their export.

@@ -48,10 +48,14 @@ public struct Scenario: Sendable, Equatable, Codable {
     public var faults: [FaultSpec]
     /// Federated fine-tuning of a real LLM over the fleet (scenario `fedtune:`), if any.
     public var fedtune: FedTuneConfig?
+    /// Federated analytics over the fleet's trajectories (scenario `analytics:`), if any.
+    public var analytics: AnalyticsConfig?
 
     public init(name: String, mapPath: String = "", tracePath: String = "", map: MapSpec, duration: Double? = nil, start: TraceStart? = nil, seed: UInt64 = 1,
                 workload: WorkloadSpec = WorkloadSpec(), onboard: ComputeSpec? = nil, policy: String = PathPolicies.defaultName,
-                prices: PathPrices = PathPrices(), liveness: LivenessConfig = LivenessConfig(), faults: [FaultSpec] = [], fedtune: FedTuneConfig? = nil) {
+                prices: PathPrices = PathPrices(), liveness: LivenessConfig = LivenessConfig(), faults: [FaultSpec] = [], fedtune: FedTuneConfig? = nil,
+                analytics: AnalyticsConfig? = nil) {
+        self.analytics = analytics
         self.fedtune = fedtune
         self.name = name
         self.mapPath = mapPath
@@ -144,6 +148,7 @@ public struct Scenario: Sendable, Equatable, Codable {
             faultFields.append(f)
         }
         var fedtuneFields = try root.nested("fedtune")
+        var analyticsFields = try root.nested("analytics")
         try root.rejectUnknownKeys()
 
         let map: MapSpec
@@ -168,9 +173,10 @@ public struct Scenario: Sendable, Equatable, Codable {
             }
         }
         let fedtune = try fedtuneFields.map { _ in try FedTuneConfig.parse(&fedtuneFields!, map: map) }
+        let analytics = try analyticsFields.map { _ in try AnalyticsConfig.parse(&analyticsFields!, map: map, duration: duration) }
         return Scenario(name: name, mapPath: mapPath, tracePath: tracePath, map: map, duration: duration, start: start, seed: seed,
                         workload: workload, onboard: onboard, policy: policy, prices: prices, liveness: liveness,
-                        faults: faults.sorted { $0.at < $1.at }, fedtune: fedtune)
+                        faults: faults.sorted { $0.at < $1.at }, fedtune: fedtune, analytics: analytics)
     }
 
     /// `workload:` — an arrival process and a task mix, either a `tasks:` list or, for a single

@@ -26,6 +26,10 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
     /// Federated fine-tuning, from the aggregator: a chunk of the global adapter, or an
     /// acknowledgement of an upload (aggregator → … → vehicle).
     case fedDown = 12
+    /// Federated analytics: a vehicle's answer to the query (vehicle → RSU → … → aggregator).
+    case analyticsUp = 13
+    /// Federated analytics: the aggregator's receipt of an answer (aggregator → … → vehicle).
+    case analyticsAck = 14
 
     /// The name PROTOCOL.md uses (also in the `link_stats` and `link_samples` tables).
     public var name: String {
@@ -41,6 +45,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
         case .sharedResult: "shared_result"
         case .fedUp: "fed_up"
         case .fedDown: "fed_down"
+        case .analyticsUp: "analytics_up"
+        case .analyticsAck: "analytics_ack"
         }
     }
 }

@@ -132,3 +132,40 @@ public struct FedEvalRecord: Codable, Sendable, Equatable {
         case round, cluster, domain, loss, perplexity, at, recordedBy = "recorded_by"
     }
 }
+
+/// Federated analytics: one road cell of the aggregator's estimate (`source` "estimate", recorded
+/// by the aggregator) or of the ground truth the trace gives (`source` "truth", recorded by the
+/// launcher from every vehicle's trajectory). Table `analytics_cells`.
+public struct AnalyticsCellRecord: Codable, Sendable, Equatable {
+    public var source: String
+    public var cellX: Int
+    public var cellY: Int
+    /// Vehicles counted in the cell (noised in a private estimate) and their mean speed (m/s).
+    public var vehicles: Double
+    public var meanSpeed: Double?
+    /// Vehicles whose answers the estimate sums (the truth: vehicles on the road in the window).
+    public var contributors: Int
+    public var epsilon: Double?
+    public var at: Double
+    public var recordedBy: String
+
+    public init(source: String, cellX: Int, cellY: Int, vehicles: Double, meanSpeed: Double?, contributors: Int, epsilon: Double?,
+                at: Double, recordedBy: String) {
+        self.source = source
+        self.cellX = cellX
+        self.cellY = cellY
+        self.vehicles = vehicles
+        self.meanSpeed = meanSpeed
+        self.contributors = contributors
+        self.epsilon = epsilon
+        self.at = at
+        self.recordedBy = recordedBy
+    }
+
+    public static let estimate = "estimate", truth = "truth"
+
+    enum CodingKeys: String, CodingKey {
+        case source, cellX = "cell_x", cellY = "cell_y", vehicles, meanSpeed = "mean_speed", contributors, epsilon, at
+        case recordedBy = "recorded_by"
+    }
+}

@@ -14,12 +14,14 @@ public struct RecordBatch: Codable, Sendable, Equatable {
     public var fedRounds: [FedRoundRecord]
     public var fedUpdates: [FedUpdateRecord]
     public var fedEvals: [FedEvalRecord]
+    public var analyticsCells: [AnalyticsCellRecord]
 
     public init(requests: [RequestRecord] = [], attempts: [AttemptRecord] = [],
                 detections: [DetectionRecord] = [], counters: [CounterRecord] = [],
                 linkStats: [LinkStatRecord] = [], linkSamples: [LinkSampleRecord] = [], handovers: [HandoverRecord] = [],
                 outputs: [OutputRecord] = [], fedRounds: [FedRoundRecord] = [], fedUpdates: [FedUpdateRecord] = [],
-                fedEvals: [FedEvalRecord] = []) {
+                fedEvals: [FedEvalRecord] = [], analyticsCells: [AnalyticsCellRecord] = []) {
+        self.analyticsCells = analyticsCells
         self.fedRounds = fedRounds
         self.fedUpdates = fedUpdates
         self.fedEvals = fedEvals
@@ -52,19 +54,20 @@ public struct RecordBatch: Codable, Sendable, Equatable {
         kept.fedRounds.removeAll { $0.aggregatedAt != node }
         kept.fedUpdates.removeAll { $0.recordedBy != node }
         kept.fedEvals.removeAll { $0.recordedBy != node }
+        kept.analyticsCells.removeAll { $0.recordedBy != node || $0.source != AnalyticsCellRecord.estimate }
         return kept
     }
 
     /// How many rows the batch carries, all tables together.
     public var rowCount: Int {
         requests.count + attempts.count + detections.count + counters.count + linkStats.count + linkSamples.count + handovers.count
-            + outputs.count + fedRounds.count + fedUpdates.count + fedEvals.count
+            + outputs.count + fedRounds.count + fedUpdates.count + fedEvals.count + analyticsCells.count
     }
 
     enum CodingKeys: String, CodingKey {
         case requests, attempts, detections, counters
         case linkStats = "link_stats", linkSamples = "link_samples", handovers, outputs
-        case fedRounds = "fed_rounds", fedUpdates = "fed_updates", fedEvals = "fed_evals"
+        case fedRounds = "fed_rounds", fedUpdates = "fed_updates", fedEvals = "fed_evals", analyticsCells = "analytics_cells"
     }
 
     /// Every array may be absent (an empty batch of that kind).
@@ -79,6 +82,7 @@ public struct RecordBatch: Codable, Sendable, Equatable {
         handovers = try c.decodeIfPresent([HandoverRecord].self, forKey: .handovers) ?? []
         outputs = try c.decodeIfPresent([OutputRecord].self, forKey: .outputs) ?? []
         fedRounds = try c.decodeIfPresent([FedRoundRecord].self, forKey: .fedRounds) ?? []
+        analyticsCells = try c.decodeIfPresent([AnalyticsCellRecord].self, forKey: .analyticsCells) ?? []
         fedUpdates = try c.decodeIfPresent([FedUpdateRecord].self, forKey: .fedUpdates) ?? []
         fedEvals = try c.decodeIfPresent([FedEvalRecord].self, forKey: .fedEvals) ?? []
     }

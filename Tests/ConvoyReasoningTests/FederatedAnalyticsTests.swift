@@ -58,3 +58,48 @@ import Testing
         #expect(abs(draws.reduce(0, +) / Double(draws.count)) < 0.1)
     }
 }
+
+/// The aggregator's rules and when a vehicle answers.
+@Suite struct AnalyticsAggregatorTests {
+    let config = AnalyticsConfig(query: RoadCellQuery(cellSize: 100, window: 10..<50), aggregator: "edge-1", grace: 5)
+    let cell = RoadCellQuery.Cell(x: 0, y: 0)
+
+    @Test func oneAnswerPerVehicleSummedWhenDue() {
+        var agg = AnalyticsAggregator(config: config)
+        #expect(agg.dueAt == 55)
+        #expect(agg.receive(vehicle: "a", answer: [cell: .init(vehicles: 1, speedSum: 10)]) == .added)
+        #expect(agg.receive(vehicle: "a", answer: [cell: .init(vehicles: 1, speedSum: 99)]) == .duplicate, "a re-send counts once")
+        #expect(agg.receive(vehicle: "b", answer: [cell: .init(vehicles: 1, speedSum: 20)]) == .added)
+        var rng = SeededGenerator(seed: 1)
+        #expect(agg.estimate(rng: &rng) == [cell: .init(vehicles: 2, speedSum: 30)])
+        #expect(agg.receive(vehicle: "c", answer: [:]) == .late)
+    }
+
+    @Test func noiseOnlyWithEpsilon() {
+        var private_ = AnalyticsAggregator(config: AnalyticsConfig(query: config.query, aggregator: "edge-1", epsilon: 0.5))
+        _ = private_.receive(vehicle: "a", answer: [cell: .init(vehicles: 1, speedSum: 10)])
+        var rng = SeededGenerator(seed: 1)
+        #expect(private_.estimate(rng: &rng)[cell] != .init(vehicles: 1, speedSum: 10))
+    }
+
+    @Test func aVehicleAnswersAtTheWindowsEndOrBeforeItLeaves() {
+        #expect(config.sendTime(firstSample: 0, lastSample: 100) == 50)
+        #expect(config.sendTime(firstSample: 0, lastSample: 30) == 28, "2 s before its last sample")
+        #expect(config.sendTime(firstSample: 29, lastSample: 30) == 29, "not before it appears")
+        #expect(config.sendTime(firstSample: 60, lastSample: 90) == nil, "after the window")
+        #expect(config.sendTime(firstSample: 0, lastSample: 9) == nil, "before the window")
+    }
+
+    @Test func theTruthSumsEveryTrajectory() {
+        let query = config.query
+        let a = (position: { (t: Double) in Position(x: 10 * t, y: 0) as Position? }, speed: { (_: Double) in 10.0 })
+        let b = (position: { (t: Double) in t < 20 ? Position(x: 50, y: 50) as Position? : nil }, speed: { (_: Double) in 0.0 })
+        let truth = config.truth(of: [a, b])
+        #expect(truth.vehicles == 2)
+        #expect(truth.cells == RoadCellQuery.aggregate([query.localAnswer(position: a.position, speed: a.speed),
+                                                         query.localAnswer(position: b.position, speed: b.speed)]))
+        // b parked in cell (0, 0); a drove through cells 1 to 4.
+        #expect(truth.cells[cell] == .init(vehicles: 1, speedSum: 0))
+        #expect(truth.cells[RoadCellQuery.Cell(x: 1, y: 0)] == .init(vehicles: 1, speedSum: 10))
+    }
+}

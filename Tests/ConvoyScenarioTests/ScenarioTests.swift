@@ -156,6 +156,25 @@ faults:
         }
     }
 
+    @Test func analyticsSection() throws {
+        let dir = try TemporaryDirectory()
+        let scenario = try load(tinyScenario + "\nanalytics: { aggregator: edge-1, until: 30, cell_size: 150, epsilon: 0.5 }\n", in: dir)
+        let analytics = try #require(scenario.analytics)
+        #expect(analytics.aggregator == "edge-1" && analytics.query.window == 0..<30 && analytics.query.cellSize == 150)
+        #expect(analytics.epsilon == 0.5 && analytics.grace == 5)
+        // The window ends with the run by default.
+        #expect(try load(tinyScenario + "\nanalytics: { aggregator: cloud }\n", in: dir).analytics?.query.window == 0..<60)
+        expectInputError(line: 22, field: "analytics.aggregator", message: "'veh-1' is not an RSU, edge server or the cloud") {
+            _ = try load(tinyScenario + "\nanalytics: { aggregator: veh-1 }\n", in: dir)
+        }
+        expectInputError(line: 22, field: "analytics.epsilon", message: "> 0") {
+            _ = try load(tinyScenario + "\nanalytics: { aggregator: cloud, epsilon: 0 }\n", in: dir)
+        }
+        expectInputError(line: 22, field: "analytics.until", message: "> 20") {
+            _ = try load(tinyScenario + "\nanalytics: { aggregator: cloud, from: 20, until: 10 }\n", in: dir)
+        }
+    }
+
     @Test func taskMixOnboardComputeAndPrices() throws {
         let dir = try TemporaryDirectory()
         let scenario = try load("""
