@@ -27,9 +27,10 @@ extension VehicleCore {
     /// deadline and compute), from `base` (the paths at `now`) and the current on-board load.
     func candidates(_ base: PathContext, now: Double) -> RequestLedger.Candidates {
         var base = base
-        return { [openRecords, serviceTimes, map, onboard, policy, id, scenario, ledger] spec in
+        return { [openRecords, serviceTimes, map, onboard, policy, id, scenario, ledger, subtaskOf, seed] spec in
             base.payloadBytes = spec.payloadBytes
-            base.budget = max(0, (openRecords[spec.requestID]?.deadlineAt ?? now + spec.deadline) - now)
+            let record = openRecords[subtaskOf[spec.requestID]?.parent ?? spec.requestID]
+            base.budget = max(0, (record?.deadlineAt ?? now + spec.deadline) - now)
             base.serviceTime = serviceTimes[spec.task]
                 ?? map.serviceTimes(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens,
                                     budget: ledger.config.attemptTimeout)
@@ -38,7 +39,12 @@ extension VehicleCore {
                 let finish = onboard.estimatedFinish(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens, now: now)
                 base.onboard = OnboardView(id: id, finishIn: finish.map { $0 - now })
             }
-            return Self.splitRoutes(policy.rank(base), split: spec.split, model: spec.model, context: base).map { route in
+            let ranked = if let expert = subtaskOf[spec.requestID]?.expert {
+                Self.expertRoutes(expert, vehicle: id, seed: seed, context: base, ranked: policy.rank(base))
+            } else {
+                Self.splitRoutes(policy.rank(base), split: spec.split, model: spec.model, context: base)
+            }
+            return ranked.map { route in
                 var annotated = route
                 annotated.expectedLatency = base.expectedLatency(route)
                 return annotated

@@ -21,6 +21,7 @@ extension VehicleCore {
         }
         cacheServiceTimes(for: spec)
         if let choice = task.split { return openSplit(spec, choice: choice, now: now, paths: paths) }
+        if !task.subtasks.isEmpty { return openDecomposed(spec, task: task, now: now, paths: paths) }
         openInLedger(spec, now: now, paths: paths)
     }
 
@@ -43,16 +44,26 @@ extension VehicleCore {
             switch action {
             case .send(let spec, let attempt, let route, let replyBy):
                 let price = scenario.prices[route.path]
-                openRecords[spec.requestID]?.cost? += price
+                openRecords[costBearer(of: spec.requestID)]?.cost? += price
                 send(spec, attempt: attempt, route: route, replyBy: replyBy, now: now)
             case .cancel(let requestID, let attempt, let route):
                 cancel(requestID: requestID, attempt: attempt, route: route, now: now)
             case .attemptEnded(let requestID, let attempt, let route, let sentAt, let endedAt, let outcome, let detail):
-                out.record(.attempt(AttemptRecord(requestID: requestID, attempt: attempt, path: route.path.rawValue, target: route.target,
-                                                  sentAt: sentAt, endedAt: endedAt, outcome: outcome.rawValue, detail: detail)))
+                let recorded = recordedAttempt(requestID, attempt)
+                out.record(.attempt(AttemptRecord(requestID: recorded.requestID, attempt: recorded.attempt, path: route.path.rawValue,
+                                                  target: route.target, sentAt: sentAt, endedAt: endedAt, outcome: outcome.rawValue,
+                                                  detail: Self.joined(recorded.detail, detail))))
             case .finished(let done):
-                finished(done)
+                if subtaskOf[done.requestID] != nil { subtaskFinished(done, now: now) } else { finished(done) }
             }
+        }
+    }
+
+    /// Two details as one ("a: b"), either may be missing.
+    static func joined(_ a: String?, _ b: String?) -> String? {
+        switch (a, b) {
+        case (let a?, let b?): "\(a): \(b)"
+        default: a ?? b
         }
     }
 
@@ -89,8 +100,10 @@ extension VehicleCore {
     }
 
     private mutating func send(_ spec: RequestSpec, attempt: Int, route: Route, replyBy: Double, now: Double) {
-        out.record(.attempt(AttemptRecord(requestID: spec.requestID, attempt: attempt, path: route.path.rawValue, target: route.target,
-                                          sentAt: now, outcome: AttemptOutcome.pending.rawValue)))
+        let recorded = recordedAttempt(spec.requestID, attempt)
+        out.record(.attempt(AttemptRecord(requestID: recorded.requestID, attempt: recorded.attempt, path: route.path.rawValue,
+                                          target: route.target, sentAt: now, outcome: AttemptOutcome.pending.rawValue,
+                                          detail: recorded.detail)))
         let request = InferenceRequest(spec, attempt: attempt, vehicleID: id, replyBy: replyBy)
         switch route.path {
         case .onboard:

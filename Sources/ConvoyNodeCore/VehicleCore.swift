@@ -127,6 +127,9 @@ public struct VehicleCore: Sendable {
     var onboardClients: [AttemptKey: OnboardClient] = [:]
     /// Split requests whose on-board stage is computing (not yet in the ledger).
     var lowerStages: [String: LowerStage] = [:]
+    /// Requests decomposed into experts' subtasks, and each open subtask's parent and expert.
+    var decompositions: [String: Decomposition] = [:]
+    var subtaskOf: [String: (parent: String, expert: ExpertSpec)] = [:]
     /// Neighbours' requests relayed to an RSU.
     var relays = RelayTable<String>()
     var neighbours: [String: Neighbour] = [:]

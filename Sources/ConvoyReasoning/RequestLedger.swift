@@ -319,14 +319,16 @@ public struct RequestLedger: Sendable {
 
     /// Ends every open request as failed with `reason` (the run ended, the vehicle left the trace).
     public mutating func closeAll(reason: String, now: Double) -> [Action] {
+        open.keys.sorted().flatMap { close($0, reason: reason, now: now) }
+    }
+
+    /// Ends one open request as failed with `reason`, withdrawing its attempts in flight (abandoned).
+    public mutating func close(_ requestID: String, reason: String, now: Double) -> [Action] {
+        guard var request = open.removeValue(forKey: requestID) else { return [] }
         var actions: [Action] = []
-        for id in open.keys.sorted() {
-            guard var request = open[id] else { continue }
-            for attempt in request.inFlight { end(&request, attempt, outcome: .abandoned, detail: reason, now: now, into: &actions) }
-            actions.append(.finished(Finished(requestID: id, status: .failed, at: now, createdAt: request.createdAt,
-                                              attempts: request.attempts, reason: reason, reply: nil)))
-        }
-        open.removeAll()
+        for attempt in request.inFlight { end(&request, attempt, outcome: .abandoned, detail: reason, now: now, into: &actions) }
+        actions.append(.finished(Finished(requestID: requestID, status: .failed, at: now, createdAt: request.createdAt,
+                                          attempts: request.attempts, reason: reason, reply: nil)))
         return actions
     }
 

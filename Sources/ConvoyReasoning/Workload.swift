@@ -18,6 +18,9 @@ public struct TaskSpec: Sendable, Equatable, Codable {
     public var prompts: [String]?
     /// Split inference (`split:`): the first k layers on board, the rest on a server; nil: not split.
     public var split: SplitChoice?
+    /// Expert models (`subtasks:`): the experts (names of the scenario's `experts:`) a request
+    /// decomposes into, one subtask each, sent to neighbours holding them; empty: not decomposed.
+    public var subtasks: [String] = []
 
     public init(name: String = "default", weight: Double = 1, model: String = "llama-3-8b", inputTokens: Int = 256,
                 outputTokens: Int = 32, deadline: Double = 5, payloadBytes: Int = 20_000, resultBytes: Int = 2_000,
@@ -105,4 +108,27 @@ public struct WorkloadSpec: Sendable, Equatable, Codable {
 public enum SplitChoice: Sendable, Equatable, Codable {
     case fixed(Int)
     case auto
+}
+
+/// An expert model some vehicles carry (scenario `experts:`): its name, the model it runs, and who
+/// holds it — listed vehicles, or a share of the fleet drawn from the seed (each vehicle alone:
+/// every vehicle can tell who holds what, as if from a directory).
+public struct ExpertSpec: Sendable, Equatable, Codable {
+    public var name: String
+    public var model: String
+    public var share: Double
+    public var holders: [String]?
+
+    public init(name: String, model: String, share: Double = 0, holders: [String]? = nil) {
+        self.name = name
+        self.model = model
+        self.share = share
+        self.holders = holders
+    }
+
+    public func holds(_ vehicle: String, seed: UInt64) -> Bool {
+        if let holders { return holders.contains(vehicle) }
+        var draw = SeededGenerator(seed: seed, label: "experts/\(name)/\(vehicle)")
+        return draw.unit() < share
+    }
 }

@@ -50,13 +50,16 @@ public struct Scenario: Sendable, Equatable, Codable {
     public var fedtune: FedTuneConfig?
     /// Federated analytics over the fleet's trajectories (scenario `analytics:`), if any.
     public var analytics: AnalyticsConfig?
+    /// Expert models vehicles carry (scenario `experts:`), for tasks with `subtasks:`.
+    public var experts: [ExpertSpec] = []
 
     public init(name: String, mapPath: String = "", tracePath: String = "", map: MapSpec, duration: Double? = nil, start: TraceStart? = nil, seed: UInt64 = 1,
                 workload: WorkloadSpec = WorkloadSpec(), onboard: ComputeSpec? = nil, policy: String = PathPolicies.defaultName,
                 prices: PathPrices = PathPrices(), liveness: LivenessConfig = LivenessConfig(), faults: [FaultSpec] = [], fedtune: FedTuneConfig? = nil,
-                analytics: AnalyticsConfig? = nil) {
+                analytics: AnalyticsConfig? = nil, experts: [ExpertSpec] = []) {
         self.analytics = analytics
         self.fedtune = fedtune
+        self.experts = experts
         self.name = name
         self.mapPath = mapPath
         self.tracePath = tracePath
@@ -100,6 +103,20 @@ public struct Scenario: Sendable, Equatable, Codable {
         if onboard == nil, let split = workload.tasks.first(where: { $0.split != nil }) {
             throw root.error("workload", "task '\(split.name)' splits (split:), which runs its first layers on board: "
                              + "give the vehicles an `onboard:` compute")
+        }
+        let experts = try Self.experts(&root)
+        for task in workload.tasks {
+            if let unknown = task.subtasks.first(where: { name in !experts.contains { $0.name == name } }) {
+                throw root.error("workload", "task '\(task.name)' has subtask '\(unknown)', which is not an expert of `experts:` "
+                                 + "(known: \(experts.map(\.name).joined(separator: ", ")))")
+            }
+            if !task.subtasks.isEmpty, onboard == nil {
+                throw root.error("workload", "task '\(task.name)' decomposes into experts' subtasks, which neighbours compute on board: "
+                                 + "give the vehicles an `onboard:` compute")
+            }
+            if !task.subtasks.isEmpty, task.split != nil {
+                throw root.error("workload", "task '\(task.name)' both splits and decomposes: choose one")
+            }
         }
         var prices = PathPrices()
         if var p = try root.nested("prices") {
@@ -176,7 +193,30 @@ public struct Scenario: Sendable, Equatable, Codable {
         let analytics = try analyticsFields.map { _ in try AnalyticsConfig.parse(&analyticsFields!, map: map, duration: duration) }
         return Scenario(name: name, mapPath: mapPath, tracePath: tracePath, map: map, duration: duration, start: start, seed: seed,
                         workload: workload, onboard: onboard, policy: policy, prices: prices, liveness: liveness,
-                        faults: faults.sorted { $0.at < $1.at }, fedtune: fedtune, analytics: analytics)
+                        faults: faults.sorted { $0.at < $1.at }, fedtune: fedtune, analytics: analytics,
+                        experts: experts)
+    }
+
+    /// `experts:` — the expert models vehicles carry.
+    private static func experts(_ root: inout YAMLFields) throws -> [ExpertSpec] {
+        var experts: [ExpertSpec] = []
+        for (i, node) in try root.list("experts").enumerated() {
+            var e = try YAMLFields(node, file: root.file, path: "experts[\(i)]")
+            let name = try e.string("name")
+            guard !experts.contains(where: { $0.name == name }) else { throw e.error("name", "expert '\(name)' is listed twice") }
+            let model = try e.string("model")
+            guard ModelProfile.catalog[model] != nil else {
+                throw e.error("model", "unknown model '\(model)' (known: \(ModelProfile.catalog.keys.sorted().joined(separator: ", ")))")
+            }
+            let holders = try e.stringList("holders")
+            let share = try e.optionalDouble("share", min: 0, max: 1)
+            guard holders.isEmpty != (share == nil) else {
+                throw e.error("share", "give either share (the fraction of vehicles holding it) or holders (their ids)")
+            }
+            try e.rejectUnknownKeys()
+            experts.append(ExpertSpec(name: name, model: model, share: share ?? 0, holders: holders.isEmpty ? nil : holders))
+        }
+        return experts
     }
 
     /// `workload:` — an arrival process and a task mix, either a `tasks:` list or, for a single
@@ -196,7 +236,8 @@ public struct Scenario: Sendable, Equatable, Codable {
         if taskNodes.isEmpty {
             workload.tasks = [try task(&w, name: "default", resolve: resolve)]
         } else {
-            for key in ["model", "input_tokens", "output_tokens", "deadline", "payload_bytes", "result_bytes", "shareable", "prompts", "split"]
+            for key in ["model", "input_tokens", "output_tokens", "deadline", "payload_bytes", "result_bytes", "shareable", "prompts", "split",
+                        "subtasks"]
             where w.node[key] != nil {
                 throw w.error(key, "with a tasks: list, give \(key) per task")
             }
@@ -245,6 +286,7 @@ public struct Scenario: Sendable, Equatable, Codable {
         task.payloadBytes = try f.int("payload_bytes", default: task.payloadBytes, min: 0, max: wire, why: why)
         task.resultBytes = try f.int("result_bytes", default: task.resultBytes, min: 0, max: wire, why: why)
         task.shareable = try f.bool("shareable", default: task.shareable)
+        task.subtasks = try f.stringList("subtasks")
         if let node = f.value("split") {
             let layers = ModelProfile.catalog[task.model]!.layers
             if node.string == "auto" {

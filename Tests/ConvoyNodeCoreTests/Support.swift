@@ -141,11 +141,17 @@ struct VehicleScript {
 
     /// RSU beacons from `rsus` every 100 ms over [from, to) (what the vehicle's subscriptions would
     /// let through: it applies the cell's range itself), with the script's timers in between.
-    mutating func beacons(from: Double, to: Double, rsus: [String], cloud: Bool = true) {
+    /// RSU (and cloud) beacons every 0.1 s, and V2V beacons of `neighbours` (id and position, one
+    /// free on-board slot) with them.
+    mutating func beacons(from: Double, to: Double, rsus: [String], cloud: Bool = true, neighbours: [(String, Position)] = []) {
         var t = from
         while t < to {
             for rsu in rsus {
                 script.send(.frames(.broadcast, frames(Beacon(role: .rsu), from: rsu, at: t, prefix: Topic.rsuBeacon(rsu))), at: t)
+            }
+            for (neighbour, at) in neighbours {
+                let beacon = V2VBeacon(speed: 0, heading: 0, freeSlots: 1, uplinkRate: 0)
+                script.send(.frames(.broadcast, frames(beacon, from: neighbour, at: t, position: at, prefix: "v2v/0/0/")), at: t)
             }
             if cloud { script.send(.frames(.broadcast, frames(Beacon(role: .cloud), from: "cloud", at: t, prefix: Topic.cloudBeacon)), at: t) }
             t += 0.1
