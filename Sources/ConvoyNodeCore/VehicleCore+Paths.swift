@@ -34,13 +34,16 @@ extension VehicleCore {
             base.serviceTime = serviceTimes[spec.task]
                 ?? map.serviceTimes(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens,
                                     budget: ledger.config.attemptTimeout)
-            base.neighbourComputeTime = Self.onboardTime(for: spec, onboard: scenario.onboard)
+            base.neighbourComputeTime = Self.pipelineTime(for: spec, onboard: scenario.onboard)
+                ?? Self.onboardTime(for: spec, onboard: scenario.onboard)
             if let onboard {
                 let finish = onboard.estimatedFinish(model: spec.model, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens, now: now)
                 base.onboard = OnboardView(id: id, finishIn: finish.map { $0 - now })
             }
             let ranked = if let expert = subtaskOf[spec.requestID]?.expert {
                 Self.expertRoutes(expert, vehicle: id, seed: seed, context: base, ranked: policy.rank(base))
+            } else if spec.pipeline > 0 {
+                Self.pipelineRoutes(stages: spec.pipeline, context: base, ranked: policy.rank(base))
             } else {
                 Self.splitRoutes(policy.rank(base), split: spec.split, model: spec.model, context: base)
             }

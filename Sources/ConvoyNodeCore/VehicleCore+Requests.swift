@@ -101,10 +101,13 @@ extension VehicleCore {
 
     private mutating func send(_ spec: RequestSpec, attempt: Int, route: Route, replyBy: Double, now: Double) {
         let recorded = recordedAttempt(spec.requestID, attempt)
+        var request = InferenceRequest(spec, attempt: attempt, vehicleID: id, replyBy: replyBy)
+        var detail = recorded.detail
+        if spec.pipeline > 0 && route.path == .v2v {
+            (request, detail) = pipelined(request, stages: spec.pipeline, first: route.target, now: now)
+        }
         out.record(.attempt(AttemptRecord(requestID: recorded.requestID, attempt: recorded.attempt, path: route.path.rawValue,
-                                          target: route.target, sentAt: now, outcome: AttemptOutcome.pending.rawValue,
-                                          detail: recorded.detail)))
-        let request = InferenceRequest(spec, attempt: attempt, vehicleID: id, replyBy: replyBy)
+                                          target: route.target, sentAt: now, outcome: AttemptOutcome.pending.rawValue, detail: detail)))
         switch route.path {
         case .onboard:
             computeOwn(request, now: now)
@@ -169,6 +172,8 @@ extension VehicleCore {
                 switch onboardClients.removeValue(forKey: AttemptKey(job.requestID, attempt)) {
                 case .lowerStage?:
                     lowerStageDone(job.requestID, job: job, now: now)
+                case .pipelineStage(let request)?:
+                    pipelineStageDone(request, job: job, now: now)
                 case .own?:
                     let outcome = ReplyOutcome(kind: job.failure == nil ? .completed : .failed, servedBy: id, path: "onboard",
                                                queueWait: job.queueWait, computeTime: job.computeTime, detail: job.failure ?? "",
@@ -220,7 +225,8 @@ extension VehicleCore {
         case .rejected: .rejected
         case .failed: .failed
         }
-        let path = [access] + reply.route.dropFirst().compactMap { hop in map.role(of: hop).map(\.rawValue) }
+        // Hops after the first: servers by their role, vehicles (a pipeline's stages) as v2v.
+        let path = [access] + reply.route.dropFirst().map { hop in map.role(of: hop)?.rawValue ?? AccessPath.v2v.rawValue }
         let outcome = ReplyOutcome(kind: kind, servedBy: reply.servedBy, path: path.joined(separator: ">"),
                                    queueWait: reply.queueWait, computeTime: reply.computeTime, detail: reply.detail, answer: reply.answer)
         let before = ledger.discardedReplies

@@ -92,10 +92,14 @@ extension VehicleCore {
         case .beacon(let beacon):
             neighbours[sender] = Neighbour(position: position, heardAt: now, freeSlots: Int(beacon.freeSlots), uplinkRate: beacon.uplinkRate)
         case .request(let request):
-            // Only a vehicle of the run, for itself (the bus checked that the sender holds that vehicle's key).
-            if let vehicles, !vehicles.contains(sender) || request.vehicleID != sender || !request.requestID.hasPrefix(sender + "/") {
+            // Only a vehicle of the run, for itself (the bus checked that the sender holds that vehicle's
+            // key) — or a pipeline's previous stage, handing on a request of a vehicle of the run.
+            let handedOn = request.sliceEnd > 0 && request.route.last == sender
+            if let vehicles, !vehicles.contains(sender) || (!handedOn && request.vehicleID != sender)
+                || !vehicles.contains(request.vehicleID) || !request.requestID.hasPrefix(request.vehicleID + "/") {
                 return out.count("v2v_requests_refused_unknown_sender")
             }
+            if request.sliceEnd > 0 { return servePipelineStage(request, now: now) }
             serveNeighbour(request, from: sender, now: now)
         case .reply(let reply):
             received(reply, over: AccessPath.v2v.rawValue, now: now)

@@ -58,6 +58,8 @@ public struct VehicleCore: Sendable {
         case own
         /// The on-board stage of one of the vehicle's split requests.
         case lowerStage
+        /// A stage of a neighbour's model split across vehicles.
+        case pipelineStage(InferenceRequest)
         case neighbour(requester: String, resultBytes: UInt32)
     }
 

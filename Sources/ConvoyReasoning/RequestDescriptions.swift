@@ -10,6 +10,7 @@ extension RequestSpec {
         self.init(requestID: requestID, task: task.name, model: task.model, inputTokens: task.inputTokens,
                   outputTokens: task.outputTokens, payloadBytes: task.payloadBytes, resultBytes: task.resultBytes,
                   deadline: task.deadline, sharingKey: task.shareable ? sharingKey : nil, prompt: prompt)
+        pipeline = task.pipeline
     }
 }
 
@@ -29,7 +30,8 @@ extension ComputeWork {
         self.init(requestID: request.requestID, attempt: Int(request.attempt), model: request.model,
                   inputTokens: Int(request.inputTokens), outputTokens: Int(request.outputTokens),
                   prompt: request.prompt.isEmpty ? nil : request.prompt,
-                  stage: request.splitAt > 0 ? .upper(from: Int(request.splitAt)) : nil)
+                  stage: request.sliceEnd > 0 ? .slice(Int(request.splitAt)..<Int(request.sliceEnd))
+                      : request.splitAt > 0 ? .upper(from: Int(request.splitAt)) : nil)
     }
 }
 

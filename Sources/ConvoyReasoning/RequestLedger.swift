@@ -57,6 +57,8 @@ public struct RequestSpec: Sendable, Equatable {
     /// Split inference: the layers run on board before the request goes out (0: none, the whole
     /// model remotely; the model's layer count: all on board); nil for a task that does not split.
     public var split: Int?
+    /// A model split across this many neighbouring vehicles (0: not).
+    public var pipeline = 0
 
     public init(requestID: String, task: String = "default", model: String, inputTokens: Int, outputTokens: Int, payloadBytes: Int,
                 resultBytes: Int = 2_000, deadline: Double, sharingKey: String? = nil, prompt: String = "") {

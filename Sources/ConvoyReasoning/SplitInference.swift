@@ -201,6 +201,9 @@ public enum SplitStage: Sendable, Hashable {
     case lower(k: Int)
     /// The prefill from layer k on, then the whole decode (the upper tier holds the whole model).
     case upper(from: Int)
+    /// One stage of a model split across vehicles: these layers only, for the prefill and every
+    /// decode step (the vehicle holds just this slice of the weights).
+    case slice(Range<Int>)
 
     /// Seconds the stage takes on `device` (the roofline model, layer by layer).
     public func time(model: ModelProfile, device: DeviceProfile, inputTokens: Int, outputTokens: Int) -> Double {
@@ -212,6 +215,10 @@ public enum SplitStage: Sendable, Hashable {
             return LayerModel.prefillTime(layers: min(k, layers)..<layers, model: model, device: device, inputTokens: inputTokens)
                 + LayerModel.decodeTime(layers: 0..<layers, model: model, device: device, inputTokens: inputTokens,
                                         outputTokens: outputTokens)
+        case .slice(let range):
+            let range = range.clamped(to: 0..<layers)
+            return LayerModel.prefillTime(layers: range, model: model, device: device, inputTokens: inputTokens)
+                + LayerModel.decodeTime(layers: range, model: model, device: device, inputTokens: inputTokens, outputTokens: outputTokens)
         }
     }
 
@@ -220,6 +227,7 @@ public enum SplitStage: Sendable, Hashable {
         switch self {
         case .lower(let k): model.weightBytes * Double(min(k, model.layers)) / Double(model.layers) <= device.memoryBytes
         case .upper: ComputeModel.fits(model: model, device: device)
+        case .slice(let range): model.weightBytes * Double(range.clamped(to: 0..<model.layers).count) / Double(model.layers) <= device.memoryBytes
         }
     }
 
@@ -227,5 +235,24 @@ public enum SplitStage: Sendable, Hashable {
     /// layers 0..<k.
     public static func handoffBytes(model: ModelProfile, k: Int, inputTokens: Int) -> Int {
         LayerModel.activationBytes(model: model, tokens: inputTokens) + LayerModel.kvCacheBytes(model: model, layers: k, tokens: inputTokens)
+    }
+}
+
+/// A model split across `stages` vehicles (a pipeline over V2V): which layers each stage holds,
+/// and what crosses each hop.
+public enum PipelinePlan {
+    /// The layers of the stage that starts at layer `from` when `remaining` stages (this one
+    /// included) share the layers left: an even share, the earlier stages taking the remainder.
+    public static func slice(from: Int, remaining: Int, layers: Int) -> Range<Int> {
+        let left = layers - from
+        let size = (left + remaining - 1) / max(1, remaining)
+        return from..<min(layers, from + size)
+    }
+
+    /// Bytes one hop between stages carries: the prompt's activations, and one token's for every
+    /// decode step after the first (sent as one transfer: the V2V hop's per-step access delay is
+    /// not modelled).
+    public static func hopBytes(model: ModelProfile, inputTokens: Int, outputTokens: Int) -> Int {
+        LayerModel.activationBytes(model: model, tokens: inputTokens + max(0, outputTokens - 1))
     }
 }

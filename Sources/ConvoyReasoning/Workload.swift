@@ -21,6 +21,8 @@ public struct TaskSpec: Sendable, Equatable, Codable {
     /// Expert models (`subtasks:`): the experts (names of the scenario's `experts:`) a request
     /// decomposes into, one subtask each, sent to neighbours holding them; empty: not decomposed.
     public var subtasks: [String] = []
+    /// A model split across vehicles (`pipeline:`): the stages, each on a neighbour over V2V; 0: not.
+    public var pipeline = 0
 
     public init(name: String = "default", weight: Double = 1, model: String = "llama-3-8b", inputTokens: Int = 256,
                 outputTokens: Int = 32, deadline: Double = 5, payloadBytes: Int = 20_000, resultBytes: Int = 2_000,

@@ -114,8 +114,13 @@ public struct Scenario: Sendable, Equatable, Codable {
                 throw root.error("workload", "task '\(task.name)' decomposes into experts' subtasks, which neighbours compute on board: "
                                  + "give the vehicles an `onboard:` compute")
             }
-            if !task.subtasks.isEmpty, task.split != nil {
-                throw root.error("workload", "task '\(task.name)' both splits and decomposes: choose one")
+            let schemes = [task.split != nil, !task.subtasks.isEmpty, task.pipeline > 0].filter { $0 }.count
+            if schemes > 1 {
+                throw root.error("workload", "task '\(task.name)' combines split:, subtasks: and pipeline:: choose one")
+            }
+            if task.pipeline > 0, onboard == nil {
+                throw root.error("workload", "task '\(task.name)' runs as a pipeline over neighbours' on-board compute: "
+                                 + "give the vehicles an `onboard:` compute")
             }
         }
         var prices = PathPrices()
@@ -237,7 +242,7 @@ public struct Scenario: Sendable, Equatable, Codable {
             workload.tasks = [try task(&w, name: "default", resolve: resolve)]
         } else {
             for key in ["model", "input_tokens", "output_tokens", "deadline", "payload_bytes", "result_bytes", "shareable", "prompts", "split",
-                        "subtasks"]
+                        "subtasks", "pipeline"]
             where w.node[key] != nil {
                 throw w.error(key, "with a tasks: list, give \(key) per task")
             }
@@ -287,6 +292,9 @@ public struct Scenario: Sendable, Equatable, Codable {
         task.resultBytes = try f.int("result_bytes", default: task.resultBytes, min: 0, max: wire, why: why)
         task.shareable = try f.bool("shareable", default: task.shareable)
         task.subtasks = try f.stringList("subtasks")
+        task.pipeline = try f.int("pipeline", default: 0, min: 0, max: ModelProfile.catalog[task.model]!.layers,
+                                  why: " (a stage holds at least one of \(task.model)'s layers)")
+        if task.pipeline == 1 { throw f.error("pipeline", "expected 0 (not split) or at least 2 stages, got 1") }
         if let node = f.value("split") {
             let layers = ModelProfile.catalog[task.model]!.layers
             if node.string == "auto" {

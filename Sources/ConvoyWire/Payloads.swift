@@ -121,11 +121,19 @@ public struct InferenceRequest: WirePayload {
     /// output (activations and KV cache, `payloadBytes`); the server runs the rest and decodes.
     /// 0: the whole model.
     public var splitAt: UInt16
+    /// A model split across vehicles: this stage runs layers `splitAt..<sliceEnd` (prefill and
+    /// decode), then hands on to `chain[0]` over V2V, the last stage answers the requester.
+    /// 0: not a pipeline stage.
+    public var sliceEnd: UInt16
+    /// The vehicles holding the stages after this one, in order.
+    public var chain: [String]
 
     public init(requestID: String, attempt: UInt16, vehicleID: String, model: String, inputTokens: UInt32,
                 outputTokens: UInt32, payloadBytes: UInt32, resultBytes: UInt32 = 2_000, deadline: Double, route: [String] = [],
-                prompt: String = "", splitAt: UInt16 = 0) {
+                prompt: String = "", splitAt: UInt16 = 0, sliceEnd: UInt16 = 0, chain: [String] = []) {
         self.splitAt = splitAt
+        self.sliceEnd = sliceEnd
+        self.chain = chain
         self.requestID = requestID
         self.attempt = attempt
         self.vehicleID = vehicleID
@@ -155,6 +163,8 @@ public struct InferenceRequest: WirePayload {
         w.strings(route)
         w.text(prompt)
         w.u16(splitAt)
+        w.u16(sliceEnd)
+        w.strings(chain)
     }
 
     public init(from r: inout ByteReader) throws(DecodeError) {
@@ -170,6 +180,9 @@ public struct InferenceRequest: WirePayload {
         route = try r.strings()
         prompt = try r.text()
         splitAt = try r.u16()
+        sliceEnd = try r.u16()
+        chain = try r.strings()
+        guard sliceEnd == 0 || sliceEnd > splitAt else { throw .invalid("slice \(splitAt)..<\(sliceEnd)") }
     }
 }
 

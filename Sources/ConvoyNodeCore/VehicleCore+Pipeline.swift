@@ -1,0 +1,98 @@
+import ConvoyCore
+import ConvoyReasoning
+import ConvoyScenario
+import ConvoyWire
+
+/// A model split across vehicles (the paper's split models, horizontal): a task with `pipeline: N`
+/// runs on a chain of N neighbours, each holding an even slice of the layers. The requester sends
+/// the request to the first (the V2V rates decide the chain, best first); each stage computes its
+/// slice on board — prefill and decode — and hands the activations to the next over V2V; the last
+/// answers the requester. One device leaving or failing breaks the chain: a stage that cannot
+/// reach the next tells the requester at once, otherwise the attempt times out; either way the
+/// ledger re-plans onto other neighbours (a new chain from another first hop) or falls back to an
+/// RSU. The chain is recorded in the attempt's detail.
+extension VehicleCore {
+    /// The routes for a pipelined request: each usable neighbour with a free slot as the first hop
+    /// (best V2V rate first) when there are enough of them for the chain, then the servers.
+    static func pipelineRoutes(stages: Int, context: PathContext, ranked: [Route]) -> [Route] {
+        let holders = context.usableNeighbours.filter { $0.neighbour.freeSlots > 0 }.map { Route(.v2v, $0.neighbour.id) }
+        let servers = ranked.filter { $0.path == .rsu || $0.path == .macro }
+        return (holders.count >= stages ? holders : []) + servers
+    }
+
+    /// Modelled compute of the whole pipeline on idle on-board devices (every vehicle has the same).
+    static func pipelineTime(for spec: RequestSpec, onboard: ComputeSpec?) -> Double? {
+        guard spec.pipeline > 0, let device = onboard?.profile, let model = ModelProfile.catalog[spec.model] else { return nil }
+        var from = 0, total = 0.0
+        for remaining in stride(from: spec.pipeline, to: 0, by: -1) {
+            let slice = PipelinePlan.slice(from: from, remaining: remaining, layers: model.layers)
+            total += SplitStage.slice(slice).time(model: model, device: device, inputTokens: spec.inputTokens, outputTokens: spec.outputTokens)
+            from = slice.upperBound
+        }
+        return total
+    }
+
+    /// The first stage's request of an attempt through `first`: the chain is `first`, then the
+    /// next best neighbours; returns it with the chain as the attempt records it.
+    func pipelined(_ request: InferenceRequest, stages: Int, first: String, now: Double) -> (InferenceRequest, String) {
+        var context = pathContext(now: now)
+        context.neighbourComputeTime = 0  // any stage holder with a free slot will do
+        let others = context.usableNeighbours.filter { $0.neighbour.freeSlots > 0 && $0.neighbour.id != first }.map(\.neighbour.id)
+        let chain = [first] + others.prefix(stages - 1)
+        var request = request
+        let layers = ModelProfile.catalog[request.model]?.layers ?? 1
+        request.splitAt = 0
+        request.sliceEnd = UInt16(clamping: PipelinePlan.slice(from: 0, remaining: chain.count, layers: layers).upperBound)
+        request.chain = Array(chain.dropFirst())
+        return (request, "pipeline " + chain.joined(separator: ">"))
+    }
+
+    /// A pipeline stage reached this vehicle: its slice runs on board (a job of its own: the same
+    /// request may come back for another slice after a re-plan), or the requester hears at once
+    /// that it cannot.
+    mutating func servePipelineStage(_ request: InferenceRequest, now: Double) {
+        var work = ComputeWork(request)
+        work.requestID = "\(request.requestID)@\(request.attempt):\(request.splitAt)"
+        var refusal: String?
+        switch onboard?.admit(work, now: now) {
+        case .admitted(let wakeAt)?, .joined(let wakeAt)?:
+            onboardClients[AttemptKey(work.requestID, work.attempt)] = .pipelineStage(request)
+            if let wakeAt { schedule(.compute, at: wakeAt) }
+        case .rejected?: refusal = "full"
+        case .unsupported(let why)?: refusal = why
+        case nil: refusal = "no on-board compute"
+        }
+        out.count(refusal == nil ? "pipeline_stages_run" : "pipeline_stages_refused")
+        if let refusal { pipelineFailed(request, detail: "pipeline stage at \(id): \(refusal)", now: now) }
+    }
+
+    /// This vehicle's stage is done: on to the next stage, or the answer to the requester.
+    mutating func pipelineStageDone(_ request: InferenceRequest, job: ComputeCompletion, now: Double) {
+        if let failure = job.failure { return pipelineFailed(request, detail: "pipeline stage at \(id): \(failure)", now: now) }
+        let route = request.route + [id]
+        guard let next = request.chain.first else {
+            let reply = InferenceReply(requestID: request.requestID, attempt: request.attempt, status: .completed, servedBy: id, route: route,
+                                       queueWait: job.queueWait, computeTime: job.computeTime, resultBytes: request.resultBytes)
+            return sendDirect(reply, to: request.vehicleID, now: now)
+        }
+        guard neighbourReachable(next, from: position(at: now), now: now), let model = ModelProfile.catalog[request.model] else {
+            out.count("pipeline_broken")
+            return pipelineFailed(request, detail: "pipeline broken: \(next) unreachable from \(id)", now: now)
+        }
+        var on = request
+        on.route = route
+        on.splitAt = request.sliceEnd
+        on.sliceEnd = UInt16(clamping: PipelinePlan.slice(from: Int(request.sliceEnd), remaining: request.chain.count,
+                                                          layers: model.layers).upperBound)
+        on.chain = Array(request.chain.dropFirst())
+        on.payloadBytes = UInt32(clamping: PipelinePlan.hopBytes(model: model, inputTokens: Int(request.inputTokens),
+                                                                 outputTokens: Int(request.outputTokens)))
+        out.count("pipeline_handoffs")
+        sendDirect(on, to: next, now: now)
+    }
+
+    private mutating func pipelineFailed(_ request: InferenceRequest, detail: String, now: Double) {
+        sendDirect(InferenceReply(requestID: request.requestID, attempt: request.attempt, status: .failed, servedBy: id,
+                                  route: request.route + [id], detail: detail), to: request.vehicleID, now: now)
+    }
+}
