@@ -59,8 +59,8 @@ public enum NodeAction: Sendable, Equatable {
     case record(NodeRecord)
     case count(String, by: Int)
     case setCounter(String, Int)
-    /// A message offered to `link`, and what became of it.
-    case meter(LinkName, MessageKind, LinkOutcome)
+    /// A message of `bytes` offered to `link`, and what became of it.
+    case meter(LinkName, MessageKind, LinkOutcome, bytes: Int)
     /// A delivery on `link`, modelled vs actual (the shell samples them).
     case observe(LinkName, MessageKind, sentAt: Double, modelledAt: Double, actualAt: Double)
     case subscribe(topic: String)
@@ -86,8 +86,8 @@ public struct ActionList: Sendable {
     public mutating func arm(_ timer: UInt64, at time: Double) { actions.append(.arm(timer: timer, at: time)) }
     public mutating func record(_ record: NodeRecord) { actions.append(.record(record)) }
     public mutating func count(_ name: String, by n: Int = 1) { actions.append(.count(name, by: n)) }
-    public mutating func meter(_ link: LinkName, _ kind: MessageKind, _ outcome: LinkOutcome) {
-        actions.append(.meter(link, kind, outcome))
+    public mutating func meter(_ link: LinkName, _ kind: MessageKind, _ outcome: LinkOutcome, bytes: Int) {
+        actions.append(.meter(link, kind, outcome, bytes: bytes))
     }
 
     /// A message that arrived with its modelled delivery time: how late it really was.

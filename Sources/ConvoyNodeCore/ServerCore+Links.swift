@@ -87,7 +87,7 @@ extension ServerCore {
             return nil
         }
         outcome = degrade(outcome)
-        out.meter(link, kind, outcome)
+        out.meter(link, kind, outcome, bytes: bytes)
         return (link, outcome)
     }
 
@@ -134,7 +134,7 @@ extension ServerCore {
         let message = Outbound(payload, on: channel, position: position)
         let bytes = Envelope.overhead(sender: id, position: true, deliverAt: true) + message.body.count + virtualBytes
         let outcome = degrade(model(&self, bytes))
-        out.meter(link, P.kind, outcome)
+        out.meter(link, P.kind, outcome, bytes: bytes)
         guard case .deliver(let at) = outcome else { return }
         var timed = message
         timed.deliverAt = at

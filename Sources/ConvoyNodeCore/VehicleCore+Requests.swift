@@ -245,7 +245,7 @@ extension VehicleCore {
         guard let rsu = map.rsu(envelope.sender), let beacon = FrameDecoding.payload(Beacon.self, envelope, into: &out) else { return }
         // RSU beacons are broadcast over the cell: heard only within its radius.
         let heard = inRange(of: rsu, at: now)
-        out.meter(.rsuBeacon, .beacon, heard ? .deliver(at: now) : .outOfRange)
+        out.meter(.rsuBeacon, .beacon, heard ? .deliver(at: now) : .outOfRange, bytes: envelope.payload.count)
         guard heard else { return }
         rsuLoad[rsu.id] = beacon
         if let change = liveness.heard(rsu.id, incarnation: envelope.incarnation, at: now), change.from != .alive {

@@ -81,9 +81,10 @@ extension VehicleCore {
         default:
             return out.count("unexpected_kind_\(envelope.kind.rawValue)")
         }
-        let outcome = V2VLink.receive(from: from, to: position(at: now), bytes: envelope.payload.count + 64 + virtualBytes,
-                                      sentAt: envelope.sentAt, parameters: map.links.v2v, rng: &rng)
-        out.meter(.v2v, envelope.kind, outcome)
+        let bytes = envelope.payload.count + 64 + virtualBytes
+        let outcome = V2VLink.receive(from: from, to: position(at: now), bytes: bytes, sentAt: envelope.sentAt, parameters: map.links.v2v,
+                                      rng: &rng)
+        out.meter(.v2v, envelope.kind, outcome, bytes: bytes)
         if case .deliver(let at) = outcome { schedule(.v2v(message, envelope, modelledAt: at), at: at) }
     }
 

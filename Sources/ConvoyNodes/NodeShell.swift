@@ -65,7 +65,7 @@ final class NodeShell {
                 counters[name, default: 0] += n
                 countersDirty = true
             case .setCounter(let name, let value): set(name, value)
-            case .meter(let link, let kind, let outcome): meter(link, kind, outcome)
+            case .meter(let link, let kind, let outcome, let bytes): meter(link, kind, outcome, bytes: bytes)
             case .observe(let link, let kind, let sentAt, let modelledAt, let actualAt):
                 observe(link, kind, sentAt: sentAt, modelledAt: modelledAt, actualAt: actualAt)
             case .subscribe(let topic): if let s = sockets.broadcast { loop.subscribe(s, prefix: Array(topic.utf8)) }
@@ -130,10 +130,11 @@ final class NodeShell {
     }
 
     /// Counts a message offered to `link` and what became of it.
-    private func meter(_ link: LinkName, _ kind: MessageKind, _ outcome: LinkOutcome) {
+    private func meter(_ link: LinkName, _ kind: MessageKind, _ outcome: LinkOutcome, bytes: Int) {
         let key = "\(link.rawValue)|\(kind.name)"
         var stat = linkStats[key] ?? LinkStatRecord(nodeID: id, link: link.rawValue, kind: kind.name)
         stat.sent += 1
+        stat.bytes += bytes
         switch outcome {
         case .deliver: stat.delivered += 1
         case .lost: stat.lost += 1

@@ -172,17 +172,14 @@ enum Schema {
                 );
                 """)
         }
-        migrator.registerMigration("v6-split") { db in
+        migrator.registerMigration("v6-reasoning-schemes") { db in
             // Split inference: the split point, the bytes handed up, the on-board stage's time.
+            // Federated analytics: the aggregator's estimate and the trace's ground truth, per road cell.
+            // Link totals: the bytes offered to each link.
             try db.execute(sql: """
                 ALTER TABLE requests ADD COLUMN split_k INTEGER;
                 ALTER TABLE requests ADD COLUMN split_bytes INTEGER;
                 ALTER TABLE requests ADD COLUMN lower_stage_ms REAL;
-                """)
-        }
-        migrator.registerMigration("v7-analytics") { db in
-            // Federated analytics: the aggregator's estimate and the trace's ground truth, per road cell.
-            try db.execute(sql: """
                 CREATE TABLE analytics_cells (
                     id INTEGER PRIMARY KEY,
                     source TEXT NOT NULL,
@@ -195,6 +192,7 @@ enum Schema {
                     at REAL NOT NULL,
                     recorded_by TEXT NOT NULL
                 );
+                ALTER TABLE link_stats ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
                 """)
         }
         // Append new migrations here; never edit the ones above.

@@ -251,8 +251,12 @@ public struct LinkStatRecord: Codable, Sendable, Equatable {
     public var delivered: Int
     public var lost: Int
     public var outOfRange: Int
+    /// Bytes offered to the link (frames plus the payload and result bytes they stand for).
+    public var bytes: Int
 
-    public init(nodeID: String, link: String, kind: String, sent: Int = 0, delivered: Int = 0, lost: Int = 0, outOfRange: Int = 0) {
+    public init(nodeID: String, link: String, kind: String, sent: Int = 0, delivered: Int = 0, lost: Int = 0, outOfRange: Int = 0,
+                bytes: Int = 0) {
+        self.bytes = bytes
         self.nodeID = nodeID
         self.link = link
         self.kind = kind
@@ -263,7 +267,20 @@ public struct LinkStatRecord: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeID = "node_id", link, kind, sent, delivered, lost, outOfRange = "out_of_range"
+        case nodeID = "node_id", link, kind, sent, delivered, lost, outOfRange = "out_of_range", bytes
+    }
+
+    /// A batch from before `bytes` decodes with 0.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        nodeID = try c.decode(String.self, forKey: .nodeID)
+        link = try c.decode(String.self, forKey: .link)
+        kind = try c.decode(String.self, forKey: .kind)
+        sent = try c.decode(Int.self, forKey: .sent)
+        delivered = try c.decode(Int.self, forKey: .delivered)
+        lost = try c.decode(Int.self, forKey: .lost)
+        outOfRange = try c.decode(Int.self, forKey: .outOfRange)
+        bytes = try c.decodeIfPresent(Int.self, forKey: .bytes) ?? 0
     }
 }
 

@@ -77,12 +77,13 @@ import Testing
         #expect(requests.header == ["request_id", "vehicle_id", "created_at", "deadline_at", "model", "input_tokens",
                                     "output_tokens", "payload_bytes", "status", "finished_at", "served_by", "path",
                                     "attempts", "latency_ms", "reason", "queue_wait_ms", "compute_ms", "network_ms",
-                                    "deadline_met", "task", "cache_hit", "cost"])
+                                    "deadline_met", "task", "cache_hit", "cost", "split_k", "split_bytes", "lower_stage_ms"])
         let expectedRequests = try db.fetchRequests().map { r in
             [r.requestID, r.vehicleID, csv(r.createdAt), csv(r.deadlineAt), r.model, csv(r.inputTokens),
              csv(r.outputTokens), csv(r.payloadBytes), csv(r.status?.rawValue), csv(r.finishedAt), csv(r.servedBy),
              csv(r.path), csv(r.attempts), csv(r.latencyMs), csv(r.reason), csv(r.queueWaitMs), csv(r.computeMs),
-             csv(r.networkMs), csv(r.deadlineMet), csv(r.task), csv(r.cacheHit), csv(r.cost)]
+             csv(r.networkMs), csv(r.deadlineMet), csv(r.task), csv(r.cacheHit), csv(r.cost), csv(r.splitK), csv(r.splitBytes),
+             csv(r.lowerStageMs)]
         }
         #expect(requests.rows == expectedRequests)
         #expect(counts["requests"] == Self.trickyIDs.count)
