@@ -5,19 +5,45 @@ import ConvoyWire
 
 /// A model split across vehicles (the paper's split models, horizontal): a task with `pipeline: N`
 /// runs on a chain of N neighbours, each holding an even slice of the layers. The requester sends
-/// the request to the first (the V2V rates decide the chain, best first); each stage computes its
-/// slice on board — prefill and decode — and hands the activations to the next over V2V; the last
-/// answers the requester. One device leaving or failing breaks the chain: a stage that cannot
+/// the request to the first (a neighbour with a free slot, best V2V rate first; each next stage
+/// the nearest holder within 80 % of the V2V range of the one before); each stage computes its slice on board
+/// — prefill and decode — and hands the activations to the next over V2V; the last answers the
+/// requester. One device leaving or failing breaks the chain: a stage that cannot
 /// reach the next tells the requester at once, otherwise the attempt times out; either way the
 /// ledger re-plans onto other neighbours (a new chain from another first hop) or falls back to an
 /// RSU. The chain is recorded in the attempt's detail.
 extension VehicleCore {
-    /// The routes for a pipelined request: each usable neighbour with a free slot as the first hop
-    /// (best V2V rate first) when there are enough of them for the chain, then the servers.
+    /// The routes for a pipelined request: each usable neighbour with a free slot (best V2V rate
+    /// first) from which a whole chain can be planned, then the servers.
     static func pipelineRoutes(stages: Int, context: PathContext, ranked: [Route]) -> [Route] {
-        let holders = context.usableNeighbours.filter { $0.neighbour.freeSlots > 0 }.map { Route(.v2v, $0.neighbour.id) }
-        let servers = ranked.filter { $0.path == .rsu || $0.path == .macro }
-        return (holders.count >= stages ? holders : []) + servers
+        let holders = stageHolders(context).filter { chain(from: $0.id, stages: stages, holders: stageHolders(context), context: context) != nil }
+        return holders.map { Route(.v2v, $0.id) } + ranked.filter { $0.path == .rsu || $0.path == .macro }
+    }
+
+    /// The share of the V2V range within which consecutive stages are planned.
+    static let chainReach = 0.8
+
+    /// Neighbours in V2V range with a free on-board slot, best rate first.
+    static func stageHolders(_ context: PathContext) -> [NeighbourView] {
+        var context = context
+        context.neighbourComputeTime = 0  // any holder with a free slot can take a stage
+        return context.usableNeighbours.filter { $0.neighbour.freeSlots > 0 }.map(\.neighbour)
+    }
+
+    /// A chain of `stages` holders starting at `first`, each stage within `chainReach` of the V2V
+    /// range of the one before it (the nearest such holder next; the margin allows for the vehicles
+    /// moving while the stages compute); nil if there is none.
+    static func chain(from first: String, stages: Int, holders: [NeighbourView], context: PathContext) -> [String]? {
+        guard var last = holders.first(where: { $0.id == first }) else { return nil }
+        var chain = [last]
+        while chain.count < stages {
+            let next = holders.filter { h in !chain.contains { $0.id == h.id } && h.position.distance(to: last.position) <= chainReach * context.v2v.rangeM }
+                .min { ($0.position.distance(to: last.position), $0.id) < ($1.position.distance(to: last.position), $1.id) }
+            guard let next else { return nil }
+            chain.append(next)
+            last = next
+        }
+        return chain.map(\.id)
     }
 
     /// Modelled compute of the whole pipeline on idle on-board devices (every vehicle has the same).
@@ -32,13 +58,12 @@ extension VehicleCore {
         return total
     }
 
-    /// The first stage's request of an attempt through `first`: the chain is `first`, then the
-    /// next best neighbours; returns it with the chain as the attempt records it.
+    /// The first stage's request of an attempt through `first`, with the chain planned from it
+    /// (`chain(from:)`; if the neighbours moved since, as much of it as still holds), and the chain
+    /// as the attempt records it.
     func pipelined(_ request: InferenceRequest, stages: Int, first: String, now: Double) -> (InferenceRequest, String) {
-        var context = pathContext(now: now)
-        context.neighbourComputeTime = 0  // any stage holder with a free slot will do
-        let others = context.usableNeighbours.filter { $0.neighbour.freeSlots > 0 && $0.neighbour.id != first }.map(\.neighbour.id)
-        let chain = [first] + others.prefix(stages - 1)
+        let context = pathContext(now: now)
+        let chain = Self.chain(from: first, stages: stages, holders: Self.stageHolders(context), context: context) ?? [first]
         var request = request
         let layers = ModelProfile.catalog[request.model]?.layers ?? 1
         request.splitAt = 0

@@ -50,9 +50,10 @@ extension VehicleCore {
                 cancel(requestID: requestID, attempt: attempt, route: route, now: now)
             case .attemptEnded(let requestID, let attempt, let route, let sentAt, let endedAt, let outcome, let detail):
                 let recorded = recordedAttempt(requestID, attempt)
+                let through = attemptRoutes.removeValue(forKey: AttemptKey(requestID, attempt))
                 out.record(.attempt(AttemptRecord(requestID: recorded.requestID, attempt: recorded.attempt, path: route.path.rawValue,
                                                   target: route.target, sentAt: sentAt, endedAt: endedAt, outcome: outcome.rawValue,
-                                                  detail: Self.joined(recorded.detail, detail))))
+                                                  detail: Self.joined(Self.joined(recorded.detail, through), detail))))
             case .finished(let done):
                 if subtaskOf[done.requestID] != nil { subtaskFinished(done, now: now) } else { finished(done) }
             }
@@ -104,7 +105,10 @@ extension VehicleCore {
         var request = InferenceRequest(spec, attempt: attempt, vehicleID: id, replyBy: replyBy)
         var detail = recorded.detail
         if spec.pipeline > 0 && route.path == .v2v {
-            (request, detail) = pipelined(request, stages: spec.pipeline, first: route.target, now: now)
+            let chain: String
+            (request, chain) = pipelined(request, stages: spec.pipeline, first: route.target, now: now)
+            attemptRoutes[AttemptKey(spec.requestID, attempt)] = chain
+            detail = Self.joined(detail, chain)
         }
         out.record(.attempt(AttemptRecord(requestID: recorded.requestID, attempt: recorded.attempt, path: route.path.rawValue,
                                           target: route.target, sentAt: now, outcome: AttemptOutcome.pending.rawValue, detail: detail)))

@@ -132,6 +132,8 @@ public struct VehicleCore: Sendable {
     /// Requests decomposed into experts' subtasks, and each open subtask's parent and expert.
     var decompositions: [String: Decomposition] = [:]
     var subtaskOf: [String: (parent: String, expert: ExpertSpec)] = [:]
+    /// What an attempt in flight went through, kept for its final record (a pipeline's chain).
+    var attemptRoutes: [AttemptKey: String] = [:]
     /// Neighbours' requests relayed to an RSU.
     var relays = RelayTable<String>()
     var neighbours: [String: Neighbour] = [:]

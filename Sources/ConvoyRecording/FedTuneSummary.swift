@@ -23,9 +23,13 @@ public struct FedTuneSummary: Sendable, Equatable {
     public var uploadP95Seconds: Double?
     /// Held-out loss per domain after the last evaluated round (clusters averaged).
     public var finalByDomain: [String: Double]
+    /// Local trainings the real trainer finished after their emulated due time (fidelity misses),
+    /// and by how much in all.
+    public var trainingLate = 0
+    public var trainingLateMs = 0
 
     /// Nil when the run had no federated fine-tuning.
-    public init?(rounds: [FedRoundRecord], updates: [FedUpdateRecord], evals: [FedEvalRecord]) {
+    public init?(rounds: [FedRoundRecord], updates: [FedUpdateRecord], evals: [FedEvalRecord], counters: [CounterRecord] = []) {
         guard !rounds.isEmpty || !updates.isEmpty else { return nil }
         scheme = rounds.first?.scheme ?? "?"
         let mean = Dictionary(grouping: evals.filter { $0.domain == "*" }, by: \.round).mapValues { $0[0] }
@@ -47,6 +51,8 @@ public struct FedTuneSummary: Sendable, Equatable {
         let last = evals.filter { $0.domain != "*" }.map(\.round).max()
         finalByDomain = Dictionary(grouping: evals.filter { $0.domain != "*" && $0.round == last }, by: \.domain)
             .mapValues { $0.reduce(0) { $0 + $1.loss } / Double($0.count) }
+        trainingLate = counters.filter { $0.name == "fed_training_late" }.reduce(0) { $0 + $1.value }
+        trainingLateMs = counters.filter { $0.name == "fed_training_late_ms" }.reduce(0) { $0 + $1.value }
     }
 
     public func text() -> String {
@@ -61,6 +67,10 @@ public struct FedTuneSummary: Sendable, Equatable {
         out += "  updates: " + outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         out += "; " + String(format: "%.2f", Double(bytesUploaded) / 1e6) + " MB uploaded; upload (first chunk sent → last chunk at "
             + "the aggregator) p50 \(uploadP50Seconds.map(RunReport.seconds) ?? "-") s, p95 \(uploadP95Seconds.map(RunReport.seconds) ?? "-") s\n"
+        out += trainingLate == 0
+            ? "  training fidelity: every local training was done by its emulated due time\n"
+            : "  training FIDELITY MISSES: \(trainingLate) local trainings finished after their emulated due time "
+                + "(\(trainingLateMs) ms late in all): lower --speed until there are none\n"
         if !finalByDomain.isEmpty {
             out += "  last evaluation by domain: "
                 + finalByDomain.sorted { $0.key < $1.key }.map { "\($0.key) " + String(format: "%.3f", $0.value) }.joined(separator: ", ") + "\n"

@@ -171,7 +171,8 @@ public struct RunReport: Sendable {
         modelServers = Dictionary(grouping: snapshot.outputs, by: \.servedBy).sorted { $0.key < $1.key }
             .map { ModelServerStats(node: $0.key, outputs: $0.value) }
         sampleAnswers = Array(snapshot.outputs.filter { $0.failure == nil && !$0.answer.isEmpty }.prefix(3))
-        fedTune = FedTuneSummary(rounds: snapshot.fedRounds, updates: snapshot.fedUpdates, evals: snapshot.fedEvals)
+        fedTune = FedTuneSummary(rounds: snapshot.fedRounds, updates: snapshot.fedUpdates, evals: snapshot.fedEvals,
+                                 counters: snapshot.counters)
         split = SplitSummary(requests: snapshot.requests)
         analytics = AnalyticsSummary(cells: snapshot.analyticsCells, counters: snapshot.counters)
         let requests = snapshot.requests
