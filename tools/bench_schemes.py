@@ -96,7 +96,7 @@ def analytics(db):
     speeds = [abs(estimate[c][1] - t[1]) for c, t in truth.items() if c in estimate and t[1] is not None and estimate[c][1] is not None]
     answered = next(iter(estimate.values()))[2] if estimate else 0
     vehicles = next(iter(truth.values()))[2]
-    sent = db.execute("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'analytics_bytes_up'").fetchone()[0]
+    sent = db.execute("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'analytics_up_bytes_from_vehicles'").fetchone()[0]
     return answered, vehicles, count_error, (sum(speeds) / len(speeds) if speeds else None), sent
 
 

@@ -63,13 +63,7 @@ public struct Trajectory: Sendable, Equatable {
     /// Runs in O(log n).
     public func position(at t: Double) -> Position? {
         guard !samples.isEmpty, t >= start, t <= end else { return nil }
-        // Binary search for the last sample with time <= t.
-        var low = 0
-        var high = samples.count - 1
-        while low < high {
-            let mid = (low + high + 1) / 2
-            if samples[mid].time <= t { low = mid } else { high = mid - 1 }
-        }
+        let low = lastSample(atOrBefore: t)
         let before = samples[low]
         if before.time == t || low == samples.count - 1 { return before.position }
         let after = samples[low + 1]
@@ -82,17 +76,23 @@ public struct Trajectory: Sendable, Equatable {
     /// when the trace gives them, else the distance between the samples around `t` over their interval.
     public func speed(at t: Double) -> Double? {
         guard position(at: t) != nil else { return nil }
+        let low = lastSample(atOrBefore: t)
+        let before = samples[low]
+        guard low + 1 < samples.count else { return before.speed ?? (low > 0 ? Self.speed(samples[low - 1], before) : 0) }
+        let after = samples[low + 1]
+        if let a = before.speed, let b = after.speed { return a + (b - a) * (t - before.time) / (after.time - before.time) }
+        return Self.speed(before, after)
+    }
+
+    /// The index of the last sample with time ≤ `t` (binary search; `t` ≥ `start`).
+    private func lastSample(atOrBefore t: Double) -> Int {
         var low = 0
         var high = samples.count - 1
         while low < high {
             let mid = (low + high + 1) / 2
             if samples[mid].time <= t { low = mid } else { high = mid - 1 }
         }
-        let before = samples[low]
-        guard low + 1 < samples.count else { return before.speed ?? (low > 0 ? Self.speed(samples[low - 1], before) : 0) }
-        let after = samples[low + 1]
-        if let a = before.speed, let b = after.speed { return a + (b - a) * (t - before.time) / (after.time - before.time) }
-        return Self.speed(before, after)
+        return low
     }
 
     private static func speed(_ a: TraceSample, _ b: TraceSample) -> Double {

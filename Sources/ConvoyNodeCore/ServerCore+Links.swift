@@ -39,34 +39,22 @@ extension ServerCore {
         deliver(.cancel(cancel), outcome, now: now)
     }
 
-    /// Federated fine-tuning towards the aggregator: from a vehicle it crosses this node's cell
-    /// like a request (its real adapter bytes are the frame); from an RSU or edge the sender
-    /// applied the wired link.
-    mutating func receive(_ message: FedUp, envelope: Envelope, routingID: [UInt8], frameBytes: Int, now: Double) {
-        let client = Client(routingID: routingID, node: envelope.sender, isVehicle: message.route.isEmpty)
+    /// A message towards an aggregator (federated fine-tuning's `FedUp`, federated analytics'
+    /// answers) arrived with `route` so far: from a vehicle it crosses this node's cell like a
+    /// request (its real bytes are the frame); from an RSU or edge the sender applied the wired
+    /// link. `held` is what to do with it once delivered, given who sent it.
+    mutating func receiveTowardsAggregator(route: [String], envelope: Envelope, routingID: [UInt8], frameBytes: Int, now: Double,
+                                           held: (Client) -> Held) {
+        let client = Client(routingID: routingID, node: envelope.sender, isVehicle: route.isEmpty)
         guard client.isVehicle else {
             out.observeArrival(envelope, link: clientLink, now: now)
-            return deliver(.fedUp(message, client), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+            return deliver(held(client), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
         }
-        guard let from = envelope.position else { return out.count("fed_without_position") }
+        guard let from = envelope.position else { return out.count("\(envelope.kind.name)_without_position") }
         vehiclePositions[envelope.sender] = from
-        guard let (_, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: .fedUp, now: now) else { return }
-        deliver(.fedUp(message, client), outcome, now: now)
-    }
-
-    /// Federated analytics towards the aggregator: from a vehicle it crosses this node's cell (its
-    /// answer's bytes are the frame); from an RSU or edge the sender applied the wired link.
-    mutating func receive(_ report: AnalyticsReport, envelope: Envelope, routingID: [UInt8], frameBytes: Int, now: Double) {
-        let client = Client(routingID: routingID, node: envelope.sender, isVehicle: report.route.isEmpty)
-        guard client.isVehicle else {
-            out.observeArrival(envelope, link: clientLink, now: now)
-            return deliver(.analyticsUp(report, client), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
-        }
-        guard let from = envelope.position else { return out.count("analytics_without_position") }
-        vehiclePositions[envelope.sender] = from
-        out.count("analytics_bytes_up", by: frameBytes)
-        guard let (_, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: .analyticsUp, now: now) else { return }
-        deliver(.analyticsUp(report, client), outcome, now: now)
+        out.count("\(envelope.kind.name)_bytes_from_vehicles", by: frameBytes)
+        guard let (_, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: envelope.kind, now: now) else { return }
+        deliver(held(client), outcome, now: now)
     }
 
     /// The uplink of this node's cell (an RSU's, or the cloud's macro cell plus WAN) for a message

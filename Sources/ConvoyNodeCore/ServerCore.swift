@@ -302,14 +302,16 @@ public struct ServerCore: Sendable {
                 if message.route.isEmpty ? message.vehicleID != envelope.sender : map.role(of: envelope.sender).map({ $0 == .vehicle }) ?? true {
                     return out.count("fed_for_another_sender")
                 }
-                receive(message, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count, now: now)
+                receiveTowardsAggregator(route: message.route, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count,
+                                         now: now) { .fedUp(message, $0) }
             case .analyticsUp:
                 guard let report = FrameDecoding.payload(AnalyticsReport.self, envelope, into: &out) else { return }
                 // A vehicle speaks for itself; only servers of the map relay (route not empty).
                 if report.route.isEmpty ? report.vehicleID != envelope.sender : map.role(of: envelope.sender).map({ $0 == .vehicle }) ?? true {
                     return out.count("analytics_for_another_sender")
                 }
-                receive(report, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count, now: now)
+                receiveTowardsAggregator(route: report.route, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count,
+                                         now: now) { .analyticsUp(report, $0) }
             default:
                 out.count("unexpected_kind_\(envelope.kind.rawValue)")
             }

@@ -38,7 +38,7 @@ public struct AnalyticsSummary: Sendable, Equatable {
         countError = error.count
         speedError = error.speed
         func total(_ name: String) -> Int { counters.filter { $0.name == name }.reduce(0) { $0 + $1.value } }
-        bytesUp = total("analytics_bytes_up")
+        bytesUp = total("analytics_up_bytes_from_vehicles")
         answersSent = total("analytics_answers_sent")
         answersAcked = total("analytics_acked")
     }

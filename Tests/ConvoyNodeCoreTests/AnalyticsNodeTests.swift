@@ -38,7 +38,7 @@ import Testing
         rsu.script.advance(to: 10.5)
         let up = try #require(rsu.script.sends.first { $0.message.kind == .analyticsUp })
         #expect(up.message.channel == .upstream && up.message.decoded(AnalyticsReport.self)?.route == ["rsu-a"])
-        #expect((rsu.script.counters["analytics_bytes_up"] ?? 0) > 0)
+        #expect((rsu.script.counters["analytics_up_bytes_from_vehicles"] ?? 0) > 0)
         // The receipt from the edge goes back to the vehicle.
         rsu.script.send(.frames(.upstream, [frames(AnalyticsAck(vehicleID: "veh"), from: "edge-1", at: 10.6, prefix: "")[1]]), at: 10.6)
         rsu.script.advance(to: 11)
