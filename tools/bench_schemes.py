@@ -11,7 +11,8 @@ Every scheme answers the same task (Llama-3-8B, 256 prompt tokens, 32 generated,
 - pipeline: Llama-3-8B split across two neighbouring vehicles (16 layers each) over V2V.
 Each scheme runs twice: without faults, and with N random RSU crashes (the same schedule for
 every scheme, from --fault-seed). The multi-access runs also answer a federated analytics query
-(vehicles and mean speed per 200 m road cell over the run), reported against the trace's truth.
+(vehicles and mean speed per 200 m road cell over the run), reported against the trace's truth:
+exactly in the run without faults, with Laplace noise (ε = 1) in the run with crashes.
 
 For each run: requests, completed, lost (no terminal state: must be 0), latency p50/p99 of the
 completed, deadline-miss rate (leaving out requests closed because the run or their vehicle's trace
@@ -35,7 +36,9 @@ EXPERTS = """experts:
   - { name: vision, model: llama-3-8b-q4, share: 0.5 }
   - { name: traffic, model: smollm2-135m, share: 0.5 }
 """
-ANALYTICS = "analytics: { aggregator: cloud, cell_size: 200 }\n"
+ANALYTICS = "analytics: { aggregator: cloud, cell_size: 200%s }\n"
+# The runs with crashes answer the analytics query with Laplace noise of this ε (the runs without, exactly).
+EPSILON = 1.0
 SCHEMES = {
     "multi-access": ("", ANALYTICS),
     "split-k8": (", split: 8", ""),
@@ -52,6 +55,8 @@ def scheme_scenario(path, scheme, duration, faults, seed):
     write_scenario(path, duration, faults, seed=seed)
     text = open(path).read()
     task_field, extra = SCHEMES[scheme]
+    if extra == ANALYTICS:
+        extra = ANALYTICS % (f", epsilon: {EPSILON}" if faults else "")
     text = re.sub(r"  tasks:\n(    - .*\n)+", "  tasks:\n    - " + TASK % task_field + "\n", text)
     with open(path, "w") as f:
         f.write(text.replace("\nfaults:", "\n" + extra + "faults:", 1))
@@ -158,7 +163,8 @@ def main() -> int:
         m = results[(scheme, label)]
         if m and m["analytics"]:
             answered, vehicles, count_error, speed_error, sent = m["analytics"]
-            print(f"Federated analytics ({scheme}, faults {label}): {answered} of {vehicles} vehicles answered; "
+            noise = f"ε = {EPSILON:g}" if label != "none" else "no noise"
+            print(f"Federated analytics ({scheme}, faults {label}, {noise}): {answered} of {vehicles} vehicles answered; "
                   f"error per true road cell: {count_error:.3f} vehicles, {fmt(speed_error, '.3f')} m/s; {sent} bytes of answers uplinked")
     print()
     print("MB: request, reply and cancel bytes offered to each link type (V2V: counted at each receiver). "
