@@ -15,11 +15,7 @@ struct AnalyticsRunTests {
             """, extra: """
             analytics: { aggregator: edge-1, from: 0, until: 7, cell_size: 100, grace: 3 }
             """)
-        let run = dir.appendingPathComponent("run").path
-        let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
-        let result = try await launch.wait(timeout: 90)
-        #expect(result.status == 0, "\(result.output)")
-        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        let db = try await Fixture.launchToEnd(dir)
         let snapshot = try db.snapshot()
         let summary = try #require(AnalyticsSummary(cells: snapshot.analyticsCells, counters: snapshot.counters))
         #expect(summary.vehicles == Fixture.vehicles.count && summary.contributors == summary.vehicles)

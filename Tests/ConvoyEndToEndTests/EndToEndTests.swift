@@ -259,6 +259,17 @@ enum Fixture {
         return dir
     }
 
+    /// Launches `dir`'s scenario into `dir/run`, expects a clean exit and no process left, and
+    /// opens the run's database.
+    static func launchToEnd(_ dir: URL) async throws -> RunDatabase {
+        let run = dir.appendingPathComponent("run").path
+        let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
+        let result = try await launch.wait(timeout: 90)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(processes(mentioning: run).isEmpty)
+        return try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+    }
+
     /// Data rows of an RFC 4180 file (records, not lines: quoted fields may hold newlines).
     static func csvRows(_ path: String) throws -> Int {
         let text = try String(contentsOfFile: path, encoding: .utf8)

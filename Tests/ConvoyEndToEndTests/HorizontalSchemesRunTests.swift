@@ -24,12 +24,7 @@ struct HorizontalSchemesRunTests {
             for t in 0...20 { for i in 0..<5 { trace += "\(t),p\(i),\(100 + 60 * i + 2 * t),0,2,90\n" } }
             try trace.write(to: dir.appendingPathComponent("trace.csv"), atomically: true, encoding: .utf8)
         }
-        let run = dir.appendingPathComponent("run").path
-        let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
-        let result = try await launch.wait(timeout: 90)
-        #expect(result.status == 0, "\(result.output)")
-        #expect(Fixture.processes(mentioning: run).isEmpty)
-        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        let db = try await Fixture.launchToEnd(dir)
         let requests = try db.fetchRequests(), attempts = try db.fetchAttempts()
         #expect(requests.count > 40)
         #expect(requests.allSatisfy { $0.status != nil }, "every request ends in a terminal state")

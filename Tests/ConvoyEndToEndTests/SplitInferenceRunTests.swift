@@ -19,11 +19,7 @@ struct SplitInferenceRunTests {
               tasks:
                 - { name: split6, model: smollm2-135m, input_tokens: 16, output_tokens: 8, deadline: 4, payload_bytes: 2000, split: 6 }
             """, extra: "onboard: { device: jetson-agx-orin, slots: 2, queue: 4 }")
-        let run = dir.appendingPathComponent("run").path
-        let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
-        let result = try await launch.wait(timeout: 90)
-        #expect(result.status == 0, "\(result.output)")
-        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        let db = try await Fixture.launchToEnd(dir)
         let requests = try db.fetchRequests()
         #expect(requests.count > 60)
         // Every request ends in exactly one terminal state; nearly all complete.
