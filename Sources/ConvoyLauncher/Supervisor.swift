@@ -296,6 +296,17 @@ actor Supervisor {
         if let summary = try? database.summary() {
             output.line(Self.summaryLine(summary, closed: closed))
         }
+        if let fidelity = try? database.fidelity() {
+            record {
+                try database.setMetadata("link_error_p99_ms", fidelity.p99Ms.map { String(format: "%.3f", $0) } ?? "-")
+                try database.setMetadata("fidelity", fidelity.lost ? "lost" : "held")
+            }
+            output.line("fidelity: " + fidelity.summary)
+            if fidelity.lost {
+                output.line("warning: FIDELITY LOST (p99 above \(Fidelity.boundMs) ms): the emulation could not hold the link "
+                            + "model's instants" + (fidelity.suggestedSpeed(current: config.speed).map { "; rerun with --speed \($0) or lower" } ?? ""))
+            }
+        }
         do {
             try database.close()
         } catch {
@@ -365,6 +376,10 @@ actor Supervisor {
     private func flush() {
         lastFlush = EmulationClock.wallNow()
         guard !batches.isEmpty else { return }
+        for batch in batches {
+            for sample in batch.linkSamples { recentLinkErrors.append(abs(sample.actualAt - sample.modelledAt) * 1000) }
+        }
+        if recentLinkErrors.count > Self.recentLinkSamples { recentLinkErrors.removeFirst(recentLinkErrors.count - Self.recentLinkSamples) }
         do {
             try database.apply(batches)
         } catch {
@@ -390,6 +405,10 @@ actor Supervisor {
         }
     }
 
+    /// The link errors (ms) of the latest sampled deliveries, for the status line.
+    private var recentLinkErrors: [Double] = []
+    static let recentLinkSamples = 2000
+
     private func showStatus(now: Double) {
         lastStatus = EmulationClock.wallNow()
         guard phase == .running else { return }
@@ -400,6 +419,9 @@ actor Supervisor {
         if let s = try? database.summary() {
             text += " | requests \(s.completed) done, \(s.failed) failed, \(s.expired) expired, \(s.open) open"
             if let p50 = s.p50Ms, let p95 = s.p95Ms { text += String(format: " | p50 %.0f ms p95 %.0f ms", p50, p95) }
+        }
+        if let p99 = Statistics.percentile(99, ofSorted: recentLinkErrors.sorted()) {
+            text += String(format: " | link p99 %.1f ms", p99) + (p99 > Fidelity.boundMs ? " (FIDELITY LOST)" : "")
         }
         output.status(text)
     }

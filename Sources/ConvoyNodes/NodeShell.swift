@@ -76,6 +76,7 @@ final class NodeShell {
                 if let s = sockets.trainer { loop.send(request.frames, on: s) } else { count("trainer_requests_without_socket") }
             case .flushRecords: flushRecords()
             case .stop:
+                countersDirty = true  // the last counts, whatever changed since
                 flushRecords()
                 stopped = true
                 Task { [loop] in await loop.stop() }
@@ -102,6 +103,25 @@ final class NodeShell {
     private func nextSequence() -> UInt64 {
         sequence += 1
         return sequence
+    }
+
+    static let latenessBuckets = [(0.001, "timers_late_over_1ms"), (0.01, "timers_late_over_10ms"), (0.1, "timers_late_over_100ms")]
+
+    /// A timer fired: how late (emulated time) the node got to it, against the run's 1 ms
+    /// fidelity bound (`timers_fired`, `timers_late_over_1ms`/`10ms`/`100ms`, `timer_late_max_us`).
+    func timerFired(dueWall: Double) {
+        let late = max(0, EmulationClock.wallNow() - dueWall) * clock.speed
+        // The count alone rides with the next counter change (not a flush of its own every tick).
+        counters["timers_fired", default: 0] += 1
+        for (threshold, name) in Self.latenessBuckets where late > threshold {
+            counters[name, default: 0] += 1
+            countersDirty = true
+        }
+        let us = Int(late * 1e6)
+        if us > counters["timer_late_max_us", default: 0] {
+            counters["timer_late_max_us"] = us
+            countersDirty = true
+        }
     }
 
     private func set(_ name: String, _ value: Int) {

@@ -82,7 +82,9 @@ actor ServerNode {
         handle(.start)
         for await event in shell.loop.events where !shell.stopped {
             switch event {
-            case .timer(let id): handle(.timer(id))
+            case .timer(let id, let due):
+                shell.timerFired(dueWall: due)
+                handle(.timer(id))
             case .message(Sockets.clients, let frames, let peer): handle(.frames(.clients, frames, from: peer))
             case .message(Sockets.beacons, let frames, _): handle(.frames(.beacons, frames))
             case .message(Sockets.upstream, let frames, _) where shell.sockets.upstream != nil: handle(.frames(.upstream, frames))

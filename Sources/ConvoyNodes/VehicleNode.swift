@@ -72,7 +72,9 @@ actor VehicleNode {
         handle(.start)
         for await event in shell.loop.events where !shell.stopped {
             switch event {
-            case .timer(let id): handle(.timer(id))
+            case .timer(let id, let due):
+                shell.timerFired(dueWall: due)
+                handle(.timer(id))
             case .message(Sockets.trainer, let frames, _): handle(.trainer(frames))
             case .message(let socket, let frames, _): handle(.frames(socket == Sockets.access ? .access : .broadcast, frames))
             }

@@ -7,6 +7,7 @@ public struct RunComparison: Sendable {
         "scenario", "seed", "policy", "requests", "completed %", "failed", "expired", "open", "p50 ms", "p95 ms", "p99 ms",
         "deadline met %", "attempts / request", "cache hits", "cost", "faults", "mean detection ms", "mean failover gap ms",
         "fine-tuning scheme", "fine-tuning rounds", "final held-out loss", "updates aggregated / lost",
+        "link error p99 ms", "fidelity",
     ]
 
     /// The runs, in the order given: a column title and its report.
@@ -33,6 +34,7 @@ public struct RunComparison: Sendable {
             report.fedTune?.scheme ?? "-", report.fedTune.map { String($0.rounds.count) } ?? "-",
             report.fedTune?.rounds.last(where: { $0.loss != nil })?.loss.map { String(format: "%.3f", $0) } ?? "-",
             report.fedTune.map { "\($0.outcomes["aggregated"] ?? 0) / \($0.outcomes["lost"] ?? 0)" } ?? "-",
+            RunReport.ms(report.fidelity?.p99Ms), report.fidelity.map { $0.lost ? "LOST" : "held" } ?? "-",
         ]
     }
 

@@ -41,6 +41,8 @@ public struct RunReport: Sendable {
     public var fedTune: FedTuneSummary?
     public var split: SplitSummary?
     public var analytics: AnalyticsSummary?
+    /// The emulation's own accuracy (read from the database; nil from a snapshot alone).
+    public var fidelity: Fidelity?
     public var deadDetections = 0
     public var deadDetectionsInLauncherOutages = 0
 
@@ -163,6 +165,7 @@ public struct RunReport: Sendable {
     /// Reads the database (one snapshot) and computes the report.
     public init(database: RunDatabase) throws {
         self.init(snapshot: try database.snapshot())
+        fidelity = try database.fidelity()
     }
 
     /// Computes the report from the rows of a run.
@@ -385,6 +388,7 @@ public struct RunReport: Sendable {
             }
         }
 
+        if let fidelity { out += fidelity.text(speed: runInfo["speed"].flatMap(Double.init)) }
         if let split { out += split.text() }
         if let analytics { out += analytics.text() }
         if let fedTune { out += fedTune.text() }

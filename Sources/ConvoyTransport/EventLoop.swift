@@ -10,7 +10,7 @@ public enum TransportEvent: Sendable {
     /// handler gave its key); nil otherwise.
     case message(socket: Int, frames: [[UInt8]], peer: String?)
     /// A timer armed with `schedule(timer:atWall:)` is due.
-    case timer(UInt64)
+    case timer(UInt64, dueWall: Double)
 }
 
 /// Counters of one event loop.
@@ -90,7 +90,7 @@ public final class EventLoop: Sendable {
         enqueue(.send(socket: socket, frames: frames, atWall: atWall))
     }
 
-    /// Delivers `.timer(id)` on `events` at the wall-clock instant `atWall` (Unix seconds).
+    /// Delivers `.timer(id, dueWall: atWall)` on `events` at the wall-clock instant `atWall` (Unix seconds).
     public func schedule(timer id: UInt64, atWall: Double) {
         enqueue(.timer(id: id, atWall: atWall))
     }
@@ -224,7 +224,7 @@ public final class EventLoop: Sendable {
                 let item = due.removeMin()
                 switch item.action {
                 case .send(let socket, let frames): transmit(socket, frames)
-                case .timer(let id): continuation.yield(.timer(id))
+                case .timer(let id): continuation.yield(.timer(id, dueWall: item.atWall))
                 }
             }
 

@@ -105,7 +105,7 @@ struct EventLoopTests {
         loop.schedule(timer: 1, atWall: now + 0.02)
         var seen: [UInt64] = []
         for await event in loop.events {
-            if case .timer(let id) = event { seen.append(id) }
+            if case .timer(let id, _) = event { seen.append(id) }
             if seen.count == 2 { break }
         }
         #expect(seen == [1, 2])
