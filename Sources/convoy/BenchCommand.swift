@@ -14,7 +14,7 @@ struct Bench: AsyncParsableCommand {
     /// No link model. Messages are paced so that the figure is latency, not queueing.
     struct Transport: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Per-hop latency of the transport between two processes (no link model).")
+            abstract: "Per-hop latency of the transport between two processes (no link model), beside raw libzmq's.")
 
         @Option(help: "Messages to time.") var messages = 20_000
         @Option(help: "Messages per second.") var rate = 2_000.0
@@ -65,21 +65,46 @@ struct Bench: AsyncParsableCommand {
             loop.send([peer, []], on: 0)  // tells the echo process to stop
             child.waitUntilExit()
             await loop.stop()
+
+            // The baseline, in the same run: the same sockets, endpoint kind and security, raw libzmq.
+            let rawEndpoint = "ipc://\(directory)/raw"
+            let rawChild = Process()
+            rawChild.executableURL = URL(fileURLWithPath: DefaultScenario.executablePath)
+            rawChild.arguments = echoArguments.map { $0 == endpoint ? rawEndpoint : $0 } + ["--raw"]
+            try rawChild.run()
+            defer { if rawChild.isRunning { rawChild.terminate() } }
+            let raw = try RawBaseline.measure(context: context, spec: SocketSpec(.router, bind: [rawEndpoint], security: security),
+                                              messages: messages, rate: rate, bytes: bytes, stamp: stamp, readStamp: readStamp,
+                                              now: EmulationClock.wallNow)
+            rawChild.waitUntilExit()
             await context.close()
             withExtendedLifetime(zap) {}
 
-            latencies.sort()
-            func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1e6 }
-            let result = ["messages": Double(messages), "curve": curve ? 1 : 0, "p50_us": percentile(0.5), "p90_us": percentile(0.9),
-                          "p99_us": percentile(0.99), "p999_us": percentile(0.999), "max_us": latencies.last! * 1e6]
+            let convoy = Self.percentiles(latencies), baseline = Self.percentiles(raw)
+            var result = ["messages": Double(messages), "curve": curve ? 1 : 0]
+            for (name, value) in convoy { result[name] = value }
+            for (name, value) in baseline { result["raw_" + name] = value }
+            result["ratio_p50"] = convoy["p50_us"]! / baseline["p50_us"]!
+            result["ratio_p99"] = convoy["p99_us"]! / baseline["p99_us"]!
             if json {
                 print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
             } else {
                 print(String(format: "transport, one hop between processes over ipc://%@ (%d messages of %d bytes at %.0f/s):",
                              curve ? " with CurveZMQ" : "", messages, bytes, rate))
-                print(String(format: "  p50 %.1f µs   p90 %.1f µs   p99 %.1f µs   p99.9 %.1f µs   max %.1f µs",
-                             result["p50_us"]!, result["p90_us"]!, result["p99_us"]!, result["p999_us"]!, result["max_us"]!))
+                for (label, p) in [("convoy  ", convoy), ("raw zmq ", baseline)] {
+                    print(String(format: "  %@ p50 %.1f µs   p90 %.1f µs   p99 %.1f µs   p99.9 %.1f µs   max %.1f µs", label,
+                                 p["p50_us"]!, p["p90_us"]!, p["p99_us"]!, p["p999_us"]!, p["max_us"]!))
+                }
+                print(String(format: "  convoy / raw: p50 %.2f×, p99 %.2f×", result["ratio_p50"]!, result["ratio_p99"]!))
             }
+        }
+
+        /// p50, p90, p99, p99.9 and max of `seconds`, in µs (nearest rank).
+        static func percentiles(_ seconds: [Double]) -> [String: Double] {
+            let sorted = seconds.sorted()
+            func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1e6 }
+            return ["p50_us": percentile(0.5), "p90_us": percentile(0.9), "p99_us": percentile(0.99), "p999_us": percentile(0.999),
+                    "max_us": sorted.last! * 1e6]
         }
     }
 
@@ -90,11 +115,19 @@ struct Bench: AsyncParsableCommand {
         @Option var endpoint: String
         /// CurveZMQ: own public key, own secret key, the server's public key (comma-separated).
         @Option var keys: String?
+        /// The raw-libzmq baseline's echo (no event loop).
+        @Flag var raw = false
 
         func run() async throws {
             let context = try ZMQContext()
             let parts = keys?.split(separator: ",").map(String.init) ?? []
             let security = parts.count == 3 ? SocketSecurity.client(CurveKeyPair(publicKey: parts[0], secretKey: parts[1]), serverKey: parts[2]) : nil
+            if raw {
+                try RawBaseline.echo(context: context, spec: SocketSpec(.dealer, connect: [endpoint], routingID: Array("echo".utf8),
+                                                                        security: security),
+                                     stamp: stamp, now: EmulationClock.wallNow)
+                return await context.close()
+            }
             let loop = try await EventLoop.start(context: context, sockets: [
                 SocketSpec(.dealer, connect: [endpoint], routingID: Array("echo".utf8), security: security),
             ])

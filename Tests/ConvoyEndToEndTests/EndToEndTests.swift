@@ -190,6 +190,16 @@ struct EndToEndTests {
         #expect(bad.output.contains("--distance"))
     }
 
+    @Test(.timeLimit(.minutes(1)), arguments: [false, true])
+    func benchTransportMeasuresConvoyBesideRawZeroMQ(curve: Bool) throws {
+        let result = try Convoy.run(["bench", "transport", "--messages", "300", "--rate", "3000", "--json"] + (curve ? ["--curve"] : []),
+                                    timeout: 50)
+        #expect(result.status == 0, "\(result.output)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Double])
+        for key in ["p50_us", "p99_us", "raw_p50_us", "raw_p99_us", "ratio_p50", "ratio_p99"] { #expect((json[key] ?? 0) > 0, "\(key)") }
+        #expect(json["curve"] == (curve ? 1 : 0))
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func failOnARunThatIsNotRunningIsAClearError() throws {
         let result = try Convoy.run(["fail", "/nonexistent/run", "rsu-1"], timeout: 20)
