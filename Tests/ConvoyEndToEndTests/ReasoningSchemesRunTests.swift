@@ -11,33 +11,18 @@ import Testing
 struct ReasoningSchemesRunTests {
     @Test(.timeLimit(.minutes(2)))
     func splitRequestsFailOverThroughAnRSUCrashWithoutLosingOne() async throws {
-        let dir = try Fixture.makeScenario(duration: 14, faults: """
-              - { at: 4, node: rsu-1, mode: crash, for: 4 }
-
-            """, workload: """
-            workload:
-              arrival: periodic
-              mean_interval: 0.5
-              tasks:
-                - { name: split6, model: smollm2-135m, input_tokens: 16, output_tokens: 400, deadline: 4, payload_bytes: 2000, split: 6 }
-            """, extra: "onboard: { device: jetson-agx-orin, slots: 2, queue: 4 }")
-        let db = try await Fixture.launchToEnd(dir)
-        let requests = try db.fetchRequests()
-        #expect(requests.count > 60)
-        // Every request ends in exactly one terminal state; nearly all complete.
-        #expect(requests.allSatisfy { $0.status != nil })
-        let completed = requests.filter { $0.status == .completed }
-        #expect(Double(completed.count) >= 0.9 * Double(requests.count), "\(requests.count - completed.count) not completed")
+        let (db, requests, attempts) = try await run(
+            task: "{ name: split6, model: smollm2-135m, input_tokens: 16, output_tokens: 400, deadline: 4, payload_bytes: 2000, split: 6 }",
+            interval: 0.5, crashAt: 4)
         // Split at 6 of SmolLM2's 30 layers: 16 tokens × 576 × 2 B of activations + 6/30 of 16 × 23 040 B of KV cache.
+        let completed = requests.filter { $0.status == .completed }
         let split = completed.filter { $0.splitK == 6 }
         #expect(split.count >= completed.count * 9 / 10)
         #expect(split.allSatisfy { $0.splitBytes == 92_160 && $0.payloadBytes == 92_160 && ($0.lowerStageMs ?? 0) > 0 })
         #expect(split.allSatisfy { $0.path?.hasPrefix("rsu") == true || $0.path == "macro" })
         // The crash sent some of them to a second server with the stage output kept on board.
-        let attempts = try db.fetchAttempts()
         let failedOver = Set(attempts.filter { $0.attempt >= 2 }.map(\.requestID))
         #expect(split.contains { failedOver.contains($0.requestID) })
-        #expect(attempts.allSatisfy { $0.outcome != "pending" })
         let report = RunReport(snapshot: try db.snapshot()).text(title: "split")
         #expect(report.contains("Split inference, by task and split point"))
     }
@@ -62,15 +47,18 @@ struct ReasoningSchemesRunTests {
         #expect(snapshot.analyticsCells.allSatisfy { $0.source == "truth" ? $0.recordedBy == "launcher" : $0.recordedBy == "edge-1" })
     }
 
-    /// `dense`: five vehicles 60 m apart driving together (chains of neighbours within range of each other).
-    func run(task: String, extra: String, dense: Bool = false) async throws -> (requests: [RequestRecord], attempts: [AttemptRecord]) {
+    /// Runs one task (every vehicle with an Orin on board) through a 4 s crash of rsu-1 and checks
+    /// that every request ended in one terminal state and nearly all completed. `dense`: five
+    /// vehicles 60 m apart driving together (chains of neighbours within range of each other).
+    func run(task: String, extra: String = "", interval: Double = 0.8, crashAt: Double = 5,
+             dense: Bool = false) async throws -> (db: RunDatabase, requests: [RequestRecord], attempts: [AttemptRecord]) {
         let dir = try Fixture.makeScenario(duration: 14, faults: """
-              - { at: 5, node: rsu-1, mode: crash, for: 4 }
+              - { at: \(crashAt), node: rsu-1, mode: crash, for: 4 }
 
             """, workload: """
             workload:
               arrival: periodic
-              mean_interval: 0.8
+              mean_interval: \(interval)
               tasks:
                 - \(task)
             """, extra: "onboard: { device: jetson-agx-orin, slots: 2, queue: 4 }\n" + extra)
@@ -86,12 +74,12 @@ struct ReasoningSchemesRunTests {
         #expect(attempts.allSatisfy { $0.outcome != "pending" })
         let completed = requests.filter { $0.status == .completed }
         #expect(Double(completed.count) >= 0.85 * Double(requests.count), "\(requests.count - completed.count) not completed")
-        return (requests, attempts)
+        return (db, requests, attempts)
     }
 
     @Test(.timeLimit(.minutes(2)))
     func expertSubtasksGoToHoldersOverV2V() async throws {
-        let (requests, attempts) = try await run(
+        let (_, requests, attempts) = try await run(
             task: "{ name: report, model: smollm2-135m, input_tokens: 64, output_tokens: 8, deadline: 4, subtasks: [vision, traffic] }",
             extra: """
             experts:
@@ -108,8 +96,8 @@ struct ReasoningSchemesRunTests {
 
     @Test(.timeLimit(.minutes(2)))
     func aModelSplitAcrossTwoNeighboursAnswersOverV2V() async throws {
-        let (requests, attempts) = try await run(
-            task: "{ name: advice, model: smollm2-135m, input_tokens: 64, output_tokens: 8, deadline: 4, pipeline: 2 }", extra: "", dense: true)
+        let (_, requests, attempts) = try await run(
+            task: "{ name: advice, model: smollm2-135m, input_tokens: 64, output_tokens: 8, deadline: 4, pipeline: 2 }", dense: true)
         let chained = requests.filter { $0.status == .completed && $0.path == "v2v>v2v" }
         #expect(!chained.isEmpty)
         #expect(attempts.contains { $0.detail?.hasPrefix("pipeline ") == true && $0.outcome == "replied" })
