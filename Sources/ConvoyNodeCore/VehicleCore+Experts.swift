@@ -13,6 +13,8 @@ import ConvoyWire
 extension VehicleCore {
     struct Decomposition {
         var pending: Set<String>
+        /// The parent ended (a subtask failed or expired); the others are being withdrawn.
+        var ended = false
         var replies: [ReplyOutcome] = []
         /// Attempts recorded under the parent, and each subtask attempt's number there.
         var attempts = 0
@@ -57,17 +59,19 @@ extension VehicleCore {
     func costBearer(of requestID: String) -> String { subtaskOf[requestID]?.parent ?? requestID }
 
     /// A subtask ended: the parent completes with the last, or ends with the first that failed
-    /// or expired (the others are withdrawn).
+    /// or expired (the others are withdrawn). The decomposition is kept until its last subtask has
+    /// ended, so that every subtask attempt is recorded under the parent.
     mutating func subtaskFinished(_ done: RequestLedger.Finished, now: Double) {
-        guard let (parent, expert) = subtaskOf.removeValue(forKey: done.requestID) else { return }
-        guard var d = decompositions[parent] else { return }  // the parent already ended
+        guard let (parent, expert) = subtaskOf.removeValue(forKey: done.requestID), var d = decompositions[parent] else { return }
         d.pending.remove(done.requestID)
+        decompositions[parent] = d
+        if d.ended { return forgetIfDone(parent) }
         guard done.status == .completed, let reply = done.reply else {
-            decompositions[parent] = nil
+            decompositions[parent]?.ended = true
             let reason = "expert \(expert.name): \(done.reason ?? done.status.rawValue)"
+            closeParent(parent, status: done.status, reason: reason, attempts: d.attempts, reply: nil, at: done.at)
             for sub in d.pending.sorted() { apply(ledger.close(sub, reason: "sibling subtask ended", now: now), now: now) }
-            for sub in d.pending { subtaskOf[sub] = nil }
-            return closeParent(parent, status: done.status, reason: reason, attempts: d.attempts, reply: nil, at: done.at)
+            return forgetIfDone(parent)
         }
         d.replies.append(reply)
         decompositions[parent] = d
@@ -78,6 +82,10 @@ extension VehicleCore {
                                   queueWait: d.replies.map(\.queueWait).max() ?? 0, computeTime: d.replies.map(\.computeTime).max() ?? 0,
                                   answer: d.replies.map(\.answer).filter { !$0.isEmpty }.joined(separator: "\n"))
         closeParent(parent, status: .completed, reason: nil, attempts: d.attempts, reply: merged, at: done.at)
+    }
+
+    private mutating func forgetIfDone(_ parent: String) {
+        if decompositions[parent]?.pending.isEmpty == true { decompositions[parent] = nil }
     }
 
     private mutating func closeParent(_ parent: String, status: RequestStatus, reason: String?, attempts: Int, reply: ReplyOutcome?,

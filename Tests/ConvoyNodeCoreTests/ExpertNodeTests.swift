@@ -49,6 +49,17 @@ import Testing
         #expect(!v.script.requests.contains { $0.requestID.contains(".") })
     }
 
+    @Test func theRunEndingClosesTheParentOnceAndRecordsEverySubtaskUnderIt() throws {
+        var v = vehicle()
+        v.beacons(from: 0, to: 0.5, rsus: ["rsu-a"], neighbours: [Self.n1, Self.n2])
+        v.script.send(.drain, at: 0.5)
+        v.script.send(.drain, at: 0.6)  // a second signal: stop now
+        let closed = v.script.requests.filter { $0.requestID == "veh/1" && $0.status != nil }
+        #expect(closed.count == 1 && closed[0].status == .failed)
+        #expect(v.script.attempts.allSatisfy { $0.requestID == "veh/1" })
+        #expect(v.state.finished)
+    }
+
     @Test func aHolderThatFallsSilentHasItsSubtaskResentToAnother() throws {
         var v = vehicle()
         v.beacons(from: 0, to: 0.5, rsus: ["rsu-a"], neighbours: [Self.n1, Self.n2])
@@ -72,5 +83,8 @@ import Testing
         let done = try #require(v.script.requests.last { $0.requestID == "veh/1" })
         #expect(done.status == .expired && done.reason == "expert vision: deadline")
         #expect(v.script.requests.filter { $0.requestID == "veh/1" && $0.status != nil }.count == 1)
+        // Every attempt, the withdrawn sibling's included, is recorded under the parent.
+        #expect(v.script.attempts.allSatisfy { $0.requestID == "veh/1" })
+        #expect(v.script.attempts.filter { $0.outcome != "pending" }.count == 2)
     }
 }
