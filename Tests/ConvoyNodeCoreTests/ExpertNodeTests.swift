@@ -85,6 +85,7 @@ import Testing
         #expect(v.script.requests.filter { $0.requestID == "veh/1" && $0.status != nil }.count == 1)
         // Every attempt, the withdrawn sibling's included, is recorded under the parent.
         #expect(v.script.attempts.allSatisfy { $0.requestID == "veh/1" })
-        #expect(v.script.attempts.filter { $0.outcome != "pending" }.count == 2)
+        #expect(Set(v.script.attempts.filter { $0.outcome != "pending" }.compactMap { $0.detail?.components(separatedBy: ":")[0] })
+            == ["expert vision", "expert traffic"])
     }
 }
