@@ -6,9 +6,9 @@ import ConvoyWire
 /// A model split across vehicles (the paper's split models, horizontal): a task with `pipeline: N`
 /// runs on a chain of N neighbours, each holding an even slice of the layers. The requester sends
 /// the request to the first (a neighbour with a free slot, best V2V rate first; each next stage
-/// the nearest holder within 80 % of the V2V range of the one before); each stage computes its slice on board
-/// — prefill and decode — and hands the activations to the next over V2V; the last answers the
-/// requester. One device leaving or failing breaks the chain: a stage that cannot
+/// the nearest holder within 80 % of the V2V range of the one before); each stage computes its
+/// slice on board — prefill and decode — and hands the activations to the next over V2V; the last
+/// answers the requester. One device leaving or failing breaks the chain: a stage that cannot
 /// reach the next tells the requester at once, otherwise the attempt times out; either way the
 /// ledger re-plans onto other neighbours (a new chain from another first hop) or falls back to an
 /// RSU. The chain is recorded in the attempt's detail.
@@ -16,8 +16,9 @@ extension VehicleCore {
     /// The routes for a pipelined request: each usable neighbour with a free slot (best V2V rate
     /// first) from which a whole chain can be planned, then the servers.
     static func pipelineRoutes(stages: Int, context: PathContext, ranked: [Route]) -> [Route] {
-        let holders = stageHolders(context).filter { chain(from: $0.id, stages: stages, holders: stageHolders(context), context: context) != nil }
-        return holders.map { Route(.v2v, $0.id) } + ranked.filter { $0.path == .rsu || $0.path == .macro }
+        let holders = stageHolders(context)
+        let firsts = holders.filter { chain(from: $0.id, stages: stages, holders: holders, context: context) != nil }
+        return firsts.map { Route(.v2v, $0.id) } + ranked.filter { $0.path == .rsu || $0.path == .macro }
     }
 
     /// The share of the V2V range within which consecutive stages are planned.
@@ -37,7 +38,8 @@ extension VehicleCore {
         guard var last = holders.first(where: { $0.id == first }) else { return nil }
         var chain = [last]
         while chain.count < stages {
-            let next = holders.filter { h in !chain.contains { $0.id == h.id } && h.position.distance(to: last.position) <= chainReach * context.v2v.rangeM }
+            let reach = chainReach * context.v2v.rangeM
+            let next = holders.filter { h in !chain.contains { $0.id == h.id } && h.position.distance(to: last.position) <= reach }
                 .min { ($0.position.distance(to: last.position), $0.id) < ($1.position.distance(to: last.position), $1.id) }
             guard let next else { return nil }
             chain.append(next)
@@ -59,8 +61,8 @@ extension VehicleCore {
     }
 
     /// The first stage's request of an attempt through `first`, with the chain planned from it
-    /// (`chain(from:)`; if the neighbours moved since, as much of it as still holds), and the chain
-    /// as the attempt records it.
+    /// (`chain(from:)`; `first` alone, holding every layer, if none can be planned any more), and
+    /// the chain as the attempt records it.
     func pipelined(_ request: InferenceRequest, stages: Int, first: String, now: Double) -> (InferenceRequest, String) {
         let context = pathContext(now: now)
         let chain = Self.chain(from: first, stages: stages, holders: Self.stageHolders(context), context: context) ?? [first]
