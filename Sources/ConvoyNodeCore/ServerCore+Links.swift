@@ -42,9 +42,14 @@ extension ServerCore {
     /// A message towards an aggregator (federated fine-tuning's `FedUp`, federated analytics'
     /// answers) arrived with `route` so far: from a vehicle it crosses this node's cell like a
     /// request (its real bytes are the frame); from an RSU or edge the sender applied the wired
-    /// link. `held` is what to do with it once delivered, given who sent it.
-    mutating func receiveTowardsAggregator(route: [String], envelope: Envelope, routingID: [UInt8], frameBytes: Int, now: Double,
-                                           held: (Client) -> Held) {
+    /// link. A vehicle speaks for itself only, and only servers of the map relay (route not empty):
+    /// anything else is counted under `refusal` and dropped. `held` is what to do with the message
+    /// once delivered, given who sent it.
+    mutating func receiveTowardsAggregator(for vehicle: String, route: [String], envelope: Envelope, routingID: [UInt8], frameBytes: Int,
+                                           refusal: String, now: Double, held: (Client) -> Held) {
+        if route.isEmpty ? vehicle != envelope.sender : map.role(of: envelope.sender).map({ $0 == .vehicle }) ?? true {
+            return out.count(refusal)
+        }
         let client = Client(routingID: routingID, node: envelope.sender, isVehicle: route.isEmpty)
         guard client.isVehicle else {
             out.observeArrival(envelope, link: clientLink, now: now)

@@ -298,20 +298,12 @@ public struct ServerCore: Sendable {
                 receive(cancel, envelope: envelope, frameBytes: frames[1].count, now: now)
             case .fedUp:
                 guard let message = FrameDecoding.payload(FedUp.self, envelope, into: &out) else { return }
-                // A vehicle speaks for itself; only servers of the map relay (route not empty).
-                if message.route.isEmpty ? message.vehicleID != envelope.sender : map.role(of: envelope.sender).map({ $0 == .vehicle }) ?? true {
-                    return out.count("fed_for_another_sender")
-                }
-                receiveTowardsAggregator(route: message.route, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count,
-                                         now: now) { .fedUp(message, $0) }
+                receiveTowardsAggregator(for: message.vehicleID, route: message.route, envelope: envelope, routingID: frames[0],
+                                         frameBytes: frames[1].count, refusal: "fed_for_another_sender", now: now) { .fedUp(message, $0) }
             case .analyticsUp:
                 guard let report = FrameDecoding.payload(AnalyticsReport.self, envelope, into: &out) else { return }
-                // A vehicle speaks for itself; only servers of the map relay (route not empty).
-                if report.route.isEmpty ? report.vehicleID != envelope.sender : map.role(of: envelope.sender).map({ $0 == .vehicle }) ?? true {
-                    return out.count("analytics_for_another_sender")
-                }
-                receiveTowardsAggregator(route: report.route, envelope: envelope, routingID: frames[0], frameBytes: frames[1].count,
-                                         now: now) { .analyticsUp(report, $0) }
+                receiveTowardsAggregator(for: report.vehicleID, route: report.route, envelope: envelope, routingID: frames[0],
+                                         frameBytes: frames[1].count, refusal: "analytics_for_another_sender", now: now) { .analyticsUp(report, $0) }
             default:
                 out.count("unexpected_kind_\(envelope.kind.rawValue)")
             }
@@ -324,19 +316,15 @@ public struct ServerCore: Sendable {
         case .upstream:
             guard frames.count == 1 else { return out.count("frames_bad_shape") }
             guard let envelope = FrameDecoding.envelope(frames[0], into: &out) else { return }
-            if envelope.kind == .fedDown {
-                guard let message = FrameDecoding.payload(FedDown.self, envelope, into: &out) else { return }
-                if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }
-                return deliver(.fedDown(message), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+            // From the next hop, back towards a client: a reply, a fine-tuning chunk or acknowledgement, an analytics receipt.
+            let item: Held? = switch envelope.kind {
+            case .fedDown: FrameDecoding.payload(FedDown.self, envelope, into: &out).map { .fedDown($0) }
+            case .analyticsAck: FrameDecoding.payload(AnalyticsAck.self, envelope, into: &out).map { .analyticsAck($0) }
+            default: FrameDecoding.payload(InferenceReply.self, envelope, into: &out).map { .upstreamReply($0) }
             }
-            if envelope.kind == .analyticsAck {
-                guard let ack = FrameDecoding.payload(AnalyticsAck.self, envelope, into: &out) else { return }
-                if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }
-                return deliver(.analyticsAck(ack), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
-            }
-            guard let reply = FrameDecoding.payload(InferenceReply.self, envelope, into: &out) else { return }
+            guard let item else { return }
             if let link = role.uplink { out.observeArrival(envelope, link: link, now: now) }
-            deliver(.upstreamReply(reply), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+            deliver(item, degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
         }
     }
 
