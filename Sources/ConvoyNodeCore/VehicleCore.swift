@@ -124,6 +124,8 @@ public struct VehicleCore: Sendable {
     var due: [UInt64: Due] = [:]
     var nextTimer = Timers.firstOneShot
     var armedWake = Double.infinity
+    /// When the tick next hands the batched records to the recorder.
+    var nextFlush = -Double.infinity
     /// On-board compute (scenario `onboard:`), for the vehicle's own requests and its neighbours'.
     public internal(set) var onboard: (any ComputeBackend)?
     var onboardClients: [AttemptKey: OnboardClient] = [:]
@@ -227,13 +229,18 @@ public struct VehicleCore: Sendable {
     /// dead, an attempt's reply-by or a deadline, the next request), so the vehicle needs no fast
     /// polling tick and still acts on time.
     private mutating func armWake() {
-        var next = min(liveness.nextTransition ?? .infinity, ledger.nextDeadline ?? .infinity, nextLowerStageDeadline, analyticsWake)
-        // Arrivals after the last sample never open: waking for them would spin.
-        if drainUntil == nil, workload.nextAt < lastSampleTime { next = min(next, workload.nextAt) }
+        let next = nextWake
         guard next.isFinite, next < armedWake - 1e-4 else { return }
         armedWake = next
         // Liveness thresholds are strict (silent longer than…): wake just after them.
         out.arm(Timers.wake, at: next + 1e-4)
+    }
+
+    /// The earliest instant something is due.
+    private var nextWake: Double {
+        let next = min(liveness.nextTransition ?? .infinity, ledger.nextDeadline ?? .infinity, nextLowerStageDeadline, analyticsWake)
+        // Arrivals after the last sample never open: waking for them would spin.
+        return drainUntil == nil && workload.nextAt < lastSampleTime ? min(next, workload.nextAt) : next
     }
 
     /// The earliest deadline of a request whose on-board stage is still computing.
@@ -251,16 +258,26 @@ public struct VehicleCore: Sendable {
         out.append(.stop)
     }
 
+    /// Seconds between two record batches sent to the recorder (a batch is one JSON message, and a
+    /// vehicle's records are few: a tick's worth would cost the recorder and the vehicle more than
+    /// the records themselves). Everything is flushed when the vehicle stops.
+    static let flushInterval = 1.0
+
     private mutating func fired(_ timer: UInt64, now: Double) {
         switch timer {
         case Timers.tick:
             tick(now: now)
             guard !finished else { return }
-            out.append(.flushRecords)
+            if now >= nextFlush {
+                out.append(.flushRecords)
+                nextFlush = now + Self.flushInterval
+            }
             out.arm(Timers.tick, at: now + min(0.1, scenario.liveness.beaconInterval))
         case Timers.wake:
             armedWake = .infinity
-            tick(now: now)
+            // What the wake was armed for may have moved later since (an RSU beacon heard again
+            // pushes its liveness transition back): then the wake is only re-armed.
+            if nextWake <= now { tick(now: now) }
         case Timers.v2v:
             v2vBeacon(now: now)
             out.arm(Timers.v2v, at: now + 1)

@@ -8,8 +8,8 @@ import Foundation
 
 /// An RSU, edge server or cloud process: its sockets, clock and signals around a `ServerCore`,
 /// whose actions it carries out. The launcher's imposed faults (partition, degrade) reach it as a
-/// file it re-reads on SIGUSR1.
-actor ServerNode {
+/// file it re-reads on SIGUSR1. Runs on the event loop's I/O thread, like `VehicleNode`.
+final class ServerNode: @unchecked Sendable {
     private enum Sockets {
         static let clients = 0, bus = 1, beacons = 2, recorder = 3, upstream = 4
     }
@@ -45,15 +45,24 @@ actor ServerNode {
         // The ZAP handler must exist before the ROUTER binds; it admits the keys in the run's registry.
         let registry = RegistryFile(path: config.registryPath)
         let zap = try security.map { _ in try ZAPHandler(context: context) { registry.authorize(domain: $0, key: $1) } }
-        let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)")
-        let shell = NodeShell(config: config, id: id, incarnation: incarnation, loop: loop, zap: zap,
-                              sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, clients: Sockets.clients,
-                                             upstream: config.map.nextHop(of: id) != nil ? Sockets.upstream : nil, trainer: trainerSocket))
-        let node = ServerNode(shell: shell, core: core, modelCalls: ModelCalls(config.map.compute(of: id)))
-        ProcessSignals.onTermination { _ in Task { await node.handle(.stop) } }
-        ProcessSignals.on([SIGUSR1]) { _ in Task { await node.reloadImposedFault() } }
-        await node.run()
-        await loop.stop()
+        var node: ServerNode!
+        let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)") { loop in
+            let shell = NodeShell(config: config, id: id, incarnation: incarnation, loop: loop, zap: zap,
+                                  sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, clients: Sockets.clients,
+                                                 upstream: config.map.nextHop(of: id) != nil ? Sockets.upstream : nil,
+                                                 trainer: trainerSocket))
+            node = ServerNode(shell: shell, core: core, modelCalls: ModelCalls(config.map.compute(of: id)))
+            return { [node] event in node!.received(event) }
+        }
+        let server: ServerNode = node
+        loop.post {
+            server.reloadImposedFault()
+            server.handle(.start)
+        }
+        ProcessSignals.onTermination { _ in loop.post { server.handle(.stop) } }
+        ProcessSignals.on([SIGUSR1]) { _ in loop.post { server.reloadImposedFault() } }
+        for await _ in loop.events {}  // until the core stops the loop
+        server.modelCalls?.abortAll()
         await context.close()
     }
 
@@ -61,8 +70,8 @@ actor ServerNode {
         self.shell = shell
         self.core = core
         self.modelCalls = modelCalls
-        shell.onCompute = { [unowned self] command in
-            self.assumeIsolated { node in node.modelCalls?.carryOut(command) { [weak node] in await node?.callEnded($0) } }
+        shell.onCompute = { [unowned self, loop = shell.loop] command in
+            modelCalls?.carryOut(command) { result in loop.post { [weak self] in self?.callEnded(result) } }
         }
     }
 
@@ -77,22 +86,17 @@ actor ServerNode {
         handle(.imposed(fault?.mode, fault?.degradation))
     }
 
-    private func run() async {
-        reloadImposedFault()
-        handle(.start)
-        for await event in shell.loop.events where !shell.stopped {
-            switch event {
-            case .timer(let id, let due):
-                shell.timerFired(dueWall: due)
-                handle(.timer(id))
-            case .message(Sockets.clients, let frames, let peer): handle(.frames(.clients, frames, from: peer))
-            case .message(Sockets.beacons, let frames, _): handle(.frames(.beacons, frames))
-            case .message(Sockets.upstream, let frames, _) where shell.sockets.upstream != nil: handle(.frames(.upstream, frames))
-            case .message(let socket, let frames, _) where socket == shell.sockets.trainer: handle(.trainer(frames))
-            case .message: break
-            }
+    private func received(_ event: TransportEvent) {
+        switch event {
+        case .timer(let id, let due):
+            shell.timerFired(dueWall: due)
+            handle(.timer(id))
+        case .message(Sockets.clients, let frames, let peer): handle(.frames(.clients, frames, from: peer))
+        case .message(Sockets.beacons, let frames, _): handle(.frames(.beacons, frames))
+        case .message(Sockets.upstream, let frames, _) where shell.sockets.upstream != nil: handle(.frames(.upstream, frames))
+        case .message(let socket, let frames, _) where socket == shell.sockets.trainer: handle(.trainer(frames))
+        case .message: break
         }
-        modelCalls?.abortAll()
     }
 
     private func handle(_ event: ServerCore.Event) {

@@ -8,8 +8,9 @@ import ConvoyTransport
 import ConvoyWire
 
 /// A vehicle process: its sockets, clock and signals around a `VehicleCore`, whose actions it
-/// carries out.
-actor VehicleNode {
+/// carries out. Runs on the event loop's I/O thread (handler mode): every event — a message, a
+/// timer, a signal or a model call's end posted to the loop — is handled there, one at a time.
+final class VehicleNode: @unchecked Sendable {
     private enum Sockets {
         /// `access` is one ROUTER connected to every RSU (and the cloud, over the macro cell),
         /// addressing each by its node id.
@@ -43,14 +44,19 @@ actor VehicleNode {
         // run's private socket directory; the trainer speaks no CURVE).
         if core.fed != nil { sockets.append(SocketSpec(.dealer, connect: [config.trainerEndpoint])) }
         let context = try ZMQContext()
-        let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)")
-        let shell = NodeShell(config: config, id: id, incarnation: 1, loop: loop, zap: nil,
-                              sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, broadcast: Sockets.broadcast,
-                                             access: Sockets.access, trainer: core.fed != nil ? Sockets.trainer : nil))
-        let node = VehicleNode(shell: shell, core: core, modelCalls: ModelCalls(config.scenario.onboard))
-        ProcessSignals.onTermination { _ in Task { await node.handle(.drain) } }
-        await node.run()
-        await loop.stop()
+        var node: VehicleNode!
+        let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)") { loop in
+            let shell = NodeShell(config: config, id: id, incarnation: 1, loop: loop, zap: nil,
+                                  sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, broadcast: Sockets.broadcast,
+                                                 access: Sockets.access, trainer: core.fed != nil ? Sockets.trainer : nil))
+            node = VehicleNode(shell: shell, core: core, modelCalls: ModelCalls(config.scenario.onboard))
+            return { [node] event in node!.received(event) }
+        }
+        let vehicle: VehicleNode = node
+        loop.post { vehicle.handle(.start) }
+        ProcessSignals.onTermination { _ in loop.post { vehicle.handle(.drain) } }
+        for await _ in loop.events {}  // until the core stops the loop
+        vehicle.modelCalls?.abortAll()
         await context.close()
     }
 
@@ -58,8 +64,8 @@ actor VehicleNode {
         self.shell = shell
         self.core = core
         self.modelCalls = modelCalls
-        shell.onCompute = { [unowned self] command in
-            self.assumeIsolated { node in node.modelCalls?.carryOut(command) { [weak node] in await node?.callEnded($0) } }
+        shell.onCompute = { [unowned self, loop = shell.loop] command in
+            modelCalls?.carryOut(command) { result in loop.post { [weak self] in self?.callEnded(result) } }
         }
     }
 
@@ -68,18 +74,14 @@ actor VehicleNode {
         handle(.modelCallEnded(result))
     }
 
-    private func run() async {
-        handle(.start)
-        for await event in shell.loop.events where !shell.stopped {
-            switch event {
-            case .timer(let id, let due):
-                shell.timerFired(dueWall: due)
-                handle(.timer(id))
-            case .message(Sockets.trainer, let frames, _): handle(.trainer(frames))
-            case .message(let socket, let frames, _): handle(.frames(socket == Sockets.access ? .access : .broadcast, frames))
-            }
+    private func received(_ event: TransportEvent) {
+        switch event {
+        case .timer(let id, let due):
+            shell.timerFired(dueWall: due)
+            handle(.timer(id))
+        case .message(Sockets.trainer, let frames, _): handle(.trainer(frames))
+        case .message(let socket, let frames, _): handle(.frames(socket == Sockets.access ? .access : .broadcast, frames))
         }
-        modelCalls?.abortAll()
     }
 
     private func handle(_ event: VehicleCore.Event) {

@@ -27,9 +27,12 @@ public struct TransportStats: Sendable, Equatable {
 /// The one I/O thread of a process. It creates, uses and closes all of the process's ZeroMQ
 /// sockets; nothing else touches them.
 ///
-/// - Inbound messages and due timers arrive on `events` (an `AsyncStream`), in order.
-/// - `send`, `schedule`, `subscribe` and `connect` put a command into a locked outbox and wake the
-///   thread through an eventfd; they never block and never call ZeroMQ themselves.
+/// - Inbound messages and due timers arrive in order, either on `events` (an `AsyncStream`) or —
+///   when the loop is started with a handler — by calling the handler on the I/O thread itself,
+///   so a node's core runs where its messages arrive: no thread hop, no task per message.
+/// - `send`, `schedule`, `subscribe`, `connect` and `post` put a command into a locked outbox and
+///   wake the thread through an eventfd (not needed, and skipped, when called on the I/O thread);
+///   they never block and never call ZeroMQ themselves.
 /// - Sends and timers can be due at a wall-clock instant; a timerfd wakes the thread then, so
 ///   delayed messages leave with microsecond precision rather than zmq_poll's milliseconds.
 /// - `stop()` closes every socket and finishes `events`.
@@ -40,6 +43,11 @@ public final class EventLoop: Sendable {
     private let statsBox = Mutex(TransportStats())
     private let wakeFD: Int32
     private let context: ZMQContext
+    /// The I/O thread's pthread id, once it runs (0 before).
+    private let ioThread = Atomic<UInt>(0)
+
+    /// Handles one event on the I/O thread (see `start(context:sockets:name:handler:)`).
+    public typealias Handler = @Sendable (TransportEvent) -> Void
 
     private struct Outbox: ~Copyable {
         var commands: [Command] = []
@@ -55,20 +63,35 @@ public final class EventLoop: Sendable {
         case unsubscribe(socket: Int, prefix: [UInt8])
         case connect(socket: Int, endpoint: String)
         case disconnect(socket: Int, endpoint: String)
+        case run(@Sendable () -> Void)
     }
 
     /// Starts the I/O thread and creates `sockets` on it, in order; socket `i` of the spec list is
     /// addressed as `i` afterwards. Throws if a socket cannot be created, bound or connected.
     public static func start(context: ZMQContext, sockets: [SocketSpec], name: String = "convoy-io") async throws -> EventLoop {
         let loop = try EventLoop(context: context)
+        try await loop.launch(sockets: sockets, name: name, handler: nil)
+        return loop
+    }
+
+    /// Starts the I/O thread in handler mode: `makeHandler` is given the loop before the thread
+    /// starts and returns the handler, which is then called on the I/O thread for every inbound
+    /// message and due timer, in order; `events` yields nothing and finishes when the loop stops.
+    public static func start(context: ZMQContext, sockets: [SocketSpec], name: String = "convoy-io",
+                             handler makeHandler: (EventLoop) -> Handler) async throws -> EventLoop {
+        let loop = try EventLoop(context: context)
+        try await loop.launch(sockets: sockets, name: name, handler: makeHandler(loop))
+        return loop
+    }
+
+    private func launch(sockets: [SocketSpec], name: String, handler: Handler?) async throws {
         try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
             let thread = Thread {
-                loop.run(specs: sockets, ready: ready)
+                self.run(specs: sockets, handler: handler, ready: ready)
             }
             thread.name = name
             thread.start()
         }
-        return loop
     }
 
     private init(context: ZMQContext) throws {
@@ -100,6 +123,13 @@ public final class EventLoop: Sendable {
     public func connect(_ socket: Int, to endpoint: String) { enqueue(.connect(socket: socket, endpoint: endpoint)) }
     public func disconnect(_ socket: Int, from endpoint: String) { enqueue(.disconnect(socket: socket, endpoint: endpoint)) }
 
+    /// Runs `body` on the I/O thread, in order with the other commands (handler mode: how events
+    /// from elsewhere — signals, HTTP calls — reach the code that owns the sockets).
+    public func post(_ body: @escaping @Sendable () -> Void) { enqueue(.run(body)) }
+
+    /// Whether the caller is on this loop's I/O thread.
+    public var isCurrentThread: Bool { ioThread.load(ordering: .relaxed) == UInt(bitPattern: Int(bitPattern: pthread_self())) }
+
     /// Stops the thread: pending immediate sends are handed to ZeroMQ first, then every socket is
     /// closed (with its linger) and `events` finishes. Returns when the thread has exited.
     public func stop() async {
@@ -120,7 +150,8 @@ public final class EventLoop: Sendable {
             box.commands.append(command)
             return box.commands.count == 1
         }
-        if accepted { wake() }
+        // The I/O thread drains the outbox before it waits again: no wake-up needed from itself.
+        if accepted && !isCurrentThread { wake() }
     }
 
     private func wake() {
@@ -142,7 +173,8 @@ public final class EventLoop: Sendable {
         static func == (a: Due, b: Due) -> Bool { a.atWall == b.atWall && a.order == b.order }
     }
 
-    private func run(specs: [SocketSpec], ready: CheckedContinuation<Void, any Error>) {
+    private func run(specs: [SocketSpec], handler: Handler?, ready: CheckedContinuation<Void, any Error>) {
+        ioThread.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
         var sockets: [Socket] = []
         var monitors: [Socket] = []
         do {
@@ -179,6 +211,10 @@ public final class EventLoop: Sendable {
             items[firstMonitor + i].events = Int16(ZMQ_POLLIN)
         }
 
+        func deliver(_ event: TransportEvent) {
+            if let handler { handler(event) } else { continuation.yield(event) }
+        }
+
         func transmit(_ socket: Int, _ frames: [[UInt8]]) {
             guard sockets.indices.contains(socket), !frames.isEmpty else {
                 statsBox.withLock { $0.sendDropped += 1 }
@@ -194,6 +230,7 @@ public final class EventLoop: Sendable {
                 defer { box.commands.removeAll(keepingCapacity: true) }
                 return (box.commands, box.stopping)
             }
+            var ran = false
             for command in commands {
                 switch command {
                 case .send(let socket, let frames, let atWall):
@@ -214,6 +251,9 @@ public final class EventLoop: Sendable {
                     if sockets.indices.contains(socket) { try? sockets[socket].connect(endpoint) }
                 case .disconnect(let socket, let endpoint):
                     if sockets.indices.contains(socket) { sockets[socket].disconnect(endpoint) }
+                case .run(let body):
+                    body()
+                    ran = true
                 }
             }
             if stopping { break mainLoop }
@@ -224,9 +264,13 @@ public final class EventLoop: Sendable {
                 let item = due.removeMin()
                 switch item.action {
                 case .send(let socket, let frames): transmit(socket, frames)
-                case .timer(let id): continuation.yield(.timer(id, dueWall: item.atWall))
+                case .timer(let id):
+                    deliver(.timer(id, dueWall: item.atWall))
+                    ran = true
                 }
             }
+            // A handler (or posted body) may have queued commands: carry them out before waiting.
+            if ran && outbox.withLock({ !$0.commands.isEmpty || $0.stopping }) { continue mainLoop }
 
             // 3. Arm the timerfd for the next due item.
             let nextAt = due.min?.atWall
@@ -260,7 +304,7 @@ public final class EventLoop: Sendable {
                 do {
                     while count < 512, let (frames, peer) = try sockets[index].receive() {
                         count += 1
-                        continuation.yield(.message(socket: index, frames: frames, peer: peer))
+                        deliver(.message(socket: index, frames: frames, peer: peer))
                     }
                 } catch let error as TransportError where error.isTerminated {
                     break mainLoop

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import ConvoyTransport
 
@@ -53,6 +54,37 @@ struct EventLoopTests {
         #expect(reply.frames == [Array("world".utf8)])
         await client.stop()
         await server.stop()
+    }
+
+    /// Handler mode: messages, timers and posted work run on the I/O thread, in order; what the
+    /// handler sends, arms or posts from there is carried out without an eventfd wake-up.
+    @Test func handlerModeRunsEverythingOnTheIOThread() async throws {
+        let ctx = try ZMQContext()
+        let endpoint = uniqueEndpoint("handler")
+        let client = try await EventLoop.start(context: ctx, sockets: [SocketSpec(.dealer, connect: [endpoint], routingID: Array("car".utf8))])
+        let seen = Mutex<[String]>([])
+        let server = try await EventLoop.start(context: ctx, sockets: [SocketSpec(.router, bind: [endpoint])]) { loop in
+            { event in
+                let here = loop.isCurrentThread
+                switch event {
+                case .message(_, let frames, _):
+                    seen.withLock { $0.append("message \(String(decoding: frames[1], as: UTF8.self)) \(here)") }
+                    // Armed from the handler, already due: must still fire without any other wake-up.
+                    loop.schedule(timer: 7, atWall: EventLoop.wallNow())
+                case .timer(let id, _):
+                    seen.withLock { $0.append("timer \(id) \(here)") }
+                    loop.post { seen.withLock { $0.append("posted \(loop.isCurrentThread)") } }
+                    loop.send([Array("car".utf8), Array("done".utf8)], on: 0)
+                }
+            }
+        }
+        #expect(!server.isCurrentThread)
+        client.send([Array("hi".utf8)], on: 0)
+        let reply = try await nextMessage(client)
+        #expect(reply.frames == [Array("done".utf8)])
+        await server.stop()
+        #expect(seen.withLock { $0 } == ["message hi true", "timer 7 true", "posted true"])
+        await client.stop()
     }
 
     @Test func pubSubThroughForwarderOverTCPLoopback() async throws {
