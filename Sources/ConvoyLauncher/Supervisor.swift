@@ -287,6 +287,8 @@ actor Supervisor {
                 try database.setMetadata("auth_keys_refused", String(security.zap.refused + security.forwarder.refusedKeys))
                 try database.setMetadata("auth_handshakes_failed", String(loop.stats.handshakeFailures + forwarder.handshakeFailures))
                 try database.setMetadata("bus_sender_mismatch", String(forwarder.refused))
+                try database.setMetadata("bus_forwarded", String(forwarder.forwarded))
+                try database.setMetadata("bus_bytes_forwarded", String(forwarder.forwardedBytes))
                 try database.setMetadata("records_forged", String(forgedRecords))
             }
             try database.setMetadata("records_lost", String(lostRecords))

@@ -85,7 +85,16 @@ extension VehicleCore {
         let outcome = V2VLink.receive(from: from, to: position(at: now), bytes: bytes, sentAt: envelope.sentAt, parameters: map.links.v2v,
                                       rng: &rng)
         out.meter(.v2v, envelope.kind, outcome, bytes: bytes)
-        if case .deliver(let at) = outcome { schedule(.v2v(message, envelope, modelledAt: at), at: at) }
+        guard case .deliver(let at) = outcome else { return }
+        // Already due (the bus took longer than the radio would have): handled now, without a timer.
+        if at <= now { return v2vArrived(message, envelope, modelledAt: at, now: now) }
+        schedule(.v2v(message, envelope, modelledAt: at), at: at)
+    }
+
+    /// The V2V link delivers `message` (modelled for `modelledAt`).
+    mutating func v2vArrived(_ message: V2VMessage, _ envelope: Envelope, modelledAt: Double, now: Double) {
+        out.append(.observe(.v2v, envelope.kind, sentAt: envelope.sentAt, modelledAt: modelledAt, actualAt: now))
+        v2vDelivered(message, from: envelope.sender, position: envelope.position!, now: now)
     }
 
     mutating func v2vDelivered(_ message: V2VMessage, from sender: String, position: Position, now: Double) {

@@ -124,6 +124,8 @@ public struct VehicleCore: Sendable {
     var due: [UInt64: Due] = [:]
     var nextTimer = Timers.firstOneShot
     var armedWake = Double.infinity
+    /// Where the vehicle was when its subscriptions were last computed.
+    var subscribedAt: Position?
     /// When the tick next hands the batched records to the recorder.
     var nextFlush = -Double.infinity
     /// On-board compute (scenario `onboard:`), for the vehicle's own requests and its neighbours'.
@@ -262,6 +264,9 @@ public struct VehicleCore: Sendable {
     /// vehicle's records are few: a tick's worth would cost the recorder and the vehicle more than
     /// the records themselves). Everything is flushed when the vehicle stops.
     static let flushInterval = 1.0
+    /// Metres a vehicle moves before its subscriptions are recomputed (well within `Topic.v2vMargin`
+    /// and `Topic.subscriptionMargin`).
+    static let resubscribeDistance = 5.0
 
     private mutating func fired(_ timer: UInt64, now: Double) {
         switch timer {
@@ -284,8 +289,7 @@ public struct VehicleCore: Sendable {
         default:
             switch due.removeValue(forKey: timer) {
             case .v2v(let message, let envelope, let modelledAt)?:
-                out.append(.observe(.v2v, envelope.kind, sentAt: envelope.sentAt, modelledAt: modelledAt, actualAt: now))
-                v2vDelivered(message, from: envelope.sender, position: envelope.position!, now: now)
+                v2vArrived(message, envelope, modelledAt: modelledAt, now: now)
             case .onboardAnswer(let requestID, let attempt, let outcome)?:
                 onboardClients[AttemptKey(requestID, attempt)] = nil
                 apply(ledger.replied(requestID: requestID, attempt: attempt, outcome: outcome, now: now, candidates: candidates(now: now)),
@@ -370,10 +374,13 @@ public struct VehicleCore: Sendable {
                                             toCell: servingCell.cell, x: here.x, y: here.y)))
     }
 
-    /// Subscribes to the beacons of the RSUs around the vehicle and to the V2V topics of the 3 × 3
-    /// grid cells around it; unsubscribes from those it moved away from.
+    /// Subscribes to the beacons of the RSUs around the vehicle and to the V2V topics of the grid
+    /// cells within reach of it; unsubscribes from those it moved away from. Recomputed once the
+    /// vehicle has moved `resubscribeDistance` (a standing car costs nothing).
     private mutating func updateSubscriptions(now: Double) {
         let here = position(at: now)
+        if let last = subscribedAt, here.distance(to: last) < Self.resubscribeDistance { return }
+        subscribedAt = here
         let rsus = map.rsus.filter { here.distance(to: $0.position) <= $0.radius + Topic.subscriptionMargin }
         let wanted = topics.v2vAround(here).union(rsus.map { Topic.rsuBeacon($0.id) })
         guard wanted != subscribed else { return }

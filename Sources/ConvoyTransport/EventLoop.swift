@@ -45,6 +45,8 @@ public final class EventLoop: Sendable {
     private let context: ZMQContext
     /// The I/O thread's pthread id, once it runs (0 before).
     private let ioThread = Atomic<UInt>(0)
+    /// The sockets and due items: touched only by the I/O thread.
+    private nonisolated(unsafe) var io: IOState?
 
     /// Handles one event on the I/O thread (see `start(context:sockets:name:handler:)`).
     public typealias Handler = @Sendable (TransportEvent) -> Void
@@ -145,6 +147,11 @@ public final class EventLoop: Sendable {
     }
 
     private func enqueue(_ command: Command) {
+        // On the I/O thread itself (a handler), the command is carried out at once, in order: no
+        // outbox, no wake-up. Posted work still waits for the handler to return.
+        if isCurrentThread, let io {
+            if case .run = command {} else { return io.carryOut(command) }
+        }
         let accepted = outbox.withLock { box -> Bool in
             guard !box.stopping else { return false }
             box.commands.append(command)
@@ -173,6 +180,53 @@ public final class EventLoop: Sendable {
         static func == (a: Due, b: Due) -> Bool { a.atWall == b.atWall && a.order == b.order }
     }
 
+    /// What only the I/O thread touches: its sockets and the sends and timers due later.
+    private final class IOState {
+        let sockets: [Socket]
+        unowned let loop: EventLoop
+        var due = Heap<Due>()
+        var order: UInt64 = 0
+
+        init(sockets: [Socket], loop: EventLoop) {
+            self.sockets = sockets
+            self.loop = loop
+        }
+
+        func transmit(_ socket: Int, _ frames: [[UInt8]]) {
+            guard sockets.indices.contains(socket), !frames.isEmpty else {
+                loop.statsBox.withLock { $0.sendDropped += 1 }
+                return
+            }
+            let ok = (try? sockets[socket].send(frames)) ?? false
+            loop.statsBox.withLock { ok ? ($0.sent += 1) : ($0.sendDropped += 1) }
+        }
+
+        func schedule(_ action: Due.Action, at atWall: Double) {
+            order += 1
+            due.insert(Due(atWall: atWall, order: order, action: action))
+        }
+
+        /// Carries out any command but `.run` (which the loop runs itself).
+        func carryOut(_ command: Command) {
+            switch command {
+            case .send(let socket, let frames, let atWall):
+                if let atWall { schedule(.send(socket: socket, frames: frames), at: atWall) } else { transmit(socket, frames) }
+            case .timer(let id, let atWall):
+                schedule(.timer(id), at: atWall)
+            case .subscribe(let socket, let prefix):
+                if sockets.indices.contains(socket) { try? sockets[socket].setBytes(ZMQ_SUBSCRIBE, prefix) }
+            case .unsubscribe(let socket, let prefix):
+                if sockets.indices.contains(socket) { try? sockets[socket].setBytes(ZMQ_UNSUBSCRIBE, prefix) }
+            case .connect(let socket, let endpoint):
+                if sockets.indices.contains(socket) { try? sockets[socket].connect(endpoint) }
+            case .disconnect(let socket, let endpoint):
+                if sockets.indices.contains(socket) { sockets[socket].disconnect(endpoint) }
+            case .run:
+                break
+            }
+        }
+    }
+
     private func run(specs: [SocketSpec], handler: Handler?, ready: CheckedContinuation<Void, any Error>) {
         ioThread.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .relaxed)
         var sockets: [Socket] = []
@@ -192,8 +246,8 @@ public final class EventLoop: Sendable {
         let timerFD = timerfd_create(CLOCK_REALTIME, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
         ready.resume()
 
-        var due = Heap<Due>()
-        var order: UInt64 = 0
+        let state = IOState(sockets: sockets, loop: self)
+        io = state
         var armedAt: Double? = nil
         let polled = sockets.indices.filter { sockets[$0].type.receives }
         var items = [zmq_pollitem_t](repeating: zmq_pollitem_t(), count: polled.count + 2 + monitors.count)
@@ -215,15 +269,6 @@ public final class EventLoop: Sendable {
             if let handler { handler(event) } else { continuation.yield(event) }
         }
 
-        func transmit(_ socket: Int, _ frames: [[UInt8]]) {
-            guard sockets.indices.contains(socket), !frames.isEmpty else {
-                statsBox.withLock { $0.sendDropped += 1 }
-                return
-            }
-            let ok = (try? sockets[socket].send(frames)) ?? false
-            statsBox.withLock { ok ? ($0.sent += 1) : ($0.sendDropped += 1) }
-        }
-
         mainLoop: while true {
             // 1. Commands from the outbox.
             let (commands, stopping) = outbox.withLock { box in
@@ -232,38 +277,21 @@ public final class EventLoop: Sendable {
             }
             var ran = false
             for command in commands {
-                switch command {
-                case .send(let socket, let frames, let atWall):
-                    if let atWall {
-                        order += 1
-                        due.insert(Due(atWall: atWall, order: order, action: .send(socket: socket, frames: frames)))
-                    } else {
-                        transmit(socket, frames)
-                    }
-                case .timer(let id, let atWall):
-                    order += 1
-                    due.insert(Due(atWall: atWall, order: order, action: .timer(id)))
-                case .subscribe(let socket, let prefix):
-                    if sockets.indices.contains(socket) { try? sockets[socket].setBytes(ZMQ_SUBSCRIBE, prefix) }
-                case .unsubscribe(let socket, let prefix):
-                    if sockets.indices.contains(socket) { try? sockets[socket].setBytes(ZMQ_UNSUBSCRIBE, prefix) }
-                case .connect(let socket, let endpoint):
-                    if sockets.indices.contains(socket) { try? sockets[socket].connect(endpoint) }
-                case .disconnect(let socket, let endpoint):
-                    if sockets.indices.contains(socket) { sockets[socket].disconnect(endpoint) }
-                case .run(let body):
+                if case .run(let body) = command {
                     body()
                     ran = true
+                } else {
+                    state.carryOut(command)
                 }
             }
             if stopping { break mainLoop }
 
             // 2. Everything that is due.
             let now = Self.wallNow()
-            while let next = due.min, next.atWall <= now {
-                let item = due.removeMin()
+            while let next = state.due.min, next.atWall <= now {
+                let item = state.due.removeMin()
                 switch item.action {
-                case .send(let socket, let frames): transmit(socket, frames)
+                case .send(let socket, let frames): state.transmit(socket, frames)
                 case .timer(let id):
                     deliver(.timer(id, dueWall: item.atWall))
                     ran = true
@@ -273,7 +301,7 @@ public final class EventLoop: Sendable {
             if ran && outbox.withLock({ !$0.commands.isEmpty || $0.stopping }) { continue mainLoop }
 
             // 3. Arm the timerfd for the next due item.
-            let nextAt = due.min?.atWall
+            let nextAt = state.due.min?.atWall
             if nextAt != armedAt {
                 var spec = itimerspec()
                 if let nextAt {
@@ -318,6 +346,7 @@ public final class EventLoop: Sendable {
             }
         }
 
+        io = nil
         for s in sockets + monitors { s.close() }
         close(timerFD)
         finish()

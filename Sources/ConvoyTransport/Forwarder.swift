@@ -28,6 +28,8 @@ public final class Forwarder: Sendable {
     /// What the forwarder did so far.
     public struct Stats: Sendable, Equatable {
         public var forwarded = 0
+        /// Bytes of the forwarded messages (all frames), as published (before the fan-out).
+        public var forwardedBytes = 0
         /// Published messages whose sender was not their publisher's identity.
         public var refused = 0
         /// Connections refused at the handshake (no key, a key that is not the run's).
@@ -99,12 +101,13 @@ public final class Forwarder: Sendable {
                 return  // ETERM
             }
             do {
-                var forwarded = 0, refused = 0, failures = 0
+                var forwarded = 0, bytes = 0, refused = 0, failures = 0
                 if items[0].revents != 0 {
                     while forwarded + refused < 512, let (frames, peer) = try front.receive() {
                         if verify(frames, peer) {
                             _ = try back.send(frames)
                             forwarded += 1
+                            bytes += frames.reduce(0) { $0 + $1.count }
                         } else {
                             refused += 1
                         }
@@ -123,6 +126,7 @@ public final class Forwarder: Sendable {
                 }
                 stats.value.withLock {
                     $0.forwarded += forwarded
+                    $0.forwardedBytes += bytes
                     $0.refused += refused
                     $0.handshakeFailures += failures
                 }

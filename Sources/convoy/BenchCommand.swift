@@ -2,6 +2,7 @@ import ArgumentParser
 import ConvoyCore
 import ConvoyTransport
 import Foundation
+import Synchronization
 
 /// `convoy bench`: benchmarks anyone can re-run (figures in the README).
 struct Bench: AsyncParsableCommand {
@@ -9,8 +10,9 @@ struct Bench: AsyncParsableCommand {
         abstract: "Benchmarks: transport overhead per hop.",
         subcommands: [Transport.self, Echo.self])
 
-    /// One hop = a message leaving one process's actor and reaching another process's actor: the
-    /// sender's outbox and I/O thread, ZeroMQ over ipc://, the receiver's I/O thread and AsyncStream.
+    /// One hop = a message leaving one process's node code and reaching another's, as in the nodes:
+    /// the sender's event-loop handler queues it, its I/O thread sends it, ZeroMQ carries it over
+    /// ipc://, the receiver's I/O thread hands it to its handler.
     /// No link model. Messages are paced so that the figure is latency, not queueing.
     struct Transport: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -36,7 +38,24 @@ struct Bench: AsyncParsableCommand {
                 security = .server(server, domain: "bench")
                 echoArguments += ["--keys", [client.publicKey, client.secretKey, server.publicKey].joined(separator: ",")]
             }
-            let loop = try await EventLoop.start(context: context, sockets: [SocketSpec(.router, bind: [endpoint], security: security)])
+            // Handler mode, as in the nodes: messages are handled on the I/O thread where they arrive.
+            let (signals, signal) = AsyncStream.makeStream(of: Void.self)
+            let received = Mutex<(peer: [UInt8]?, latencies: [Double])>((nil, []))
+            let loop = try await EventLoop.start(context: context, sockets: [SocketSpec(.router, bind: [endpoint], security: security)]) { _ in
+                { [messages] event in
+                    guard case .message(_, let frames, _) = event, frames.count == 2 else { return }
+                    let now = EmulationClock.wallNow()
+                    let signalled = received.withLock { r -> Bool in
+                        if frames[1].count < 8 {  // the echo's hello
+                            r.peer = frames[0]
+                            return true
+                        }
+                        r.latencies.append(now - readStamp(frames[1]))
+                        return r.latencies.count == messages
+                    }
+                    if signalled { signal.yield() }
+                }
+            }
             let child = Process()
             child.executableURL = URL(fileURLWithPath: DefaultScenario.executablePath)
             child.arguments = echoArguments
@@ -44,24 +63,16 @@ struct Bench: AsyncParsableCommand {
             defer { if child.isRunning { child.terminate() } }
 
             // Wait for the echo process to say hello (its routing id).
-            var peer: [UInt8]?
-            for await event in loop.events {
-                if case .message(_, let frames, _) = event, frames.count == 2 { peer = frames[0]; break }
-            }
-            guard let peer else { throw ValidationError("the echo process did not connect") }
+            var waiting = signals.makeAsyncIterator()
+            _ = await waiting.next()
+            guard let peer = received.withLock({ $0.peer }) else { throw ValidationError("the echo process did not connect") }
 
             let padding = [UInt8](repeating: 0x2a, count: max(0, bytes - 8))
             let interval = 1 / rate
-            var latencies: [Double] = []
-            latencies.reserveCapacity(messages)
             let start = EmulationClock.wallNow() + 0.05
             for i in 0..<messages { loop.send([peer, stamp(0) + padding], on: 0, atWall: start + Double(i) * interval) }
-            for await event in loop.events {
-                guard case .message(_, let frames, _) = event, frames.count == 2, frames[1].count >= 8 else { continue }
-                let now = EmulationClock.wallNow()
-                latencies.append(now - readStamp(frames[1]))
-                if latencies.count == messages { break }
-            }
+            _ = await waiting.next()
+            let latencies = received.withLock { $0.latencies }
             loop.send([peer, []], on: 0)  // tells the echo process to stop
             child.waitUntilExit()
             await loop.stop()
@@ -128,17 +139,23 @@ struct Bench: AsyncParsableCommand {
                                      stamp: stamp, now: EmulationClock.wallNow)
                 return await context.close()
             }
+            let (stopped, stop) = AsyncStream.makeStream(of: Void.self)
             let loop = try await EventLoop.start(context: context, sockets: [
                 SocketSpec(.dealer, connect: [endpoint], routingID: Array("echo".utf8), security: security),
-            ])
-            loop.send([[]], on: 0)  // hello
-            for await event in loop.events {
-                guard case .message(_, let frames, _) = event, let frame = frames.last else { continue }
-                if frame.isEmpty { break }
-                var reply = frame
-                reply.replaceSubrange(0..<8, with: stamp(EmulationClock.wallNow()))
-                loop.send([reply], on: 0)
+            ]) { loop in
+                { event in
+                    guard case .message(_, let frames, _) = event, let frame = frames.last else { return }
+                    if frame.isEmpty {
+                        stop.yield()
+                        return
+                    }
+                    var reply = frame
+                    reply.replaceSubrange(0..<8, with: stamp(EmulationClock.wallNow()))
+                    loop.send([reply], on: 0)
+                }
             }
+            loop.send([[]], on: 0)  // hello
+            for await _ in stopped { break }
             await loop.stop()
             await context.close()
         }

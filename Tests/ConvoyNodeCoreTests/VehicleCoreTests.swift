@@ -1,3 +1,4 @@
+import Foundation
 import ConvoyCore
 import ConvoyMobility
 import ConvoyNodeCore
@@ -196,5 +197,30 @@ import Testing
         #expect(cell.update(to: "rsu-b").map { [$0.change.rawValue, $0.from ?? "-"] } == ["handover", "rsu-a"])
         #expect(cell.update(to: nil).map { [$0.change.rawValue, $0.from ?? "-"] } == ["detach", "rsu-b"])
         #expect(cell.cell == nil)
+    }
+}
+
+@Suite struct V2VTopicTests {
+    /// Every sender within the V2V range publishes on a cell the receiver is subscribed to, wherever
+    /// both are (cells at negative coordinates included), and the receiver hears fewer cells' area
+    /// than a 3 × 3 block of range-wide cells (9 r²).
+    @Test func everySenderInRangeIsOnASubscribedCell() {
+        let range = 300.0
+        let topics = Topic(v2vRange: range)
+        var rng = SeededGenerator(seed: 7, label: "topics")
+        var cells = 0
+        for _ in 0..<2_000 {
+            let here = Position(x: rng.unit() * 4_000 - 2_000, y: rng.unit() * 4_000 - 2_000)
+            let around = topics.v2vAround(here)
+            cells += around.count
+            for _ in 0..<20 {
+                let r = range * rng.unit().squareRoot(), angle = rng.unit() * 2 * .pi
+                let sender = Position(x: here.x + r * cos(angle), y: here.y + r * sin(angle))
+                #expect(around.contains(topics.v2v(at: sender)))
+            }
+        }
+        let area = Double(cells) / 2_000 * topics.cellSize * topics.cellSize
+        #expect(area < 6.5 * range * range)
+        #expect(area > .pi * range * range)
     }
 }
