@@ -61,7 +61,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // The node processes: thin interpreters of the cores' actions, owning sockets, clocks and signals.
-        .target(name: "ConvoyNodes", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyNodeCore", "ConvoyScenario", "ConvoyRuntime", "ConvoyModelServers"]),
+        .target(name: "ConvoyNodes", dependencies: ["ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyNodeCore", "ConvoyFederated", "ConvoyScenario", "ConvoyRuntime", "ConvoyModelServers"]),
         // The launcher: spawns, supervises and records a fleet; fault injection.
         .target(name: "ConvoyLauncher", dependencies: ["CProcess", "ConvoyCore", "ConvoyWire", "ConvoyTransport", "ConvoyMobility", "ConvoyReasoning", "ConvoyScenario", "ConvoyRecording", "ConvoyRuntime", "ConvoyFederated"]),
         .executableTarget(name: "convoy", dependencies: [

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Figures of a Convoy run, from RUN_DIR/run.sqlite, RUN_DIR/map.yaml and RUN_DIR/trajectories/ (the run's own outputs).
 
-Usage: tools/plot RUN_DIR [--out DIR]     (run through tools/plot, which provides the packages)
+Usage: tools/plot RUN_DIR [RUN_DIR ...] [--out DIR]     (run through tools/plot, which provides the packages)
 
-Writes into DIR (default RUN_DIR/plots):
+Writes into DIR (default RUN_DIR/plots of the first run):
   latency_cdf.png   CDF of the latency of completed requests, one curve per access path
   timeline.png      per second: success rate, p95 latency, vehicles alive and RSUs up;
                     fault windows shaded
@@ -11,6 +11,15 @@ Writes into DIR (default RUN_DIR/plots):
                     (every 5th sample, limited to the run's duration), faulted RSUs in red
   rsu_load.png      attempts addressed to each RSU over time (5 s bins), per RSU by outcome,
                     and completed requests by serving node
+
+  fedtune.png       runs with federated fine-tuning: held-out loss and perplexity (mean over the
+                    clients' domains, `fed_evals` domain '*') against rounds and against emulated
+                    time, one line per run given (the paper's Fig. 5 and 6 from Convoy's own runs).
+                    A "round" is the number of client updates aggregated so far divided by the
+                    number of clients, so asynchronous schemes (one version per update) and
+                    synchronous ones share an axis.
+
+With several RUN_DIRs the per-run figures are written for the first; fedtune.png compares them all.
 
 The per-second figures use the definitions of `convoy export`'s timeseries.csv: second s is
 [s, s+1); success rate = completed / (completed + failed + expired) of the requests finished in
@@ -265,11 +274,55 @@ def plot_rsu_load(requests, attempts, nodes, faults, out):
     plt.close(fig)
 
 
+def fedtune_curve(run_dir):
+    """(label, [(round, loss, perplexity, emulated time)]) of a run's global evaluations, or None."""
+    db = open_run(run_dir)
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "fed_evals" not in tables:
+        return None
+    evals = db.execute("SELECT round, loss, perplexity, at FROM fed_evals WHERE domain = '*' ORDER BY round, at").fetchall()
+    if not evals:
+        return None
+    clients = db.execute("SELECT COUNT(DISTINCT vehicle_id) FROM fed_updates").fetchone()[0] or 1
+    aggregated = dict(db.execute("SELECT round, COUNT(*) FROM fed_updates WHERE outcome = 'aggregated' GROUP BY round").fetchall())
+    scheme = db.execute("SELECT scheme FROM fed_rounds LIMIT 1").fetchone()
+    db.close()
+    label = os.path.basename(os.path.normpath(run_dir))
+    if scheme and scheme[0] not in label:
+        label = f"{label} ({scheme[0]})"
+    points = []
+    for version, loss, ppl, at in evals:
+        done = sum(n for r, n in aggregated.items() if r <= version)
+        points.append((done / clients, loss, ppl, at))
+    return label, points
+
+
+def plot_fedtune(curves, out):
+    """Loss and perplexity against rounds and against emulated time, one line per run."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey="row")
+    for label, points in curves:
+        rounds, loss, ppl, at = zip(*points)
+        for row, values in enumerate((loss, ppl)):
+            axes[row][0].plot(rounds, values, marker="o", ms=3, label=label)
+            axes[row][1].plot(at, values, marker="o", ms=3, label=label)
+    for row, name in enumerate(("held-out loss", "held-out perplexity")):
+        axes[row][0].set_ylabel(f"{name}\n(mean over the clients' domains)")
+        for ax in axes[row]:
+            ax.grid(alpha=0.3)
+    axes[1][0].set_xlabel("round (client updates aggregated / clients)")
+    axes[1][1].set_xlabel("emulated time (s)")
+    axes[0][1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(prog="tools/plot", description="PNG figures of a Convoy run.")
-    parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("--out", metavar="DIR", help="output directory (default: RUN_DIR/plots)")
+    parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: RUN_DIR/plots of the first run)")
     args = parser.parse_args()
+    args.run_dir = args.run_dirs[0]
     db = open_run(args.run_dir)
     requests = pd.read_sql_query("SELECT * FROM requests", db)
     attempts = pd.read_sql_query("SELECT * FROM attempts", db)
@@ -293,6 +346,11 @@ def main():
     path = os.path.join(out, "rsu_load.png")
     plot_rsu_load(requests, attempts, nodes, faults, path)
     written.append(path)
+    curves = [c for c in (fedtune_curve(run) for run in args.run_dirs) if c]
+    if curves:
+        path = os.path.join(out, "fedtune.png")
+        plot_fedtune(curves, path)
+        written.append(path)
     for path in written:
         print(path)
 

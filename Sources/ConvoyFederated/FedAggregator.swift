@@ -30,6 +30,9 @@ public struct FedAggregator: Sendable {
         case update(FedUpdateRecord)
         case eval(FedEvalRecord)
         case count(String)
+        case setCounter(String, Int)
+        /// A new version exists: what a restarted aggregator would resume from.
+        case checkpoint(FedCheckpoint)
     }
 
     /// Timer ids are at or above this, so that a node can tell them from its own.
@@ -85,11 +88,16 @@ public struct FedAggregator: Sendable {
     var evalPending: [Int: Int] = [:]
     var nextID = timerBase
     var deadlineTimer: UInt64?
+    /// The previous incarnation's checkpoint, applied once the trainer's initial adapter is in.
+    var resume: FedCheckpoint?
     var out: [Action] = []
 
-    public init(config: FedTuneConfig, id: String) {
+    /// `resume`: the checkpoint a previous incarnation of this aggregator wrote (it carries on from
+    /// that version; ignored, and counted, if it does not fit this run's scheme and adapter).
+    public init(config: FedTuneConfig, id: String, resume: FedCheckpoint? = nil) {
         self.config = config
         self.id = id
+        self.resume = resume
         buffer = UpdateBuffer(size: max(1, config.bufferSize), serverRate: config.serverRate)
         if config.scheme == .clustered, config.clusterBy == .labels {
             let labels = config.clients.keys.reduce(into: [String: String]()) { $0[$1] = config.label(of: $1) }
@@ -105,6 +113,7 @@ public struct FedAggregator: Sendable {
             guard models.isEmpty else { break }
             for c in 0..<max(1, config.scheme == .clustered ? config.clusters : 1) { models[c] = adapter }
             history[0] = adapter
+            if let resume { resumeFrom(resume, parameters: adapter.count) }
             out.append(.arm(nextTimer(), at: max(now, config.startAt)))
         case .up(let message, let via):
             guard config.clients[message.vehicleID] != nil else { out.append(.count("fed_unknown_client")); break }
@@ -129,6 +138,28 @@ public struct FedAggregator: Sendable {
         }
         defer { out = [] }
         return out
+    }
+
+    /// Carries on from a previous incarnation's checkpoint, if it fits this run.
+    private mutating func resumeFrom(_ checkpoint: FedCheckpoint, parameters: Int) {
+        resume = nil
+        guard checkpoint.scheme == config.scheme.rawValue, checkpoint.parameters == parameters,
+              let (models, groups) = checkpoint.adapters() else { return out.append(.count("fed_checkpoint_unusable")) }
+        self.models.merge(models) { $1 }
+        self.groups = groups
+        clusterOf.merge(checkpoint.clusterOf) { $1 }
+        groupOf = checkpoint.groupOf
+        version = checkpoint.version
+        history = [version: self.models[0]!]
+        finished = version >= config.rounds
+        out.append(.setCounter("fed_resumed_from_version", version))
+    }
+
+    /// The state a restarted aggregator resumes from.
+    private func checkpoint() -> FedCheckpoint {
+        FedCheckpoint(scheme: config.scheme.rawValue, version: version, parameters: parameterCount,
+                      models: models.mapValues { Data($0.bytes) }, groups: groups.mapValues { Data($0.bytes) },
+                      clusterOf: clusterOf, groupOf: groupOf)
     }
 
     mutating func nextTimer() -> UInt64 {
@@ -327,6 +358,7 @@ public struct FedAggregator: Sendable {
         }
         version = round
         history = [version: models[0]!]
+        out.append(.checkpoint(checkpoint()))
         evaluate(round: round, now: now)
         if version >= config.rounds {
             finished = true
@@ -389,6 +421,7 @@ public struct FedAggregator: Sendable {
         models[0] = next
         history[version] = next
         history = history.filter { $0.key >= version - config.maxStaleness }
+        out.append(.checkpoint(checkpoint()))
         out.append(.round(FedRoundRecord(scheme: config.scheme.rawValue, round: version, cluster: 0, level: "global",
                                          startedAt: upload.first.uploadStartedAt, endedAt: now, participants: applied, aggregated: applied,
                                          dropped: 0, aggregatedAt: id, trainLoss: upload.first.loss)))

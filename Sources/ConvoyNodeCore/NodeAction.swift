@@ -69,6 +69,9 @@ public enum NodeAction: Sendable, Equatable {
     case compute(ComputeCommand)
     /// A request to the trainer process (federated fine-tuning); its answer comes back as an event.
     case trainer(TrainerRequest)
+    /// Keep `bytes` in the node's state file `name` (in the run directory), replacing what was
+    /// there: what the node's next incarnation starts from after a crash.
+    case persist(name: String, bytes: [UInt8])
     /// Send the pending records and counters to the recorder now.
     case flushRecords
     /// Stop the node (after carrying out the actions before this one).

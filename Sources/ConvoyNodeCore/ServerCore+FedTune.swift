@@ -38,6 +38,8 @@ extension ServerCore {
             case .update(let u): out.record(.fedUpdate(u))
             case .eval(let e): out.record(.fedEval(e))
             case .count(let name): out.count(name)
+            case .setCounter(let name, let value): out.append(.setCounter(name, value))
+            case .checkpoint(let c): out.append(.persist(name: FedCheckpoint.fileName, bytes: c.encoded()))
             }
         }
     }

@@ -39,6 +39,8 @@ final class NodeShell {
     private var dirtyLinks: Set<String> = []
     private var samplesSeen: [String: Int] = [:]
     private(set) var stopped = false
+    /// Writes state files (`persist`) in order, off the I/O thread.
+    private let writer = DispatchQueue(label: "convoy-state-writer")
     /// Carries out the compute backend's commands (a server node with a real model server).
     var onCompute: ((ComputeCommand) -> Void)?
 
@@ -74,6 +76,7 @@ final class NodeShell {
                 if let onCompute { onCompute(command) } else { count("compute_commands_without_backend") }
             case .trainer(let request):
                 if let s = sockets.trainer { loop.send(request.frames, on: s) } else { count("trainer_requests_without_socket") }
+            case .persist(let name, let bytes): persist(name, bytes)
             case .flushRecords: flushRecords()
             case .stop:
                 countersDirty = true  // the last counts, whatever changed since
@@ -98,6 +101,21 @@ final class NodeShell {
         guard let socket else { return count("sends_without_socket") }
         let wall = message.at.map { clock.wall(atEmulated: $0) }
         loop.send(frames, on: socket, atWall: wall.flatMap { $0 > EmulationClock.wallNow() ? $0 : nil })
+    }
+
+    /// Writes a state file off the I/O thread, in order, atomically (a crash leaves the old or the
+    /// new file, never half of one).
+    private func persist(_ name: String, _ bytes: [UInt8]) {
+        let path = config.statePath(of: id, name: name)
+        writer.async {
+            let url = URL(fileURLWithPath: path)
+            do {
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try Data(bytes).write(to: url, options: .atomic)
+            } catch {
+                FileHandle.standardError.write(Data("cannot write \(path): \(error)\n".utf8))
+            }
+        }
     }
 
     private func nextSequence() -> UInt64 {

@@ -71,6 +71,11 @@ public struct RunConfig: Sendable, Codable, Equatable {
     private static func hex(_ id: String) -> String { id.utf8.map { String(format: "%02x", $0) }.joined() }
 
     /// Where the launcher puts a partition or degradation it imposes on `node` (see `ImposedFault`).
+    /// A node's state file `name`: what it keeps for its next incarnation (`NodeAction.persist`).
+    public func statePath(of node: String, name: String) -> String {
+        URL(fileURLWithPath: runDirectory).appendingPathComponent("state/\(NodeID.fileName(of: node))/\(name)").path
+    }
+
     public func imposedFaultPath(of node: String) -> String {
         URL(fileURLWithPath: runDirectory).appendingPathComponent("faults/\(NodeID.fileName(of: node)).json").path
     }

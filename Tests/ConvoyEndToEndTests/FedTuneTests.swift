@@ -68,6 +68,22 @@ struct FedTuneTests {
     }
 
     @Test(.timeLimit(.minutes(5)))
+    func aRestartedAggregatorCarriesOnFromItsLastVersion() async throws {
+        // The aggregator (edge-1) crashes after a few rounds and comes back 3 s later.
+        let dir = try Self.scenario(rounds: 6, duration: 40, faults: "  - { at: 11, node: edge-1, mode: crash, for: 3 }\n")
+        let run = dir.appendingPathComponent("run").path
+        let result = try await Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run]).wait(timeout: 180)
+        #expect(result.status == 0, "launch output: \(result.output)")
+        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        let fed = try db.fetchFedTune()
+        // Each round closed once: the new incarnation went on from the checkpoint, not from round 1.
+        #expect(fed.rounds.map(\.round) == [1, 2, 3, 4, 5, 6], "rounds: \(fed.rounds)")
+        let resumed = try db.fetchCounters().filter { $0.nodeID == "edge-1" && $0.name == "fed_resumed_from_version" }
+        #expect(resumed.count == 1 && (resumed.first?.value ?? 0) >= 1, "counters: \(resumed)")
+        #expect(FileManager.default.fileExists(atPath: run + "/state/edge-1/fedtune-checkpoint.json"))
+    }
+
+    @Test(.timeLimit(.minutes(5)))
     func theTrainerDyingEndsTheRunWithAReason() async throws {
         let dir = try Self.scenario(rounds: 50, duration: 20, faults: "")
         let run = dir.appendingPathComponent("run").path

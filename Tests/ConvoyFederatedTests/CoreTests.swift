@@ -167,6 +167,38 @@ import Testing
         #expect(agg.models[0] == Adapter([4, 4, 4, 4]))
     }
 
+    /// Every new version leaves a checkpoint; an aggregator started from it carries on from that
+    /// version with that model (and hands it out), and one that does not fit is counted and ignored.
+    @Test func aRestartedAggregatorResumesFromItsCheckpoint() {
+        var (agg, _) = Self.started(Self.config(.fedavg))
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1.5)
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 0), via: "rsu-1"), now: 1.5)
+        var actions: [FedAggregator.Action] = []
+        for c in Self.upload("a", [1, 1, 1, 1], version: 0) + Self.upload("b", [3, 3, 3, 3], version: 0) {
+            actions += agg.handle(.up(c, via: "rsu-1"), now: 3)
+        }
+        let saved = actions.compactMap { if case .checkpoint(let c) = $0 { c } else { nil } }
+        #expect(saved.count == 1 && saved[0].version == 1)
+        guard let bytes = saved.first?.encoded(), let checkpoint = FedCheckpoint.decode(bytes) else {
+            Issue.record("no checkpoint"); return
+        }
+        #expect(checkpoint == saved[0])
+
+        var restarted = FedAggregator(config: Self.config(.fedavg), id: "edge-1", resume: checkpoint)
+        let started = restarted.handle(.initial(Adapter(zeros: 4)), now: 10)
+        #expect(started.contains(.setCounter("fed_resumed_from_version", 1)))
+        #expect(restarted.version == 1 && restarted.models[0] == Adapter([2, 2, 2, 2]))
+        guard case .arm(let t, _)? = started.last else { Issue.record("no start timer"); return }
+        _ = restarted.handle(.timer(t), now: 10)
+        let down = Self.sends(restarted.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 11))
+        #expect(down.allSatisfy { $0.version == 1 } && Adapter(bytes: down.flatMap(\.data)) == Adapter([2, 2, 2, 2]))
+
+        // Another adapter size (or scheme): not resumed.
+        var other = FedAggregator(config: Self.config(.fedavg), id: "edge-1", resume: checkpoint)
+        #expect(other.handle(.initial(Adapter(zeros: 6)), now: 10).contains(.count("fed_checkpoint_unusable")))
+        #expect(other.version == 0)
+    }
+
     @Test func afterTheLastRoundVehiclesAreToldToStop() {
         var config = Self.config(.fedavg, clients: ["a"])
         config.rounds = 1

@@ -126,30 +126,18 @@ def main():
                           "/".join(str(o.get(k, 0)) for k in ("aggregated", "late", "stale", "lost")),
                           f"{ups[len(ups) // 2]:.2f}" if ups else "-", f"{r['misses']} ({r['late_ms'] / 1000:.0f} s)",
                           str(r["status"]), f"{r['wall']:.0f}"]))
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for name, r in results.items():
-            e = r["evals"]
-            if not e:
-                continue
-            per_round = SCHEMES[name][3]
-            axes[0].plot([v / per_round for v, *_ in e], [x[1] for x in e], marker="o", label=name)
-            axes[1].plot([x[3] for x in e], [x[1] for x in e], marker="o", label=name)
-        axes[0].set_xlabel("round (8 client updates)")
-        axes[1].set_xlabel("emulated time (s)")
-        for a in axes:
-            a.set_ylabel("held-out loss (mean over clients)")
-            a.grid(alpha=0.3)
-        axes[1].legend(fontsize=8)
-        fig.tight_layout()
+    # The figure is tools/plot's, over the runs of this bench (the same axes as `tools/plot RUN_DIR ...`).
+    runs = [os.path.join(args.out, name) for name in results if results[name]["evals"]]
+    if runs:
+        sys.path.insert(0, os.path.join(ROOT, "tools"))
+        try:
+            import plot
+        except ImportError:
+            print("figure: not written (matplotlib missing; tools/plot --setup)")
+            return
         figure = os.path.join(args.out, "fedtune-loss.png")
-        fig.savefig(figure, dpi=110)
+        plot.plot_fedtune([plot.fedtune_curve(run) for run in runs], figure)
         print(f"\nfigure: {figure}")
-    except ImportError:
-        print("figure: not written (matplotlib missing; tools/plot --setup)")
 
 
 if __name__ == "__main__":
