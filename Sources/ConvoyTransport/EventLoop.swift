@@ -31,8 +31,8 @@ public struct TransportStats: Sendable, Equatable {
 ///   when the loop is started with a handler — by calling the handler on the I/O thread itself,
 ///   so a node's core runs where its messages arrive: no thread hop, no task per message.
 /// - `send`, `schedule`, `subscribe`, `connect` and `post` put a command into a locked outbox and
-///   wake the thread through an eventfd (not needed, and skipped, when called on the I/O thread);
-///   they never block and never call ZeroMQ themselves.
+///   wake the thread through an eventfd; they never block and never call ZeroMQ themselves. Called
+///   on the I/O thread itself (from a handler), all but `post` are carried out at once, in order.
 /// - Sends and timers can be due at a wall-clock instant; a timerfd wakes the thread then, so
 ///   delayed messages leave with microsecond precision rather than zmq_poll's milliseconds.
 /// - `stop()` closes every socket and finishes `events`.

@@ -271,10 +271,10 @@ enum Fixture {
 
     /// Launches `dir`'s scenario into `dir/run`, expects a clean exit and no process left, and
     /// opens the run's database.
-    static func launchToEnd(_ dir: URL) async throws -> RunDatabase {
+    static func launchToEnd(_ dir: URL, timeout: Double = 90) async throws -> RunDatabase {
         let run = dir.appendingPathComponent("run").path
         let launch = try Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run])
-        let result = try await launch.wait(timeout: 90)
+        let result = try await launch.wait(timeout: timeout)
         #expect(result.status == 0, "\(result.output)")
         #expect(processes(mentioning: run).isEmpty)
         return try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))

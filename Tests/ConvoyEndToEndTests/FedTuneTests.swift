@@ -40,11 +40,7 @@ struct FedTuneTests {
         // One round takes about 3 s (the device's training time, then the upload): the crash falls into round 2.
         let dir = try Self.scenario(rounds: 4, duration: 30, faults: "  - { at: 5, node: rsu-1, mode: crash, for: 4 }\n")
         let run = dir.appendingPathComponent("run").path
-        let result = try await Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run]).wait(timeout: 180)
-        #expect(result.status == 0, "launch output: \(result.output)")
-
-        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
-        let fed = try db.fetchFedTune()
+        let fed = try await Fixture.launchToEnd(dir, timeout: 180).fetchFedTune()
         // Every round closed, in order, at the aggregator, with updates from the clients.
         #expect(fed.rounds.map(\.round) == [1, 2, 3, 4], "rounds: \(fed.rounds)")
         #expect(fed.rounds.allSatisfy { $0.aggregatedAt == "edge-1" && $0.aggregated >= 1 && $0.level == "global" })
@@ -71,16 +67,13 @@ struct FedTuneTests {
     func aRestartedAggregatorCarriesOnFromItsLastVersion() async throws {
         // The aggregator (edge-1) crashes after a few rounds and comes back 3 s later.
         let dir = try Self.scenario(rounds: 6, duration: 40, faults: "  - { at: 11, node: edge-1, mode: crash, for: 3 }\n")
-        let run = dir.appendingPathComponent("run").path
-        let result = try await Convoy.start(["launch", dir.appendingPathComponent("scenario.yaml").path, "--out", run]).wait(timeout: 180)
-        #expect(result.status == 0, "launch output: \(result.output)")
-        let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        let db = try await Fixture.launchToEnd(dir, timeout: 180)
         let fed = try db.fetchFedTune()
         // Each round closed once: the new incarnation went on from the checkpoint, not from round 1.
         #expect(fed.rounds.map(\.round) == [1, 2, 3, 4, 5, 6], "rounds: \(fed.rounds)")
         let resumed = try db.fetchCounters().filter { $0.nodeID == "edge-1" && $0.name == "fed_resumed_from_version" }
         #expect(resumed.count == 1 && (resumed.first?.value ?? 0) >= 1, "counters: \(resumed)")
-        #expect(FileManager.default.fileExists(atPath: run + "/state/edge-1/fedtune-checkpoint.json"))
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/run/state/edge-1/fedtune-checkpoint.json"))
     }
 
     @Test(.timeLimit(.minutes(5)))
