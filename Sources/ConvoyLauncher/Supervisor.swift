@@ -382,10 +382,16 @@ actor Supervisor {
             for sample in batch.linkSamples { recentLinkErrors.append(abs(sample.actualAt - sample.modelledAt) * 1000) }
         }
         if recentLinkErrors.count > Self.recentLinkSamples { recentLinkErrors.removeFirst(recentLinkErrors.count - Self.recentLinkSamples) }
-        do {
-            try database.apply(batches)
-        } catch {
-            recordingFailed(error, losing: batches.reduce(0) { $0 + $1.rowCount })
+        if recordingError != nil {
+            // The database already refused a write: the space the reserve gave back is for closing
+            // the run (open requests, the result), not for the records still coming in.
+            lostRecords += batches.reduce(0) { $0 + $1.rowCount }
+        } else {
+            do {
+                try database.apply(batches)
+            } catch {
+                recordingFailed(error, losing: batches.reduce(0) { $0 + $1.rowCount })
+            }
         }
         batches.removeAll(keepingCapacity: true)
     }
