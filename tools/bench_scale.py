@@ -210,6 +210,18 @@ def analyse(run: str, duration: float, wall: float) -> dict:
     }
 
 
+def parse_plan(item: str, parser) -> tuple:
+    """'N:SPEED,SPEED' as (N, [speeds]), or a usage error that names the item."""
+    try:
+        n, speeds = item.split(":")
+        plan = (int(n), [float(v) for v in speeds.split(",")])
+    except ValueError:
+        parser.error(f"--plan {item!r}: expected VEHICLES:SPEED[,SPEED...], e.g. 600:0.25,0.1")
+    if plan[0] <= 0 or not all(0 < v <= 100 for v in plan[1]):
+        parser.error(f"--plan {item!r}: expected a positive number of vehicles and speeds in (0, 100]")
+    return plan
+
+
 def fmt(v, spec=".1f"):
     return "-" if v is None else format(v, spec)
 
@@ -228,6 +240,8 @@ def main() -> int:
     p.add_argument("--label", default="current", help="names the binary's rows (e.g. before/after a change)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
+    if not os.path.exists(os.path.join(a.city, "city.json")):
+        p.error(f"{a.city}/city.json: no city there (make it with tools/make-city-scenario)")
     with open(os.path.join(a.city, "city.json")) as f:
         city = json.load(f)
     out = a.out or os.path.join("/tmp", f"convoy-bench-scale-{os.getpid()}")
@@ -238,8 +252,7 @@ def main() -> int:
     if os.path.exists(stored):
         with open(stored) as f:
             results = json.load(f)
-    plan = [(int(n), [float(v) for v in speeds.split(",")]) for n, speeds in (item.split(":") for item in a.plan)] if a.plan \
-        else [(n, a.speed) for n in a.vehicles]
+    plan = [parse_plan(item, p) for item in a.plan] if a.plan else [(n, a.speed) for n in a.vehicles]
     if a.summarise_only:
         plan = []
         for r in results:  # re-read the runs still there (the analysis may have changed since)

@@ -88,16 +88,18 @@ public struct FedAggregator: Sendable {
     var evalPending: [Int: Int] = [:]
     var nextID = timerBase
     var deadlineTimer: UInt64?
-    /// The previous incarnation's checkpoint, applied once the trainer's initial adapter is in.
-    var resume: FedCheckpoint?
+    /// The previous incarnation's checkpoint, applied once the trainer's initial adapter is in
+    /// (`.some(nil)`: there was one, and it could not be read).
+    var resume: FedCheckpoint??
     var out: [Action] = []
 
-    /// `resume`: the checkpoint a previous incarnation of this aggregator wrote (it carries on from
-    /// that version; ignored, and counted, if it does not fit this run's scheme and adapter).
-    public init(config: FedTuneConfig, id: String, resume: FedCheckpoint? = nil) {
+    /// `resume`: the checkpoint file a previous incarnation of this aggregator wrote (it carries on
+    /// from that version; ignored, and counted, if it cannot be read or does not fit this run's
+    /// scheme and adapter).
+    public init(config: FedTuneConfig, id: String, resume: [UInt8]? = nil) {
         self.config = config
         self.id = id
-        self.resume = resume
+        self.resume = resume.map(FedCheckpoint.decode)
         buffer = UpdateBuffer(size: max(1, config.bufferSize), serverRate: config.serverRate)
         if config.scheme == .clustered, config.clusterBy == .labels {
             let labels = config.clients.keys.reduce(into: [String: String]()) { $0[$1] = config.label(of: $1) }
@@ -114,6 +116,7 @@ public struct FedAggregator: Sendable {
             for c in 0..<max(1, config.scheme == .clustered ? config.clusters : 1) { models[c] = adapter }
             history[0] = adapter
             if let resume { resumeFrom(resume, parameters: adapter.count) }
+            resume = nil
             out.append(.arm(nextTimer(), at: max(now, config.startAt)))
         case .up(let message, let via):
             guard config.clients[message.vehicleID] != nil else { out.append(.count("fed_unknown_client")); break }
@@ -141,9 +144,8 @@ public struct FedAggregator: Sendable {
     }
 
     /// Carries on from a previous incarnation's checkpoint, if it fits this run.
-    private mutating func resumeFrom(_ checkpoint: FedCheckpoint, parameters: Int) {
-        resume = nil
-        guard checkpoint.scheme == config.scheme.rawValue, checkpoint.parameters == parameters,
+    private mutating func resumeFrom(_ checkpoint: FedCheckpoint?, parameters: Int) {
+        guard let checkpoint, checkpoint.scheme == config.scheme.rawValue, checkpoint.parameters == parameters,
               let (models, groups) = checkpoint.adapters() else { return out.append(.count("fed_checkpoint_unusable")) }
         self.models.merge(models) { $1 }
         self.groups = groups

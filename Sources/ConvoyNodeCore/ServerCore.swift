@@ -119,9 +119,9 @@ public struct ServerCore: Sendable {
     var out = ActionList()
 
     /// - Parameters: `seed` and `incarnation` seed this incarnation's random stream (link draws);
-    ///   `fedResume`: the federated fine-tuning checkpoint a previous incarnation left.
+    ///   `fedResume`: the federated fine-tuning checkpoint file a previous incarnation left.
     public init(id: String, map: MapSpec, liveness config: LivenessConfig, seed: UInt64, incarnation: UInt32,
-                vehicles: Set<String>? = nil, fedtune: FedTuneConfig? = nil, fedResume: FedCheckpoint? = nil,
+                vehicles: Set<String>? = nil, fedtune: FedTuneConfig? = nil, fedResume: [UInt8]? = nil,
                 analytics: AnalyticsConfig? = nil, compute makeBackend: (ComputeSpec) -> any ComputeBackend = Self.modelled) throws {
         if let fedtune, fedtune.aggregator == id { aggregator = FedAggregator(config: fedtune, id: id, resume: fedResume) }
         if let analytics, analytics.aggregator == id { self.analytics = AnalyticsAggregator(config: analytics) }

@@ -22,8 +22,7 @@ final class ServerNode: @unchecked Sendable {
 
     static func run(config: RunConfig, id: String, incarnation: UInt32, keys: NodeKeys?) async throws {
         // A restarted aggregator carries on from the checkpoint its previous incarnation wrote.
-        let resume = (try? Data(contentsOf: URL(fileURLWithPath: config.statePath(of: id, name: FedCheckpoint.fileName))))
-            .flatMap { FedCheckpoint.decode(Array($0)) }
+        let resume = (try? Data(contentsOf: URL(fileURLWithPath: config.statePath(of: id, name: FedCheckpoint.fileName)))).map(Array.init)
         let core = try ServerCore(id: id, map: config.map, liveness: config.scenario.liveness, seed: config.seed, incarnation: incarnation,
                                   vehicles: config.vehicles.map(Set.init), fedtune: config.scenario.fedtune, fedResume: resume,
                                   analytics: config.scenario.analytics)

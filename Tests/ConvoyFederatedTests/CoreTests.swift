@@ -179,12 +179,10 @@ import Testing
         }
         let saved = actions.compactMap { if case .checkpoint(let c) = $0 { c } else { nil } }
         #expect(saved.count == 1 && saved[0].version == 1)
-        guard let bytes = saved.first?.encoded(), let checkpoint = FedCheckpoint.decode(bytes) else {
-            Issue.record("no checkpoint"); return
-        }
-        #expect(checkpoint == saved[0])
+        guard let bytes = saved.first?.encoded() else { Issue.record("no checkpoint"); return }
+        #expect(FedCheckpoint.decode(bytes) == saved[0])
 
-        var restarted = FedAggregator(config: Self.config(.fedavg), id: "edge-1", resume: checkpoint)
+        var restarted = FedAggregator(config: Self.config(.fedavg), id: "edge-1", resume: bytes)
         let started = restarted.handle(.initial(Adapter(zeros: 4)), now: 10)
         #expect(started.contains(.setCounter("fed_resumed_from_version", 1)))
         #expect(restarted.version == 1 && restarted.models[0] == Adapter([2, 2, 2, 2]))
@@ -193,10 +191,12 @@ import Testing
         let down = Self.sends(restarted.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 11))
         #expect(down.allSatisfy { $0.version == 1 } && Adapter(bytes: down.flatMap(\.data)) == Adapter([2, 2, 2, 2]))
 
-        // Another adapter size (or scheme): not resumed.
-        var other = FedAggregator(config: Self.config(.fedavg), id: "edge-1", resume: checkpoint)
-        #expect(other.handle(.initial(Adapter(zeros: 6)), now: 10).contains(.count("fed_checkpoint_unusable")))
-        #expect(other.version == 0)
+        // Another adapter size, another scheme, or a file that is not a checkpoint: not resumed.
+        for (scheme, size, file) in [(FedTuneConfig.Scheme.fedavg, 6, bytes), (.fedasync, 4, bytes), (.fedavg, 4, Array("{\"version\": 3".utf8))] {
+            var other = FedAggregator(config: Self.config(scheme), id: "edge-1", resume: file)
+            #expect(other.handle(.initial(Adapter(zeros: size)), now: 10).contains(.count("fed_checkpoint_unusable")))
+            #expect(other.version == 0)
+        }
     }
 
     @Test func afterTheLastRoundVehiclesAreToldToStop() {
