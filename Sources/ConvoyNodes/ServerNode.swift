@@ -54,14 +54,16 @@ final class ServerNode: @unchecked Sendable {
                                   sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, clients: Sockets.clients,
                                                  upstream: config.map.nextHop(of: id) != nil ? Sockets.upstream : nil,
                                                  trainer: trainerSocket))
-            node = ServerNode(shell: shell, core: core, modelCalls: ModelCalls(config.map.compute(of: id)))
-            return { [node] event in node!.received(event) }
+            let server = ServerNode(shell: shell, core: core, modelCalls: ModelCalls(config.map.compute(of: id)))
+            node = server
+            // Posted before the I/O thread starts: handled before any message.
+            loop.post {
+                server.reloadImposedFault()
+                server.handle(.start)
+            }
+            return { event in server.received(event) }
         }
         let server: ServerNode = node
-        loop.post {
-            server.reloadImposedFault()
-            server.handle(.start)
-        }
         ProcessSignals.onTermination { _ in loop.post { server.handle(.stop) } }
         ProcessSignals.on([SIGUSR1]) { _ in loop.post { server.reloadImposedFault() } }
         for await _ in loop.events {}  // until the core stops the loop

@@ -49,11 +49,13 @@ final class VehicleNode: @unchecked Sendable {
             let shell = NodeShell(config: config, id: id, incarnation: 1, loop: loop, zap: nil,
                                   sockets: .init(bus: Sockets.bus, recorder: Sockets.recorder, broadcast: Sockets.broadcast,
                                                  access: Sockets.access, trainer: core.fed != nil ? Sockets.trainer : nil))
-            node = VehicleNode(shell: shell, core: core, modelCalls: ModelCalls(config.scenario.onboard))
-            return { [node] event in node!.received(event) }
+            let vehicle = VehicleNode(shell: shell, core: core, modelCalls: ModelCalls(config.scenario.onboard))
+            node = vehicle
+            // Posted before the I/O thread starts: handled before any message.
+            loop.post { vehicle.handle(.start) }
+            return { event in vehicle.received(event) }
         }
         let vehicle: VehicleNode = node
-        loop.post { vehicle.handle(.start) }
         ProcessSignals.onTermination { _ in loop.post { vehicle.handle(.drain) } }
         for await _ in loop.events {}  // until the core stops the loop
         vehicle.modelCalls?.abortAll()

@@ -79,6 +79,7 @@ public final class EventLoop: Sendable {
     /// Starts the I/O thread in handler mode: `makeHandler` is given the loop before the thread
     /// starts and returns the handler, which is then called on the I/O thread for every inbound
     /// message and due timer, in order; `events` yields nothing and finishes when the loop stops.
+    /// What `makeHandler` posts runs before the first message is handled.
     public static func start(context: ZMQContext, sockets: [SocketSpec], name: String = "convoy-io",
                              handler makeHandler: (EventLoop) -> Handler) async throws -> EventLoop {
         let loop = try EventLoop(context: context)

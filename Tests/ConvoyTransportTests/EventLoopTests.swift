@@ -64,7 +64,8 @@ struct EventLoopTests {
         let client = try await EventLoop.start(context: ctx, sockets: [SocketSpec(.dealer, connect: [endpoint], routingID: Array("car".utf8))])
         let seen = Mutex<[String]>([])
         let server = try await EventLoop.start(context: ctx, sockets: [SocketSpec(.router, bind: [endpoint])]) { loop in
-            { event in
+            loop.post { seen.withLock { $0.append("start \(loop.isCurrentThread)") } }  // before any message
+            return { event in
                 let here = loop.isCurrentThread
                 switch event {
                 case .message(_, let frames, _):
@@ -83,7 +84,7 @@ struct EventLoopTests {
         let reply = try await nextMessage(client)
         #expect(reply.frames == [Array("done".utf8)])
         await server.stop()
-        #expect(seen.withLock { $0 } == ["message hi true", "timer 7 true", "posted true"])
+        #expect(seen.withLock { $0 } == ["start true", "message hi true", "timer 7 true", "posted true"])
         await client.stop()
     }
 
