@@ -150,8 +150,11 @@ def measure(convoy: str, scenario: str, run: str, speed: float, duration: float)
     sampler = Sampler(proc.pid)
     sampler.start()
     # Memory at the middle of the emulated run (the fleet is at its size by then).
-    threading.Timer(duration / speed / 2 + 5, sampler.want_memory.set).start()
+    midway = threading.Timer(duration / speed / 2 + 5, sampler.want_memory.set)
+    midway.daemon = True
+    midway.start()
     output, _ = proc.communicate()
+    midway.cancel()  # a run that ended early must not keep the benchmark waiting for it
     wall = time.time() - started
     sampler.done.set()
     sampler.join()

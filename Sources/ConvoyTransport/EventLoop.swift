@@ -150,7 +150,8 @@ public final class EventLoop: Sendable {
     private func enqueue(_ command: Command) {
         // On the I/O thread itself (a handler), the command is carried out at once, in order: no
         // outbox, no wake-up. Posted work still waits for the handler to return.
-        if isCurrentThread, let io {
+        let onIOThread = isCurrentThread
+        if onIOThread, let io {
             if case .run = command {} else { return io.carryOut(command) }
         }
         let accepted = outbox.withLock { box -> Bool in
@@ -159,7 +160,7 @@ public final class EventLoop: Sendable {
             return box.commands.count == 1
         }
         // The I/O thread drains the outbox before it waits again: no wake-up needed from itself.
-        if accepted && !isCurrentThread { wake() }
+        if accepted && !onIOThread { wake() }
     }
 
     private func wake() {
