@@ -283,8 +283,11 @@ def fedtune_curve(run_dir):
     evals = db.execute("SELECT round, loss, perplexity, at FROM fed_evals WHERE domain = '*' ORDER BY round, at").fetchall()
     if not evals:
         return None
-    clients = db.execute("SELECT COUNT(DISTINCT vehicle_id) FROM fed_updates").fetchone()[0] or 1
-    aggregated = dict(db.execute("SELECT round, COUNT(*) FROM fed_updates WHERE outcome = 'aggregated' GROUP BY round").fetchall())
+    # Hierarchical: the RSU groups' uploads to the global level are not client updates.
+    vehicles = "vehicle_id NOT IN (SELECT aggregated_at FROM fed_rounds WHERE level = 'group')"
+    clients = db.execute(f"SELECT COUNT(DISTINCT vehicle_id) FROM fed_updates WHERE {vehicles}").fetchone()[0] or 1
+    aggregated = dict(db.execute(
+        f"SELECT round, COUNT(*) FROM fed_updates WHERE outcome = 'aggregated' AND {vehicles} GROUP BY round").fetchall())
     scheme = db.execute("SELECT scheme FROM fed_rounds LIMIT 1").fetchone()
     db.close()
     label = os.path.basename(os.path.normpath(run_dir))

@@ -11,7 +11,21 @@ import Foundation
 /// `participantsPerRound` clients that pull (all, with 0) and closes when all of them are in or at
 /// `roundDeadline`; closing it makes version r. Asynchronous schemes hand out the current version
 /// at once and mix each update as it arrives (FedAsync) or every K updates (FedBuff).
+///
+/// Hierarchical runs on two tiers: at each RSU a `.group` aggregator runs the rounds of the
+/// vehicles it serves (`GroupAggregator` carries its model up and back), and the run's aggregator
+/// (`.top`) averages the groups' models every κ2 rounds as its clients' updates, weighted by the
+/// samples behind them. Its versions count global aggregations; its records number rounds in
+/// group rounds (global version g is round g × κ2), so that every scheme shares one axis.
 public struct FedAggregator: Sendable {
+    /// Where this aggregator sits in the scheme.
+    public enum Tier: Sendable, Equatable {
+        /// The run's aggregator (hierarchical: the global level, whose clients are the RSU groups).
+        case top
+        /// Hierarchical: an RSU's group level; `index` numbers the group in records.
+        case group(index: Int)
+    }
+
     public enum Event: Sendable {
         /// The trainer's initial adapter (every client starts from it).
         case initial(Adapter)
@@ -20,6 +34,10 @@ public struct FedAggregator: Sendable {
         case timer(UInt64)
         /// The trainer evaluated request `id`: loss per domain, or why it could not.
         case evaluated(id: UInt64, losses: [String: Double]?, failure: String?)
+        /// Group tier: the global model of version `version`, to run the next κ2 rounds from.
+        case global(Adapter, version: Int)
+        /// Group tier: the global level has finished.
+        case finish
     }
 
     public enum Action: Sendable, Equatable {
@@ -29,14 +47,20 @@ public struct FedAggregator: Sendable {
         case round(FedRoundRecord)
         case update(FedUpdateRecord)
         case eval(FedEvalRecord)
-        case count(String)
+        case count(String, by: Int = 1)
         case setCounter(String, Int)
         /// A new version exists: what a restarted aggregator would resume from.
         case checkpoint(FedCheckpoint)
+        /// Group tier: κ2 rounds are done; the group's model and the samples behind it go up.
+        case handUp(Adapter, samples: Int, loss: Double?)
+        /// Towards the global level (a group's pull or chunk, from `GroupAggregator`).
+        case sendUp(FedUp)
     }
 
-    /// Timer ids are at or above this, so that a node can tell them from its own.
+    /// Timer ids are at or above this, so that a node can tell them from its own; the first
+    /// `reservedTimers` of them are left to the types around an aggregator.
     public static let timerBase: UInt64 = 1 << 40
+    public static let reservedTimers: UInt64 = 16
 
     struct Upload {
         var transfer: UInt32
@@ -52,7 +76,6 @@ public struct FedAggregator: Sendable {
     struct Received {
         var update: ClientUpdate
         var record: FedUpdateRecord
-        var via: String
     }
 
     /// A model whose held-out loss is being measured, and the clients that use it.
@@ -65,15 +88,16 @@ public struct FedAggregator: Sendable {
 
     public let config: FedTuneConfig
     public let id: String
+    public let tier: Tier
     public private(set) var version = 0
     public private(set) var finished = false
     var started = false
-    /// Models: per cluster (0 for a single model); per RSU group (hierarchical).
+    /// Models: per cluster (0 for a single model).
     var models: [Int: Adapter] = [:]
-    var groups: [String: Adapter] = [:]
     var history: [Int: Adapter] = [:]
     var clusterOf: [String: Int] = [:]
-    var groupOf: [String: String] = [:]
+    /// The first hop each client's last message came through.
+    var lastVia: [String: String] = [:]
     var buffer: UpdateBuffer
     var chunked: [String: [[UInt8]]] = [:]
     /// Synchronous round state.
@@ -86,7 +110,10 @@ public struct FedAggregator: Sendable {
     var evaluations: [UInt64: Evaluation] = [:]
     var evalResults: [Int: [Int: [String: Double]]] = [:]
     var evalPending: [Int: Int] = [:]
-    var nextID = timerBase
+    var nextID = timerBase + reservedTimers
+    /// Group tier: the samples and training losses of the updates aggregated since the last global model.
+    var cycleSamples = 0
+    var cycleLosses: [Double] = []
     var deadlineTimer: UInt64?
     /// The previous incarnation's checkpoint, applied once the trainer's initial adapter is in
     /// (`.some(nil)`: there was one, and it could not be read).
@@ -96,9 +123,10 @@ public struct FedAggregator: Sendable {
     /// `resume`: the checkpoint file a previous incarnation of this aggregator wrote (it carries on
     /// from that version; ignored, and counted, if it cannot be read or does not fit this run's
     /// scheme and adapter).
-    public init(config: FedTuneConfig, id: String, resume: [UInt8]? = nil) {
+    public init(config: FedTuneConfig, id: String, tier: Tier = .top, resume: [UInt8]? = nil) {
         self.config = config
         self.id = id
+        self.tier = tier
         self.resume = resume.map(FedCheckpoint.decode)
         buffer = UpdateBuffer(size: max(1, config.bufferSize), serverRate: config.serverRate)
         if config.scheme == .clustered, config.clusterBy == .labels {
@@ -108,6 +136,19 @@ public struct FedAggregator: Sendable {
     }
 
     public var parameterCount: Int { models[0]?.count ?? 0 }
+
+    /// The global level of hierarchical: its clients are RSU groups.
+    var aggregatesGroups: Bool { tier == .top && config.scheme == .hierarchical }
+    var kappa2: Int { max(1, config.kappa2) }
+    /// The version at which the run's training is done (the group tier is told).
+    var lastVersion: Int { aggregatesGroups ? (config.rounds + kappa2 - 1) / kappa2 : config.rounds }
+    /// Version → the round number records carry (group rounds for hierarchical).
+    func roundLabel(_ v: Int) -> Int { aggregatesGroups ? v * kappa2 : v }
+    /// A synchronous round with every client asked closes once the clients that joined it are in
+    /// (groups and their vehicles are not known in advance); otherwise once all clients are.
+    var closesWhenJoinersAreIn: Bool { config.participantsPerRound == 0 && (tier != .top || aggregatesGroups) }
+    /// Group tier: waiting for the next global model with vehicles waiting for it.
+    public var wantsModel: Bool { !finished && !roundOpen && !waiting.isEmpty }
 
     public mutating func handle(_ event: Event, now: Double) -> [Action] {
         switch event {
@@ -119,7 +160,11 @@ public struct FedAggregator: Sendable {
             resume = nil
             out.append(.arm(nextTimer(), at: max(now, config.startAt)))
         case .up(let message, let via):
-            guard config.clients[message.vehicleID] != nil else { out.append(.count("fed_unknown_client")); break }
+            // A group speaks for itself (the first hop of its messages is its own RSU).
+            guard config.clients[message.vehicleID] != nil || (aggregatesGroups && message.vehicleID == via) else {
+                out.append(.count("fed_unknown_client"))
+                break
+            }
             switch message.kind {
             case .pull: pulled(message, via: via, now: now)
             case .chunk: chunk(message, via: via, now: now)
@@ -138,6 +183,18 @@ public struct FedAggregator: Sendable {
             }
         case .evaluated(let id, let losses, let failure):
             evaluated(id, losses: losses, failure: failure)
+        case .global(let adapter, let global):
+            guard case .group = tier, !finished else { break }
+            models[0] = adapter
+            version = global * kappa2
+            history = [version: adapter]
+            cycleSamples = 0
+            cycleLosses = []
+            started = true
+            if !roundOpen { openRound(now: now) }
+        case .finish:
+            guard case .group = tier, !finished else { break }
+            finish()
         }
         defer { out = [] }
         return out
@@ -146,22 +203,19 @@ public struct FedAggregator: Sendable {
     /// Carries on from a previous incarnation's checkpoint, if it fits this run.
     private mutating func resumeFrom(_ checkpoint: FedCheckpoint?, parameters: Int) {
         guard let checkpoint, checkpoint.scheme == config.scheme.rawValue, checkpoint.parameters == parameters,
-              let (models, groups) = checkpoint.adapters() else { return out.append(.count("fed_checkpoint_unusable")) }
+              let models = checkpoint.adapters() else { return out.append(.count("fed_checkpoint_unusable")) }
         self.models.merge(models) { $1 }
-        self.groups = groups
         clusterOf.merge(checkpoint.clusterOf) { $1 }
-        groupOf = checkpoint.groupOf
         version = checkpoint.version
         history = [version: self.models[0]!]
-        finished = version >= config.rounds
+        finished = version >= lastVersion
         out.append(.setCounter("fed_resumed_from_version", version))
     }
 
     /// The state a restarted aggregator resumes from.
     private func checkpoint() -> FedCheckpoint {
         FedCheckpoint(scheme: config.scheme.rawValue, version: version, parameters: parameterCount,
-                      models: models.mapValues { Data($0.bytes) }, groups: groups.mapValues { Data($0.bytes) },
-                      clusterOf: clusterOf, groupOf: groupOf)
+                      models: models.mapValues { Data($0.bytes) }, clusterOf: clusterOf)
     }
 
     mutating func nextTimer() -> UInt64 {
@@ -173,7 +227,7 @@ public struct FedAggregator: Sendable {
 
     private mutating func pulled(_ pull: FedUp, via: String, now: Double) {
         let v = pull.vehicleID
-        if groupOf[v] == nil || config.scheme != .hierarchical { groupOf[v] = via }
+        lastVia[v] = via
         if pull.transfer > 0 { return acknowledge(v, transfer: pull.transfer) }
         if finished { return out.append(.send(FedDown(kind: .ack, vehicleID: v, version: UInt32(version), status: .finished))) }
         guard started else { waiting.insert(v); return }
@@ -186,31 +240,25 @@ public struct FedAggregator: Sendable {
         waiting.insert(v)
     }
 
-    /// The model vehicle `v` trains from: its cluster's, its RSU group's, or the global one.
+    /// The model client `v` trains from (its cluster's, or the one model) and the number of the
+    /// cluster or group in records.
     func model(for v: String) -> (cluster: Int, adapter: Adapter) {
-        switch config.scheme {
-        case .clustered:
-            let c = clusterOf[v] ?? 0
-            return (c, models[c] ?? models[0]!)
-        case .hierarchical:
-            if let g = groupOf[v], let m = groups[g] { return (groupIndex(g), m) }
-            return (0, models[0]!)
-        default:
-            return (0, models[0]!)
-        }
+        if case .group(let index) = tier { return (index, models[0]!) }
+        guard config.scheme == .clustered else { return (0, models[0]!) }
+        let c = clusterOf[v] ?? 0
+        return (c, models[c] ?? models[0]!)
     }
-
-    func groupIndex(_ g: String) -> Int { groups.keys.sorted().firstIndex(of: g).map { $0 + 1 } ?? 0 }
 
     private mutating func sendModel(to v: String, now: Double) {
         let (cluster, adapter) = model(for: v)
-        let key = "\(version)/\(cluster)/\(config.scheme == .hierarchical ? groupOf[v] ?? "" : "")"
+        let key = "\(version)/\(cluster)"
         if chunked[key] == nil {
             chunked = chunked.filter { $0.key.hasPrefix("\(version)/") }
             chunked[key] = Chunking.chunks(of: adapter.bytes, size: config.chunkBytes)
         }
         let parts = chunked[key]!
-        let steps = config.localSteps * (config.scheme == .hierarchical ? config.kappa1 : 1)
+        // A group's "training" is κ2 rounds of its vehicles; a vehicle's is its local steps (κ1 local rounds of them).
+        let steps = aggregatesGroups ? kappa2 : config.localSteps * (config.scheme == .hierarchical ? config.kappa1 : 1)
         for (i, part) in parts.enumerated() {
             out.append(.send(FedDown(kind: .chunk, vehicleID: v, version: UInt32(version), cluster: UInt16(clamping: cluster),
                                      steps: UInt16(clamping: steps), transfer: UInt32(version), index: UInt16(i),
@@ -222,7 +270,7 @@ public struct FedAggregator: Sendable {
 
     private mutating func chunk(_ c: FedUp, via: String, now: Double) {
         let v = c.vehicleID
-        groupOf[v] = groupOf[v] ?? via
+        lastVia[v] = via
         if uploads[v]?.transfer != c.transfer {
             if let old = uploads[v], old.endedAt == nil { recordLost(v, old) }
             uploads[v] = Upload(transfer: c.transfer, version: Int(c.version), first: c,
@@ -266,9 +314,9 @@ public struct FedAggregator: Sendable {
     }
 
     private func record(for v: String, _ u: Upload, outcome: FedUpdateRecord.Outcome, round: Int, staleness: Int, cluster: Int = 0) -> FedUpdateRecord {
-        FedUpdateRecord(vehicleID: v, baseVersion: u.version, round: round, cluster: cluster, transfer: Int(u.transfer),
+        FedUpdateRecord(vehicleID: v, baseVersion: u.version, round: roundLabel(round), cluster: cluster, transfer: Int(u.transfer),
                         bytes: u.reassembly.totalBytes, chunksReceived: u.reassembly.receivedChunks, chunks: u.reassembly.count,
-                        samples: Int(u.first.samples), trainLoss: u.first.loss, trainSeconds: u.first.trainSeconds,
+                        samples: Int(u.first.samples), trainLoss: u.first.loss.isFinite ? u.first.loss : nil, trainSeconds: u.first.trainSeconds,
                         realTrainSeconds: u.first.realTrainSeconds, uploadStartedAt: u.first.uploadStartedAt, uploadEndedAt: u.endedAt,
                         via: u.via.joined(separator: "+"), outcome: outcome, staleness: staleness, recordedBy: id)
     }
@@ -290,7 +338,8 @@ public struct FedAggregator: Sendable {
         received = [:]
         let deadline = nextTimer()
         deadlineTimer = deadline
-        out.append(.arm(deadline, at: now + config.roundDeadline))
+        // The global level of hierarchical waits for κ2 group rounds and the groups' uploads.
+        out.append(.arm(deadline, at: now + config.roundDeadline * (aggregatesGroups ? Double(kappa2 + 1) : 1)))
         for v in waiting.sorted() where config.participantsPerRound == 0 || selected.count < config.participantsPerRound {
             waiting.remove(v)
             selected[v] = now
@@ -306,10 +355,9 @@ public struct FedAggregator: Sendable {
         }
         let cluster = model(for: update.vehicle).cluster
         received[update.vehicle] = Received(update: update,
-                                            record: record(for: update.vehicle, upload, outcome: .aggregated, round: round, staleness: 0, cluster: cluster),
-                                            via: upload.via.first ?? "")
-        if received.count == selected.count, selected.count > 0,
-           config.participantsPerRound == 0 ? selected.count >= config.clients.count : selected.count >= config.participantsPerRound {
+                                            record: record(for: update.vehicle, upload, outcome: .aggregated, round: round, staleness: 0, cluster: cluster))
+        let enough = closesWhenJoinersAreIn || selected.count >= (config.participantsPerRound == 0 ? config.clients.count : config.participantsPerRound)
+        if received.count == selected.count, selected.count > 0, enough {
             closeRound(now: now)
         }
         return .aggregated
@@ -325,34 +373,25 @@ public struct FedAggregator: Sendable {
             uploads[v]!.outcome = .lost
         }
         for v in selected.keys.sorted() where received[v] == nil && uploads[v]?.version != version {
-            out.append(.update(FedUpdateRecord(vehicleID: v, baseVersion: version, round: round, cluster: model(for: v).cluster, transfer: 0,
+            out.append(.update(FedUpdateRecord(vehicleID: v, baseVersion: version, round: roundLabel(round), cluster: model(for: v).cluster, transfer: 0,
                                                bytes: 0, chunksReceived: 0, chunks: 0, samples: 0, trainLoss: nil, trainSeconds: nil,
-                                               realTrainSeconds: nil, uploadStartedAt: nil, uploadEndedAt: nil, via: groupOf[v] ?? "",
+                                               realTrainSeconds: nil, uploadStartedAt: nil, uploadEndedAt: nil, via: lastVia[v] ?? "",
                                                outcome: .lost, staleness: 0, recordedBy: id)))
         }
         let updates = received.values.sorted { $0.update.vehicle < $1.update.vehicle }
         for u in updates { out.append(.update(u.record)) }
-        switch config.scheme {
-        case .clustered:
+        switch (tier, config.scheme) {
+        case (.group(let index), _):
+            if let m = Aggregation.fedAvg(clients: updates.map(\.update)) { models[0] = m }
+            cycleSamples += updates.reduce(0) { $0 + $1.update.samples }
+            cycleLosses += updates.compactMap(\.record.trainLoss)
+            roundRecord(round: round, cluster: index, level: "group", members: updates, now: now)
+        case (_, .clustered):
             if config.clusterBy == .updates { assignClusters(updates.map(\.update), base: base) }
             for c in models.keys.sorted() {
                 let members = updates.filter { clusterOf[$0.update.vehicle] ?? 0 == c }
                 if let m = Aggregation.fedAvg(clients: members.map(\.update)) { models[c] = m }
                 roundRecord(round: round, cluster: c, level: "cluster", members: members, now: now)
-            }
-        case .hierarchical:
-            for g in Set(updates.map(\.via)).sorted() {
-                let members = updates.filter { $0.via == g }
-                groups[g] = Aggregation.fedAvg(clients: members.map(\.update))
-                roundRecord(round: round, cluster: groupIndex(g), level: "group", members: members, now: now)
-            }
-            if round % max(1, config.kappa2) == 0 {
-                let weights = groups.keys.sorted().map { g in
-                    (groups[g]!, Double(updates.filter { $0.via == g }.reduce(0) { $0 + $1.update.samples }) + 1e-9)
-                }
-                if let m = Aggregation.fedAvg(weights) { models[0] = m }
-                for g in groups.keys { groups[g] = models[0] }
-                roundRecord(round: round, cluster: 0, level: "global", members: updates, now: now)
             }
         default:
             if let m = Aggregation.fedAvg(clients: updates.map(\.update)) { models[0] = m }
@@ -360,21 +399,29 @@ public struct FedAggregator: Sendable {
         }
         version = round
         history = [version: models[0]!]
+        if case .group = tier {
+            // The last of κ2 rounds goes up (the global model is evaluated instead).
+            guard round % kappa2 == 0 else { evaluate(round: round, now: now); return openRound(now: now) }
+            let loss = cycleLosses.isEmpty ? nil : cycleLosses.reduce(0, +) / Double(cycleLosses.count)
+            return out.append(.handUp(models[0]!, samples: cycleSamples, loss: loss))
+        }
         out.append(.checkpoint(checkpoint()))
         evaluate(round: round, now: now)
-        if version >= config.rounds {
-            finished = true
-            for v in waiting.sorted() { out.append(.send(FedDown(kind: .ack, vehicleID: v, version: UInt32(version), status: .finished))) }
-            waiting = []
-        } else {
-            openRound(now: now)
-        }
+        if version >= lastVersion { finish() } else { openRound(now: now) }
+    }
+
+    /// Training is over: the waiting clients are told so (and any that ask later).
+    private mutating func finish() {
+        finished = true
+        roundOpen = false
+        for v in waiting.sorted() { out.append(.send(FedDown(kind: .ack, vehicleID: v, version: UInt32(version), status: .finished))) }
+        waiting = []
     }
 
     private mutating func roundRecord(round: Int, cluster: Int, level: String, members: [Received], now: Double) {
         let losses = members.map(\.update).compactMap { received[$0.vehicle]?.record.trainLoss }
-        let participants = level == "global" ? selected.count : selected.keys.filter { model(for: $0).cluster == cluster }.count
-        out.append(.round(FedRoundRecord(scheme: config.scheme.rawValue, round: round, cluster: cluster, level: level,
+        let participants = level == "cluster" ? selected.keys.filter { model(for: $0).cluster == cluster }.count : selected.count
+        out.append(.round(FedRoundRecord(scheme: config.scheme.rawValue, round: roundLabel(round), cluster: cluster, level: level,
                                          startedAt: roundStartedAt, endedAt: now, participants: participants, aggregated: members.count,
                                          dropped: max(0, participants - members.count), aggregatedAt: id,
                                          trainLoss: losses.isEmpty ? nil : losses.reduce(0, +) / Double(losses.count))))
@@ -435,16 +482,15 @@ public struct FedAggregator: Sendable {
     // MARK: - Evaluation
 
     /// Asks the trainer for the held-out loss of every model in use after `round`.
-    private mutating func evaluate(round: Int, now: Double) {
+    private mutating func evaluate(round version: Int, now: Double) {
+        let round = roundLabel(version)
         var targets: [(Int, Adapter, [String])] = []
         let clients = config.clients.keys.sorted()
-        switch config.scheme {
-        case .clustered:
+        switch (tier, config.scheme) {
+        case (.group(let index), _):
+            targets.append((index, models[0]!, selected.keys.sorted()))
+        case (_, .clustered):
             for c in models.keys.sorted() { targets.append((c, models[c]!, clients.filter { (clusterOf[$0] ?? 0) == c })) }
-        case .hierarchical where round % max(1, config.kappa2) != 0:
-            for g in groups.keys.sorted() { targets.append((groupIndex(g), groups[g]!, clients.filter { groupOf[$0] == g })) }
-            let rest = clients.filter { groupOf[$0].flatMap { groups[$0] } == nil }
-            if !rest.isEmpty { targets.append((0, models[0]!, rest)) }
         default:
             targets.append((0, models[0]!, clients))
         }
@@ -477,6 +523,8 @@ public struct FedAggregator: Sendable {
         }
         guard evalPending[e.round] == 0 else { return }
         evalPending[e.round] = nil
+        // The mean over every client: the run's aggregator's, once all its models are evaluated.
+        guard tier == .top else { evalResults[e.round] = nil; return }
         let values = (evalResults.removeValue(forKey: e.round) ?? [:]).values.flatMap(\.values).filter(\.isFinite)
         guard !values.isEmpty else { return }
         let mean = values.reduce(0, +) / Double(values.count)

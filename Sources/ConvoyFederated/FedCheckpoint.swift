@@ -1,7 +1,7 @@
 import Foundation
 
 /// What an aggregator needs to carry on after a restart: the version it had reached and the
-/// models of every cluster or RSU group, with the cluster and group memberships. Written by the
+/// models of every cluster, with the cluster memberships. Written by the
 /// aggregator's node after every new version (`FedAggregator.Action.checkpoint`), read by its next
 /// incarnation (`FedAggregator.init(config:id:resume:)`). Uploads in flight and a round's
 /// collected updates are not in it: they are lost with the aggregator, and the clients pull again.
@@ -11,10 +11,7 @@ public struct FedCheckpoint: Codable, Sendable, Equatable {
     public var parameters: Int
     /// Cluster (0 for a single model) → adapter, float32 little-endian.
     public var models: [Int: Data]
-    /// Hierarchical: RSU group → adapter.
-    public var groups: [String: Data]
     public var clusterOf: [String: Int]
-    public var groupOf: [String: String]
 
     public static let fileName = "fedtune-checkpoint.json"
 
@@ -28,16 +25,12 @@ public struct FedCheckpoint: Codable, Sendable, Equatable {
     public static func decode(_ bytes: [UInt8]) -> FedCheckpoint? { try? JSONDecoder().decode(FedCheckpoint.self, from: Data(bytes)) }
 
     /// The models, if every one has `parameters` values.
-    func adapters() -> (models: [Int: Adapter], groups: [String: Adapter])? {
-        var models: [Int: Adapter] = [:], groups: [String: Adapter] = [:]
+    func adapters() -> [Int: Adapter]? {
+        var models: [Int: Adapter] = [:]
         for (c, data) in self.models {
             guard let a = Adapter(bytes: Array(data), expected: parameters) else { return nil }
             models[c] = a
         }
-        for (g, data) in self.groups {
-            guard let a = Adapter(bytes: Array(data), expected: parameters) else { return nil }
-            groups[g] = a
-        }
-        return models[0] == nil ? nil : (models, groups)
+        return models[0] == nil ? nil : models
     }
 }

@@ -59,6 +59,9 @@ public struct FedParticipant: Sendable {
     public let trainSeconds: Double
     /// Emulated seconds past the device's training time after which an unanswered job is given up.
     public let trainingTimeout: Double
+    /// Whether a job finished after its emulated due time is a fidelity miss (an RSU group's
+    /// "training" is rounds in emulated time: it has no due time).
+    public var measuresLateness = true
     var state = State.idle(lastPull: -.infinity)
     var transfers: UInt32 = 0
     var nextJob: UInt64 = 0
@@ -77,6 +80,8 @@ public struct FedParticipant: Sendable {
     }
 
     public var isFinished: Bool { if case .finished = state { true } else { false } }
+    /// Between transfers: neither downloading, training nor uploading.
+    public var isIdle: Bool { if case .idle = state { true } else { false } }
 
     public mutating func handle(_ event: Event, now: Double) -> [Action] {
         switch event {
@@ -94,7 +99,7 @@ public struct FedParticipant: Sendable {
             let due = startedAt + trainSeconds
             state = .training(id: id, version: version, startedAt: startedAt,
                               result: Trained(adapter: adapter, samples: samples, loss: loss, realSeconds: real, readyAt: now))
-            if now > due { out.append(.count("fed_training_late", 1)); out.append(.count("fed_training_late_ms", Int((now - due) * 1000))) }
+            if measuresLateness, now > due { out.append(.count("fed_training_late", 1)); out.append(.count("fed_training_late_ms", Int((now - due) * 1000))) }
             out.append(.wake(at: max(now, due)))
         }
         defer { out = [] }

@@ -12,7 +12,7 @@ extension ServerCore {
     /// sent on towards the aggregator. The way back to its vehicle is remembered.
     mutating func fedArrived(_ message: FedUp, from client: Client, now: Double) {
         wayBack[message.vehicleID] = client
-        if aggregator != nil { return aggregate(.up(message, via: message.route.first ?? id), now: now) }
+        if aggregator != nil || group != nil { return aggregate(.up(message, via: message.route.first ?? id), now: now) }
         guard upstream != nil else { return out.count("fed_without_aggregator") }
         var next = message
         next.route.append(id)
@@ -25,10 +25,28 @@ extension ServerCore {
         sendBack(message, virtualBytes: 0, to: client, now: now)
     }
 
+    /// A message of the run's aggregator from upstream: for this RSU's group, or on down to a vehicle.
+    mutating func fedFromUpstream(_ message: FedDown, now: Double) {
+        guard message.vehicleID == id, var g = group else { return sendFedDown(message, now: now) }
+        let actions = g.down(message, now: now)
+        group = g
+        carryOut(actions, now: now)
+    }
+
+    /// An event for the aggregator here: the run's, or this RSU's group (hierarchical).
     mutating func aggregate(_ event: FedAggregator.Event, now: Double) {
-        guard var agg = aggregator else { return }
-        let actions = agg.handle(event, now: now)
-        aggregator = agg
+        if var g = group {
+            let actions = g.handle(event, now: now)
+            group = g
+            carryOut(actions, now: now)
+        } else if var agg = aggregator {
+            let actions = agg.handle(event, now: now)
+            aggregator = agg
+            carryOut(actions, now: now)
+        }
+    }
+
+    private mutating func carryOut(_ actions: [FedAggregator.Action], now: Double) {
         for action in actions {
             switch action {
             case .send(let message): sendFedDown(message, now: now)
@@ -37,9 +55,14 @@ extension ServerCore {
             case .round(let r): out.record(.fedRound(r))
             case .update(let u): out.record(.fedUpdate(u))
             case .eval(let e): out.record(.fedEval(e))
-            case .count(let name): out.count(name)
+            case .count(let name, let n): out.count(name, by: n)
             case .setCounter(let name, let value): out.append(.setCounter(name, value))
             case .checkpoint(let c): out.append(.persist(name: FedCheckpoint.fileName, bytes: c.encoded()))
+            case .sendUp(var message):
+                // The group's own messages start their route here (the run's aggregator sees this RSU as the client).
+                message.route.append(id)
+                transmitUpstream(message, virtualBytes: 0, now: now)
+            case .handUp: out.count("fed_handup_unhandled")
             }
         }
     }

@@ -106,6 +106,10 @@ public struct ServerCore: Sendable {
     var imposed: (mode: FaultMode, degradation: Degradation?)?
     /// The federated fine-tuning aggregator, when the scenario places it here.
     public internal(set) var aggregator: FedAggregator?
+    /// Hierarchical fine-tuning at an RSU: the group level of its vehicles.
+    public internal(set) var group: GroupAggregator?
+    /// Whether this node aggregates fine-tuning updates (and evaluates models with the trainer).
+    public var aggregatesFedTune: Bool { aggregator != nil || group != nil }
     /// For federated fine-tuning and analytics: the client each vehicle's last message towards the
     /// aggregator came from (the way back).
     var wayBack: [String: Client] = [:]
@@ -158,6 +162,9 @@ public struct ServerCore: Sendable {
             throw InputError(file: "map", field: "id", "'\(id)' is a vehicle, not a server")
         }
         compute = spec.map(makeBackend)
+        if let fedtune, fedtune.scheme == .hierarchical, role == .rsu, fedtune.aggregator != id {
+            group = GroupAggregator(config: fedtune, id: id, index: (map.rsus.firstIndex { $0.id == id } ?? 0) + 1)
+        }
     }
 
     /// The node's compute as the map says (`ComputeSpec.makeBackend`).
@@ -177,6 +184,7 @@ public struct ServerCore: Sendable {
             out.arm(Timers.tick, at: now + 0.02)
             out.arm(Timers.flush, at: now + 0.1)
             if aggregator != nil { out.append(.trainer(.hello(id: Self.helloID))) }
+            if group != nil { aggregate(.timer(GroupAggregator.tickTimer), now: now) }
             if let analytics { hold(.analyticsDue, until: max(now, analytics.dueAt)) }
         case .timer(let timer):
             fired(timer, now: now)
@@ -262,7 +270,7 @@ public struct ServerCore: Sendable {
         case .fedUp(let message, let client):
             fedArrived(message, from: client, now: now)
         case .fedDown(let message):
-            sendFedDown(message, now: now)
+            fedFromUpstream(message, now: now)
         case .analyticsUp(let report, let client):
             analyticsArrived(report, from: client, now: now)
         case .analyticsAck(let ack):

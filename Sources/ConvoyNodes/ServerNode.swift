@@ -40,7 +40,7 @@ final class ServerNode: @unchecked Sendable {
         }
         // The federated fine-tuning aggregator reaches the run's trainer (see VehicleNode).
         var trainerSocket: Int?
-        if core.aggregator != nil {
+        if core.aggregatesFedTune {
             trainerSocket = sockets.count
             sockets.append(SocketSpec(.dealer, connect: [config.trainerEndpoint]))
         }

@@ -17,8 +17,12 @@ public struct FedTuneSummary: Sendable, Equatable {
 
     public var scheme: String
     public var rounds: [Round]
+    /// The vehicles' updates by outcome, and the bytes of those that arrived whole.
     public var outcomes: [String: Int]
     public var bytesUploaded: Int
+    /// Hierarchical: the models the RSU groups handed up to the global level, and their bytes.
+    public var groupUploads = 0
+    public var groupBytesUploaded = 0
     public var uploadP50Seconds: Double?
     public var uploadP95Seconds: Double?
     /// Held-out loss per domain after the last evaluated round (clusters averaged).
@@ -43,6 +47,12 @@ public struct FedTuneSummary: Sendable, Equatable {
                          trainLoss: losses.isEmpty ? nil : losses.reduce(0, +) / Double(losses.count),
                          loss: mean[round]?.loss, perplexity: mean[round]?.perplexity)
         }
+        // Hierarchical: the groups' uploads to the global level are not the vehicles' updates.
+        let groups = Set(rounds.filter { $0.level == "group" }.map(\.aggregatedAt))
+        let byGroups = updates.filter { groups.contains($0.vehicleID) && $0.uploadEndedAt != nil }
+        groupUploads = byGroups.count
+        groupBytesUploaded = byGroups.reduce(0) { $0 + $1.bytes }
+        let updates = updates.filter { !groups.contains($0.vehicleID) }
         outcomes = Dictionary(grouping: updates, by: \.outcome.rawValue).mapValues(\.count)
         bytesUploaded = updates.filter { $0.uploadEndedAt != nil }.reduce(0) { $0 + $1.bytes }
         let uploads = updates.compactMap { u in u.uploadEndedAt.flatMap { end in u.uploadStartedAt.map { end - $0 } } }.sorted()
@@ -67,6 +77,10 @@ public struct FedTuneSummary: Sendable, Equatable {
         out += "  updates: " + outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         out += "; " + String(format: "%.2f", Double(bytesUploaded) / 1e6) + " MB uploaded; upload (first chunk sent → last chunk at "
             + "the aggregator) p50 \(uploadP50Seconds.map(RunReport.seconds) ?? "-") s, p95 \(uploadP95Seconds.map(RunReport.seconds) ?? "-") s\n"
+        if groupUploads > 0 {
+            out += "  RSU groups: \(groupUploads) group models handed up to the global level, "
+                + String(format: "%.2f", Double(groupBytesUploaded) / 1e6) + " MB over the backhaul\n"
+        }
         out += trainingLate == 0
             ? "  training fidelity: every local training was done by its emulated due time\n"
             : "  training FIDELITY MISSES: \(trainingLate) local trainings finished after their emulated due time "

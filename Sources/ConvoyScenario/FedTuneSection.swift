@@ -74,6 +74,10 @@ extension FedTuneConfig {
         guard let role = map.role(of: c.aggregator), role != .vehicle else {
             throw f.error("aggregator", "'\(c.aggregator)' is not an RSU, edge server or the cloud of the map \(map.name)")
         }
+        if c.scheme == .hierarchical, role == .rsu {
+            throw f.error("aggregator", "hierarchical aggregates the groups at the RSUs and the global model above them: "
+                          + "the aggregator must be an edge server or the cloud, not the RSU '\(c.aggregator)'")
+        }
         c.startAt = try f.double("start_at", default: c.startAt, min: 0)
         c.roundDeadline = try f.double("round_deadline", default: c.roundDeadline, above: 0)
         c.kappa1 = try f.int("kappa1", default: c.kappa1, min: 1, max: 1000)

@@ -10,10 +10,11 @@ import Testing
 struct FedTuneTests {
     static let clients = ["v0", "v1", "v2", "v3"]
 
-    static func scenario(rounds: Int, duration: Int, faults: String) throws -> URL {
+    static func scenario(rounds: Int, duration: Int, faults: String, scheme: String = "fedavg") throws -> URL {
         let fedtune = """
         fedtune:
-          scheme: fedavg
+          scheme: \(scheme)
+          kappa2: 2
           model: tiny
           timing: { model: smollm2-135m, device: epyc-2vcpu }
           adapter: { kind: lora, rank: 4, alpha: 8 }
@@ -61,6 +62,36 @@ struct FedTuneTests {
         // The report shows the rounds.
         let report = try Convoy.run(["report", run, "--no-plots"], timeout: 60)
         #expect(report.output.contains("Federated fine-tuning (fedavg)"), "\(report.output)")
+    }
+
+    /// Hierarchical: v0–v2 use rsu-1 and v3 rsu-2; each RSU aggregates its vehicles' updates, and
+    /// every κ2 = 2 rounds hands its group's model up to edge-1, which averages the two.
+    @Test(.timeLimit(.minutes(5)))
+    func hierarchicalAggregatesAtTheRSUsAndGloballyEveryKappa2Rounds() async throws {
+        let dir = try Self.scenario(rounds: 4, duration: 30, faults: "", scheme: "hierarchical")
+        let db = try await Fixture.launchToEnd(dir, timeout: 180)
+        let fed = try db.fetchFedTune()
+        let global = fed.rounds.filter { $0.level == "global" }
+        #expect(global.map(\.round) == [2, 4] && global.allSatisfy { $0.aggregatedAt == "edge-1" && $0.aggregated == 2 }, "rounds: \(fed.rounds)")
+        for rsu in ["rsu-1", "rsu-2"] {
+            let rounds = fed.rounds.filter { $0.level == "group" && $0.aggregatedAt == rsu }
+            #expect(rounds.map(\.round) == [1, 2, 3, 4], "\(rsu): \(rounds)")
+        }
+        // The vehicles' updates were aggregated at their RSU; the groups' models at edge-1, as real bytes.
+        let updates = fed.updates.filter { $0.outcome == .aggregated }
+        let byVehicles = updates.filter { Self.clients.contains($0.vehicleID) }
+        #expect(byVehicles.count >= 12 && byVehicles.allSatisfy { $0.recordedBy == ($0.vehicleID == "v3" ? "rsu-2" : "rsu-1") })
+        let byGroups = updates.filter { $0.vehicleID.hasPrefix("rsu-") }
+        #expect(byGroups.count == 4 && byGroups.allSatisfy { $0.recordedBy == "edge-1" && $0.bytes == 8192 && $0.samples > 0 })
+        // The backhaul carried the groups' models, not every vehicle's update.
+        let stats = try db.fetchLinkStats().filter { $0.kind == "fed_up" }
+        let cellBytes = stats.filter { $0.link == "cellular-up" }.reduce(0) { $0 + $1.bytes }
+        let backhaulBytes = stats.filter { $0.link == "backhaul" }.reduce(0) { $0 + $1.bytes }
+        #expect(backhaulBytes > 4 * 8192 && backhaulBytes < cellBytes / 2, "backhaul \(backhaulBytes) B, cells \(cellBytes) B")
+        let mean = fed.evals.filter { $0.domain == "*" }.sorted { $0.round < $1.round }
+        #expect(mean.map(\.round) == [2, 4], "evals: \(fed.evals)")
+        let report = try Convoy.run(["report", dir.appendingPathComponent("run").path, "--no-plots"], timeout: 60)
+        #expect(report.output.contains("RSU groups: 4 group models handed up"), "\(report.output)")
     }
 
     @Test(.timeLimit(.minutes(5)))

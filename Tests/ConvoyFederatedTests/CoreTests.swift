@@ -147,24 +147,88 @@ import Testing
         #expect(Self.sends(actions).last?.status == .discarded)
     }
 
-    @Test func hierarchicalAggregatesPerRSUThenGlobally() {
-        var config = Self.config(.hierarchical, clients: ["a", "b"])
+    /// The global level of hierarchical: its clients are the RSU groups (each speaks for itself),
+    /// handed the global model with κ2 as their "steps"; their models are averaged by the samples
+    /// behind them, and records number rounds in group rounds (version 1 = round κ2).
+    @Test func hierarchicalTopAveragesTheGroupsModels() {
+        var config = Self.config(.hierarchical, clients: ["a", "b", "c"])
         config.kappa2 = 2
+        config.rounds = 4
         var (agg, _) = Self.started(config)
-        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1.5)
-        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 0), via: "rsu-2"), now: 1.5)
-        for c in Self.upload("a", [2, 2, 2, 2], version: 0) { _ = agg.handle(.up(c, via: "rsu-1"), now: 3) }
-        for c in Self.upload("b", [4, 4, 4, 4], version: 0) { _ = agg.handle(.up(c, via: "rsu-2"), now: 3) }
-        // Round 1: RSU level only.
-        #expect(agg.groups["rsu-1"] == Adapter([2, 2, 2, 2]) && agg.groups["rsu-2"] == Adapter([4, 4, 4, 4]))
-        #expect(agg.models[0] == Adapter(zeros: 4))
-        let down = Self.sends(agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 1), via: "rsu-1"), now: 4))
-        #expect(Adapter(bytes: down.flatMap(\.data)) == Adapter([2, 2, 2, 2]))
-        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 1), via: "rsu-2"), now: 4)
-        for c in Self.upload("a", [2, 2, 2, 2], version: 1, transfer: 2) { _ = agg.handle(.up(c, via: "rsu-1"), now: 5) }
-        for c in Self.upload("b", [6, 6, 6, 6], version: 1, transfer: 2) { _ = agg.handle(.up(c, via: "rsu-2"), now: 5) }
-        // Round 2 = κ2: the groups are averaged into the global model (equal samples).
-        #expect(agg.models[0] == Adapter([4, 4, 4, 4]))
+        #expect(agg.handle(.up(FedUp(kind: .pull, vehicleID: "rsu-9", version: 0), via: "rsu-1"), now: 1.2) == [.count("fed_unknown_client")])
+        let down = Self.sends(agg.handle(.up(FedUp(kind: .pull, vehicleID: "rsu-1", version: 0), via: "rsu-1"), now: 1.5))
+        #expect(down.count == 2 && down.allSatisfy { $0.vehicleID == "rsu-1" && $0.steps == 2 })
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "rsu-2", version: 0), via: "rsu-2"), now: 1.5)
+        var actions: [FedAggregator.Action] = []
+        for c in Self.upload("rsu-1", [2, 2, 2, 2], version: 0, samples: 30) { actions += agg.handle(.up(c, via: "rsu-1"), now: 20) }
+        #expect(agg.version == 0)
+        for c in Self.upload("rsu-2", [6, 6, 6, 6], version: 0, samples: 10) { actions += agg.handle(.up(c, via: "rsu-2"), now: 21) }
+        // (30·2 + 10·6) / 40 = 3.
+        #expect(agg.version == 1 && agg.models[0] == Adapter([3, 3, 3, 3]))
+        let rounds = actions.compactMap { if case .round(let r) = $0 { r } else { nil } }
+        #expect(rounds.map(\.round) == [2] && rounds.map(\.level) == ["global"] && rounds.first?.aggregated == 2)
+        #expect(Self.updates(actions).map(\.round) == [2, 2])
+        let evals = actions.compactMap { if case .evaluate(let id, _, _) = $0 { id } else { nil } }
+        let mean = agg.handle(.evaluated(id: evals[0], losses: ["x": 1, "y": 2], failure: nil), now: 22)
+        #expect(mean.contains { if case .eval(let e) = $0 { e.domain == "*" && e.round == 2 } else { false } })
+        // Version 2 = round 4 = the configured rounds: training is over.
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "rsu-1", version: 0), via: "rsu-1"), now: 22)
+        for c in Self.upload("rsu-1", [1, 1, 1, 1], version: 1, transfer: 2) { _ = agg.handle(.up(c, via: "rsu-1"), now: 40) }
+        #expect(agg.version == 2 && agg.finished)
+    }
+
+    /// An RSU's group: its vehicles' pulls make it ask the global level for the model; it runs κ2
+    /// rounds of its vehicles from it, hands its model up in chunks, and runs the next κ2 rounds
+    /// from the next global model; when the global level has finished, so do its vehicles.
+    @Test func hierarchicalGroupRunsKappa2RoundsThenHandsItsModelUp() {
+        var config = Self.config(.hierarchical)
+        config.kappa2 = 2
+        var group = GroupAggregator(config: config, id: "rsu-1", index: 1)
+        func ups(_ actions: [FedAggregator.Action]) -> [FedUp] { actions.compactMap { if case .sendUp(let u) = $0 { u } else { nil } } }
+        #expect(ups(group.handle(.timer(GroupAggregator.tickTimer), now: 0.5)).isEmpty)  // nobody waits: no pull
+        let asked = ups(group.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1))
+        #expect(asked.map(\.kind) == [.pull] && asked.first?.vehicleID == "rsu-1")
+        _ = group.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 0), via: "rsu-1"), now: 1.1)
+        // The global model (version 0) arrives: round 1 opens for both vehicles.
+        var actions: [FedAggregator.Action] = []
+        for d in FedParticipantTests.chunks([1, 1, 1, 1], version: 0, to: "rsu-1") { actions += group.down(d, now: 1.5) }
+        let handed = Self.sends(actions)
+        #expect(Set(handed.map(\.vehicleID)) == ["a", "b"] && handed.allSatisfy { $0.version == 0 && $0.steps == 3 })
+        #expect(Adapter(bytes: handed.filter { $0.vehicleID == "a" }.flatMap(\.data)) == Adapter([1, 1, 1, 1]))
+        func round(_ a: [Float], _ b: [Float], version: UInt32, at t: Double) -> [FedAggregator.Action] {
+            var actions: [FedAggregator.Action] = []
+            for c in Self.upload("a", a, version: version, transfer: version + 1, samples: 10) { actions += group.handle(.up(c, via: "rsu-1"), now: t) }
+            for c in Self.upload("b", b, version: version, transfer: version + 1, samples: 30) { actions += group.handle(.up(c, via: "rsu-1"), now: t) }
+            return actions
+        }
+        actions = round([1, 1, 1, 1], [5, 5, 5, 5], version: 0, at: 5)
+        let first = actions.compactMap { if case .round(let r) = $0 { r } else { nil } }
+        #expect(first.map(\.round) == [1] && first.map(\.level) == ["group"] && first.first?.cluster == 1 && first.first?.aggregatedAt == "rsu-1")
+        #expect(actions.contains { if case .evaluate = $0 { true } else { false } })  // rounds within a cycle are evaluated here
+        #expect(ups(actions).isEmpty)
+        // Round 2 = κ2: nothing is evaluated here; the model (10·1 + 30·5)/40 = 4 → round 2 → 4 goes up.
+        _ = group.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 1), via: "rsu-1"), now: 5.1)
+        _ = group.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 1), via: "rsu-1"), now: 5.1)
+        actions = round([4, 4, 4, 4], [4, 4, 4, 4], version: 1, at: 9)
+        #expect(!actions.contains { if case .evaluate = $0 { true } else { false } })
+        let wakes = actions.compactMap { if case .arm(GroupAggregator.wakeTimer, let at) = $0 { at } else { nil } }
+        guard let at = wakes.first else { Issue.record("no wake: \(actions)"); return }
+        let chunks = ups(group.handle(.timer(GroupAggregator.wakeTimer), now: at))
+        #expect(chunks.count == 2 && chunks.allSatisfy { $0.kind == .chunk && $0.vehicleID == "rsu-1" && $0.samples == 80 && $0.version == 0 })
+        #expect(Adapter(bytes: chunks.flatMap(\.data)) == Adapter([4, 4, 4, 4]))
+        // The global level takes it; vehicles that pull meanwhile make the group ask for the next model.
+        _ = group.down(FedDown(kind: .ack, vehicleID: "rsu-1", version: 0, transfer: chunks[0].transfer, status: .accepted), now: 9.5)
+        #expect(ups(group.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 2), via: "rsu-1"), now: 10)).map(\.kind) == [.pull])
+        actions = []
+        for d in FedParticipantTests.chunks([7, 7, 7, 7], version: 1, to: "rsu-1") { actions += group.down(d, now: 11) }
+        // Global version 1 = group round 2: vehicles now train round 3 from it.
+        #expect(Self.sends(actions).filter { $0.vehicleID == "a" }.allSatisfy { $0.version == 2 } && group.local.version == 2)
+        // The global level finished: so does the group, and its vehicles are told.
+        _ = group.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 2), via: "rsu-1"), now: 11.5)
+        let over = Self.sends(group.down(FedDown(kind: .ack, vehicleID: "rsu-1", version: 2, status: .finished), now: 12))
+        #expect(group.local.finished && over.isEmpty)
+        let late = Self.sends(group.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 13))
+        #expect(late.map(\.status) == [.finished])
     }
 
     /// Every new version leaves a checkpoint; an aggregator started from it carries on from that
@@ -213,10 +277,10 @@ import Testing
 }
 
 @Suite struct FedParticipantTests {
-    static func chunks(_ values: [Float], version: UInt32) -> [FedDown] {
+    static func chunks(_ values: [Float], version: UInt32, to vehicle: String = "a") -> [FedDown] {
         let parts = Chunking.chunks(of: Adapter(values).bytes, size: 8)
         return parts.indices.map {
-            FedDown(kind: .chunk, vehicleID: "a", version: version, steps: 3, transfer: version, index: UInt16($0),
+            FedDown(kind: .chunk, vehicleID: vehicle, version: version, steps: 3, transfer: version, index: UInt16($0),
                     count: UInt16(parts.count), totalBytes: 16, data: parts[$0])
         }
     }

@@ -57,5 +57,11 @@ import Testing
         expectField(9, "adapter: { kind: adapterfusion }", field: "adapter.kind", message: "expected one of lora, prefix, prompt")
         expectField(9, "learning_rate: 0", field: "learning_rate", message: "> 0")
         expectField(9, "rouns: 3", field: "rouns", message: "did you mean 'rounds'?")
+        var hierarchical = Self.valid
+        hierarchical[0] = "scheme: hierarchical"
+        hierarchical[4] = "aggregator: rsu-1"
+        expectInputError(file: file, line: 27, field: "fedtune.aggregator", message: "must be an edge server or the cloud, not the RSU 'rsu-1'") {
+            _ = try load(Self.scenario(hierarchical), in: dir)
+        }
     }
 }
