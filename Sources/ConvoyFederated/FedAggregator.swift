@@ -349,6 +349,12 @@ public struct FedAggregator: Sendable {
 
     private mutating func collect(_ update: ClientUpdate, _ upload: Upload, now: Double) -> FedUpdateRecord.Outcome {
         let round = version + 1
+        if case .group = tier, roundOpen, update.baseVersion == version, selected[update.vehicle] == nil {
+            // A vehicle that moved here from another RSU's group in the same round brings its update along.
+            selected[update.vehicle] = now
+            waiting.remove(update.vehicle)
+            out.append(.count("fed_group_updates_from_other_groups"))
+        }
         guard roundOpen, update.baseVersion == version, selected[update.vehicle] != nil else {
             record(update.vehicle, upload, outcome: .late, round: round, staleness: version - update.baseVersion)
             return .late

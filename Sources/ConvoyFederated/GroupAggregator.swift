@@ -9,8 +9,8 @@ import ConvoyWire
 /// time in, the aggregator's actions out (`sendUp` towards the run's aggregator).
 ///
 /// The group asks for a global model only while vehicles wait for one: an RSU nobody uses takes
-/// no part in the global rounds. A vehicle that moves to another RSU mid-round uploads there; that
-/// group did not hand it the model, so the update is counted late and the vehicle pulls again.
+/// no part in the global rounds. A vehicle that moves to another RSU mid-round uploads there: it
+/// joins that group's round if the group is at the same version, else it is late and pulls again.
 public struct GroupAggregator: Sendable {
     /// The participant's periodic tick (the node fires it once at its start; it re-arms itself) and
     /// its requested wake-ups, inside the aggregator's reserved timer ids.

@@ -22,7 +22,7 @@ extension VehicleCore {
         // The best RSU in range; else the macro cell, when the aggregator is the cloud it leads to.
         let here = position(at: now)
         let macro = map.macro.flatMap { here.distance(to: $0.position) <= $0.radius && config.aggregator == map.cloud.id ? map.cloud.id : nil }
-        guard let target = bestRSU(now: now)?.id ?? macro else {
+        guard let target = servingRSU(now: now) ?? macro else {
             state.nextTry = now + Self.analyticsRetry
             return out.count("analytics_waiting_for_coverage")
         }

@@ -83,11 +83,35 @@ extension VehicleCore {
         position(at: now).distance(to: rsu.position) <= rsu.radius
     }
 
-    /// The best alive RSU in range and the rate the vehicle gets there (for relaying and its V2V beacon).
-    func bestRSU(now: Double) -> (id: String, rate: Double)? {
+    /// The alive RSUs in range and the rate the vehicle gets at each (its share of the advertised load).
+    private func usableRSUs(now: Double) -> [(id: String, rate: Double)] {
         let here = position(at: now)
         return PathContext(position: here, rsus: rsuViews(at: here), macro: nil, cellular: map.links.cellular).usableRSUs
-            .max { ($0.rate, $1.rsu.id) < ($1.rate, $0.rsu.id) }.map { ($0.rsu.id, $0.rate) }
+            .map { ($0.rsu.id, $0.rate) }
+    }
+
+    private static func best(_ rsus: [(id: String, rate: Double)]) -> (id: String, rate: Double)? {
+        rsus.max { ($0.rate, $1.id) < ($1.rate, $0.id) }
+    }
+
+    /// The best alive RSU in range and the rate the vehicle gets there (for relaying and its V2V beacon).
+    func bestRSU(now: Double) -> (id: String, rate: Double)? { Self.best(usableRSUs(now: now)) }
+
+    /// The rate a better RSU must offer, as a multiple of the serving RSU's, before the vehicle hands
+    /// over (like LTE's A3 offset). Without it, vehicles between two RSUs ping-pong between them as
+    /// the load each RSU advertises follows them.
+    static let handoverMargin = 1.5
+
+    /// The RSU the vehicle is attached to (its serving cell, and the way of its fine-tuning and
+    /// analytics traffic): the serving one while it stays alive and in range and no other offers
+    /// `handoverMargin` times its rate, else the best.
+    func servingRSU(now: Double) -> String? {
+        let usable = usableRSUs(now: now)
+        guard let best = Self.best(usable) else { return nil }
+        if let current = servingCell.cell, let kept = usable.first(where: { $0.id == current }), best.rate < kept.rate * Self.handoverMargin {
+            return current
+        }
+        return best.id
     }
 
     func neighbourReachable(_ id: String, from here: Position, now: Double) -> Bool {

@@ -297,7 +297,7 @@ public struct VehicleCore: Sendable {
             case .compute?:
                 completeOnboardJobs(now: now)
             case .fed?:
-                fedHandle(.tick(via: bestRSU(now: now)?.id), now: now)
+                fedHandle(.tick(via: servingRSU(now: now)), now: now)
             case nil:
                 break
             }
@@ -346,7 +346,7 @@ public struct VehicleCore: Sendable {
         for (requestID, _) in lowerStages where (openRecords[requestID]?.deadlineAt ?? now) <= now {
             closeUnsent(requestID, status: .expired, reason: AttemptOutcome.deadline.rawValue, now: now)
         }
-        if fed != nil { fedHandle(.tick(via: bestRSU(now: now)?.id), now: now) }
+        if fed != nil { fedHandle(.tick(via: servingRSU(now: now)), now: now) }
         if analyticsState != nil { analyticsTick(now: now) }
         if let reason = Self.endReason(now: now, drainUntil: drainUntil, openRequests: ledger.openCount + lowerStages.count,
                                        lastSample: lastSampleTime,
@@ -365,11 +365,11 @@ public struct VehicleCore: Sendable {
         return nil
     }
 
-    /// Records attach, detach and handover of the serving cell: the best RSU in range, else the macro cell.
+    /// Records attach, detach and handover of the serving cell: its RSU (`servingRSU`), else the macro cell.
     private mutating func recordHandover(now: Double) {
         let here = position(at: now)
         let macroCell = map.macro.flatMap { here.distance(to: $0.position) <= $0.radius ? $0.id : nil }
-        guard let change = servingCell.update(to: bestRSU(now: now)?.id ?? macroCell) else { return }
+        guard let change = servingCell.update(to: servingRSU(now: now) ?? macroCell) else { return }
         out.record(.handover(HandoverRecord(vehicleID: id, at: now, event: change.change.rawValue, fromCell: change.from,
                                             toCell: servingCell.cell, x: here.x, y: here.y)))
     }

@@ -143,11 +143,14 @@ struct VehicleScript {
     /// let through: it applies the cell's range itself), with the script's timers in between.
     /// RSU (and cloud) beacons every 0.1 s, and V2V beacons of `neighbours` (id and position, one
     /// free on-board slot) with them.
-    mutating func beacons(from: Double, to: Double, rsus: [String], cloud: Bool = true, neighbours: [(String, Position)] = []) {
+    /// `load`: the active vehicles each RSU advertises (0 when not given).
+    mutating func beacons(from: Double, to: Double, rsus: [String], cloud: Bool = true, neighbours: [(String, Position)] = [],
+                          load: [String: UInt16] = [:]) {
         var t = from
         while t < to {
             for rsu in rsus {
-                script.send(.frames(.broadcast, frames(Beacon(role: .rsu), from: rsu, at: t, prefix: Topic.rsuBeacon(rsu))), at: t)
+                let beacon = Beacon(role: .rsu, activeVehicles: load[rsu] ?? 0)
+                script.send(.frames(.broadcast, frames(beacon, from: rsu, at: t, prefix: Topic.rsuBeacon(rsu))), at: t)
             }
             for (neighbour, at) in neighbours {
                 let beacon = V2VBeacon(speed: 0, heading: 0, freeSlots: 1, uplinkRate: 0)

@@ -133,6 +133,20 @@ import Testing
         #expect(v.script.log.last?.action == .stop)
     }
 
+    /// Halfway between two RSUs, the vehicle's share of each cell decides. It hands over when the
+    /// other RSU offers at least `handoverMargin` (1.5×) its serving RSU's rate, not for less: the
+    /// loads the RSUs advertise move with the vehicles, and without a margin they ping-pong.
+    @Test func handoversNeedAMarginSoVehiclesDoNotPingPong() {
+        var v = vehicle(from: 200, to: 200.01, duration: 12)
+        v.beacons(from: 0, to: 2, rsus: ["rsu-a", "rsu-b"], load: ["rsu-a": 1])      // rsu-b 2× better
+        v.beacons(from: 2, to: 4, rsus: ["rsu-a", "rsu-b"], load: ["rsu-b": 1])      // rsu-a 2× better: hand over
+        v.beacons(from: 4, to: 6, rsus: ["rsu-a", "rsu-b"], load: ["rsu-a": 3, "rsu-b": 2])  // rsu-b 1.33× better: stay
+        v.beacons(from: 6, to: 8, rsus: ["rsu-a", "rsu-b"], load: ["rsu-a": 2, "rsu-b": 3])
+        v.beacons(from: 8, to: 10, rsus: ["rsu-a", "rsu-b"], load: ["rsu-a": 3, "rsu-b": 2])
+        let handovers = v.script.records.compactMap { if case .handover(let h) = $0 { h } else { nil } }
+        #expect(handovers.map(\.toCell) == ["macro", "rsu-b", "rsu-a"], "\(handovers)")
+    }
+
     @Test func onboardComputeAnswersItsOwnRequests() throws {
         let scenario = testScenario(policy: "local-only", onboard: ComputeSpec(device: "jetson-agx-orin", slots: 1, queue: 1))
         var v = vehicle(from: 100, to: 101, scenario: scenario)

@@ -1,6 +1,7 @@
 """tools/bench-fedtune: runs the federated fine-tuning schemes on one network and compares them.
 
-Every run uses maps/fedtune-map.yaml (one 100 m cell, the paper's radio numbers, a standby RSU),
+Every run uses maps/fedtune-map.yaml (one 100 m cell, the paper's radio numbers, a standby RSU)
+— hierarchical and its FedAvg baseline maps/fedtune-2rsu-map.yaml (the cell split between two RSUs) —
 traces/fedtune-cell-8.csv from trace time 50 s (veh-6 drives out of the cell 10 s into the run:
 a straggler; the others stay), the same seed, data split (8 clients, 4 domains, 80 % dominant),
 local training (1 step of batch 2 × 64 tokens per round, emulated on the epyc-2vcpu profile),
@@ -18,23 +19,27 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLIENTS = [f"veh-{i}" for i in range(8)]
 
+ONE_CELL, TWO_RSUS = "fedtune-map.yaml", "fedtune-2rsu-map.yaml"
 SCHEMES = {
-    # name: (scheme, adapter, extra fedtune lines, versions per round of 8 client updates)
-    "fl-lora": ("fedavg", "lora", [], 1),
-    "fl-prefix": ("fedavg", "prefix", [], 1),
-    "fl-prompt": ("fedavg", "prompt", [], 1),
-    "cfl-lora": ("clustered", "lora", ["clusters: 4", "cluster_by: labels"], 1),
-    "fedasync-lora": ("fedasync", "lora", ["staleness: { alpha: 0.6, exponent: 0.5, max: 16 }"], 8),
-    "fedbuff-lora": ("fedbuff", "lora", ["buffer: { size: 4, server_rate: 1 }", "staleness: { alpha: 0.6, exponent: 0.5, max: 16 }"], 2),
+    # name: (scheme, adapter, extra fedtune lines, versions per round of 8 client updates, map)
+    "fl-lora": ("fedavg", "lora", [], 1, ONE_CELL),
+    "fl-prefix": ("fedavg", "prefix", [], 1, ONE_CELL),
+    "fl-prompt": ("fedavg", "prompt", [], 1, ONE_CELL),
+    "cfl-lora": ("clustered", "lora", ["clusters: 4", "cluster_by: labels"], 1, ONE_CELL),
+    "fedasync-lora": ("fedasync", "lora", ["staleness: { alpha: 0.6, exponent: 0.5, max: 16 }"], 8, ONE_CELL),
+    "fedbuff-lora": ("fedbuff", "lora", ["buffer: { size: 4, server_rate: 1 }", "staleness: { alpha: 0.6, exponent: 0.5, max: 16 }"], 2, ONE_CELL),
+    # Hierarchical needs more than one RSU: it and its FedAvg baseline run with the cell split in two.
+    "fl-lora-2rsu": ("fedavg", "lora", [], 1, TWO_RSUS),
+    "hier-lora": ("hierarchical", "lora", ["kappa1: 1", "kappa2: 2"], 1, TWO_RSUS),
 }
 
 
 def scenario(name, rounds, model, duration):
-    scheme, adapter, extra, per_round = SCHEMES[name]
+    scheme, adapter, extra, per_round, network = SCHEMES[name]
     versions = rounds * per_round
     lines = [
         f"name: bench-{name}",
-        f"map: {ROOT}/maps/fedtune-map.yaml",
+        f"map: {ROOT}/maps/{network}",
         f"trace: {ROOT}/traces/fedtune-cell-8.csv",
         "start: 50",
         f"duration: {duration}",
@@ -69,13 +74,17 @@ def scenario(name, rounds, model, duration):
 def summarise(run):
     db = sqlite3.connect(os.path.join(run, "run.sqlite"))
     evals = db.execute("SELECT round, loss, perplexity, at FROM fed_evals WHERE domain = '*' ORDER BY round").fetchall()
-    up = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM fed_updates WHERE upload_ended_at IS NOT NULL").fetchone()[0]
-    outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM fed_updates GROUP BY outcome").fetchall())
+    # Hierarchical: the RSU groups' uploads to edge-1 are counted apart from the vehicles' updates.
+    groups = "vehicle_id IN (SELECT aggregated_at FROM fed_rounds WHERE level = 'group')"
+    up = db.execute(f"SELECT COALESCE(SUM(bytes), 0) FROM fed_updates WHERE upload_ended_at IS NOT NULL AND NOT {groups}").fetchone()[0]
+    group_up = db.execute(f"SELECT COALESCE(SUM(bytes), 0) FROM fed_updates WHERE upload_ended_at IS NOT NULL AND {groups}").fetchone()[0]
+    backhaul = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM link_stats WHERE link = 'backhaul' AND kind = 'fed_up'").fetchone()[0]
+    outcomes = dict(db.execute(f"SELECT outcome, COUNT(*) FROM fed_updates WHERE NOT {groups} GROUP BY outcome").fetchall())
     misses = db.execute("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'fed_training_late'").fetchone()[0]
     late_ms = db.execute("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'fed_training_late_ms'").fetchone()[0]
     uploads = [r[0] for r in db.execute(
-        "SELECT upload_ended_at - upload_started_at FROM fed_updates WHERE upload_ended_at IS NOT NULL AND bytes > 0 ORDER BY 1")]
-    return {"evals": evals, "bytes": up, "outcomes": outcomes, "misses": misses, "late_ms": late_ms, "uploads": uploads}
+        f"SELECT upload_ended_at - upload_started_at FROM fed_updates WHERE upload_ended_at IS NOT NULL AND bytes > 0 AND NOT {groups} ORDER BY 1")]
+    return {"evals": evals, "bytes": up, "group_bytes": group_up, "backhaul": backhaul, "outcomes": outcomes, "misses": misses, "late_ms": late_ms, "uploads": uploads}
 
 
 def main():
@@ -107,22 +116,27 @@ def main():
         results[name] = summarise(run)
         results[name]["status"] = status
         results[name]["wall"] = time.time() - started
-    reference = results.get("fl-lora", {}).get("evals", [])
-    target = reference[-1][1] if reference else None
+    # Each run is compared with FL-LoRA on its own network.
+    targets = {}
+    for name, r in results.items():
+        scheme, adapter, _, _, network = SCHEMES[name]
+        if scheme == "fedavg" and adapter == "lora" and r["evals"]:
+            targets[network] = r["evals"][-1][1]
     print(f"\nFederated fine-tuning, {len(CLIENTS)} clients, 4 domains, {args.model}, speed {args.speed}; "
           f"load before: {' '.join(load)}, after: {' '.join(open('/proc/loadavg').read().split()[:3])}")
     header = ["scheme", "evals", "first loss", "final loss", "final ppl", "emulated s to FL-LoRA final", "MB up",
-              "updates aggregated/late/stale/lost", "upload p50 s", "training misses", "exit", "wall s"]
+              "backhaul MB up (RSU groups' share)", "updates aggregated/late/stale/lost", "upload p50 s", "training misses", "exit", "wall s"]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for name, r in results.items():
         e = r["evals"]
+        target = targets.get(SCHEMES[name][4])
         reach = next((at for _, loss, _, at in e if target is not None and loss <= target + 1e-9), None)
         o = r["outcomes"]
         ups = r["uploads"]
         print(" | ".join([name, str(len(e)), f"{e[0][1]:.3f}" if e else "-", f"{e[-1][1]:.3f}" if e else "-",
                           f"{e[-1][2]:.2f}" if e else "-", f"{reach:.1f}" if reach is not None else "not reached",
-                          f"{r['bytes'] / 1e6:.1f}",
+                          f"{r['bytes'] / 1e6:.1f}", f"{r['backhaul'] / 1e6:.1f} ({r['group_bytes'] / 1e6:.1f})",
                           "/".join(str(o.get(k, 0)) for k in ("aggregated", "late", "stale", "lost")),
                           f"{ups[len(ups) // 2]:.2f}" if ups else "-", f"{r['misses']} ({r['late_ms'] / 1000:.0f} s)",
                           str(r["status"]), f"{r['wall']:.0f}"]))
