@@ -41,6 +41,8 @@ actor Supervisor {
     private var scheduledFaults: [FaultSpec]
     private var activeFaults: [String: ActiveFault] = [:]
     private var batches: [RecordBatch] = []
+    /// Counters and link meters of restarted nodes, added up over their incarnations.
+    private var incarnationTotals = IncarnationTotals()
     private var lastFlush = 0.0
     private var lastStatus = 0.0
     private var phase = Phase.running
@@ -364,7 +366,7 @@ actor Supervisor {
             malformedRecords += 1
             return
         }
-        guard security != nil else { return batches.append(batch) }
+        guard security != nil else { return batches.append(incarnationTotals.totals(of: batch, incarnation: envelope.incarnation)) }
         // Authenticated: a node records its own rows only.
         guard let peer, envelope.sender == peer else {
             forgedRecords += batch.rowCount
@@ -372,7 +374,7 @@ actor Supervisor {
         }
         let owned = batch.owned(by: peer)
         forgedRecords += batch.rowCount - owned.rowCount
-        batches.append(owned)
+        batches.append(incarnationTotals.totals(of: owned, incarnation: envelope.incarnation))
     }
 
     private func flush() {

@@ -65,12 +65,13 @@ extension VehicleCore {
                                                    budget: ledger.config.attemptTimeout)
     }
 
-    /// The RSUs whose radius covers `here`, as the vehicle knows them (liveness, advertised load).
-    private func rsuViews(at here: Position) -> [RSUView] {
+    /// The RSUs whose radius covers `here`, as the vehicle knows them (liveness, and the advertised
+    /// load unless `signalOnly`).
+    private func rsuViews(at here: Position, signalOnly: Bool = false) -> [RSUView] {
         map.rsus.filter { here.distance(to: $0.position) <= $0.radius }.map { rsu in
             RSUView(id: rsu.id, position: rsu.position, radius: rsu.radius, alive: liveness.isAlive(rsu.id),
-                    activeVehicles: Int(rsuLoad[rsu.id]?.activeVehicles ?? 0), queued: Int(rsuLoad[rsu.id]?.queued ?? 0),
-                    cellular: rsu.cellular)
+                    activeVehicles: signalOnly ? 0 : Int(rsuLoad[rsu.id]?.activeVehicles ?? 0),
+                    queued: signalOnly ? 0 : Int(rsuLoad[rsu.id]?.queued ?? 0), cellular: rsu.cellular)
         }
     }
 
@@ -83,11 +84,12 @@ extension VehicleCore {
         position(at: now).distance(to: rsu.position) <= rsu.radius
     }
 
-    /// The alive RSUs in range and the rate the vehicle gets at each (its share of the advertised load).
-    private func usableRSUs(now: Double) -> [(id: String, rate: Double)] {
+    /// The alive RSUs in range and the rate the vehicle gets at each: its share of the advertised
+    /// load, or (`signalOnly`) the whole cell's, which depends on the radio path alone.
+    private func usableRSUs(now: Double, signalOnly: Bool = false) -> [(id: String, rate: Double)] {
         let here = position(at: now)
-        return PathContext(position: here, rsus: rsuViews(at: here), macro: nil, cellular: map.links.cellular).usableRSUs
-            .map { ($0.rsu.id, $0.rate) }
+        return PathContext(position: here, rsus: rsuViews(at: here, signalOnly: signalOnly), macro: nil, cellular: map.links.cellular)
+            .usableRSUs.map { ($0.rsu.id, $0.rate) }
     }
 
     private static func best(_ rsus: [(id: String, rate: Double)]) -> (id: String, rate: Double)? {
@@ -97,16 +99,17 @@ extension VehicleCore {
     /// The best alive RSU in range and the rate the vehicle gets there (for relaying and its V2V beacon).
     func bestRSU(now: Double) -> (id: String, rate: Double)? { Self.best(usableRSUs(now: now)) }
 
-    /// The rate a better RSU must offer, as a multiple of the serving RSU's, before the vehicle hands
-    /// over (like LTE's A3 offset). Without it, vehicles between two RSUs ping-pong between them as
-    /// the load each RSU advertises follows them.
-    static let handoverMargin = 1.5
+    /// The rate a better RSU's signal must offer, as a multiple of the serving RSU's, before the
+    /// vehicle hands over (LTE's A3 offset, as a rate; about 1 dB at the cell's middle SNRs).
+    static let handoverMargin = 1.1
 
     /// The RSU the vehicle is attached to (its serving cell, and the way of its fine-tuning and
-    /// analytics traffic): the serving one while it stays alive and in range and no other offers
-    /// `handoverMargin` times its rate, else the best.
+    /// analytics traffic), chosen like a cellular handover: by signal, not load (with the load
+    /// each RSU advertises, vehicles between two RSUs ping-pong as the load follows them), kept
+    /// while alive and in range until another offers `handoverMargin` times its rate. Requests
+    /// still choose their RSU per request, with the load (`candidates`).
     func servingRSU(now: Double) -> String? {
-        let usable = usableRSUs(now: now)
+        let usable = usableRSUs(now: now, signalOnly: true)
         guard let best = Self.best(usable) else { return nil }
         if let current = servingCell.cell, let kept = usable.first(where: { $0.id == current }), best.rate < kept.rate * Self.handoverMargin {
             return current

@@ -228,6 +228,12 @@ public struct CounterRecord: Codable, Sendable, Equatable {
     public var name: String
     public var value: Int
 
+    /// Counters that are levels, not counts (a restarted node's value replaces its previous one's
+    /// rather than adding to it).
+    public static let levels: Set<String> = ["fed_adapter_parameters", "fed_resumed_from_version", "v2v_neighbours"]
+    /// The largest timer lateness seen (the largest over a node's incarnations).
+    public static let lateMaximum = "timer_late_max_us"
+
     public init(nodeID: String, name: String, value: Int) {
         self.nodeID = nodeID
         self.name = name

@@ -133,18 +133,16 @@ import Testing
         #expect(v.script.log.last?.action == .stop)
     }
 
-    /// Halfway between two RSUs, the vehicle's share of each cell decides. It hands over when the
-    /// other RSU offers at least `handoverMargin` (1.5×) its serving RSU's rate, not for less: the
-    /// loads the RSUs advertise move with the vehicles, and without a margin they ping-pong.
-    @Test func handoversNeedAMarginSoVehiclesDoNotPingPong() {
-        var v = vehicle(from: 200, to: 200.01, duration: 12)
-        v.beacons(from: 0, to: 2, rsus: ["rsu-a", "rsu-b"], load: ["rsu-a": 1])      // rsu-b 2× better
-        v.beacons(from: 2, to: 4, rsus: ["rsu-a", "rsu-b"], load: ["rsu-b": 1])      // rsu-a 2× better: hand over
-        v.beacons(from: 4, to: 6, rsus: ["rsu-a", "rsu-b"], load: ["rsu-a": 3, "rsu-b": 2])  // rsu-b 1.33× better: stay
-        v.beacons(from: 6, to: 8, rsus: ["rsu-a", "rsu-b"], load: ["rsu-a": 2, "rsu-b": 3])
-        v.beacons(from: 8, to: 10, rsus: ["rsu-a", "rsu-b"], load: ["rsu-a": 3, "rsu-b": 2])
+    /// The serving cell follows the signal, not the load each RSU advertises (with the load,
+    /// vehicles between two RSUs ping-pong as it follows them), and hands over only for a margin.
+    @Test func theServingCellFollowsTheSignalNotTheLoad() {
+        var v = vehicle(from: 198, to: 198.01, duration: 12)   // rsu-a (x 0) a little nearer than rsu-b (x 400)
+        v.beacons(from: 0, to: 3, rsus: ["rsu-a", "rsu-b"], load: ["rsu-a": 5])
+        v.beacons(from: 3, to: 6, rsus: ["rsu-a", "rsu-b"], load: ["rsu-b": 5])
+        v.beacons(from: 6, to: 9, rsus: ["rsu-b"])    // rsu-a dead: hand over, and stay
+        v.beacons(from: 9, to: 11, rsus: ["rsu-a", "rsu-b"])  // rsu-a back, but not better by the margin
         let handovers = v.script.records.compactMap { if case .handover(let h) = $0 { h } else { nil } }
-        #expect(handovers.map(\.toCell) == ["macro", "rsu-b", "rsu-a"], "\(handovers)")
+        #expect(handovers.map(\.toCell) == ["macro", "rsu-a", "rsu-b"], "\(handovers)")
     }
 
     @Test func onboardComputeAnswersItsOwnRequests() throws {
