@@ -28,6 +28,7 @@ import argparse
 import collections
 import json
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -141,11 +142,11 @@ class Sampler(threading.Thread):
                 "threads": dict(threads), "memory": self.memory}
 
 
-def measure(convoy: str, scenario: str, run: str, speed: float, duration: float) -> dict:
+def measure(convoy: str, scenario: str, run: str, speed: float, duration: float, extra: list) -> dict:
     shutil.rmtree(run, ignore_errors=True)
     load_before = os.getloadavg()[0]
     started = time.time()
-    proc = subprocess.Popen([convoy, "launch", scenario, "--out", run, "--speed", str(speed)],
+    proc = subprocess.Popen([convoy, "launch", scenario, "--out", run, "--speed", str(speed)] + extra,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = Sampler(proc.pid)
     sampler.start()
@@ -241,6 +242,7 @@ def main() -> int:
     p.add_argument("--out", default=None, help="keep the runs here (default: a temporary directory, removed)")
     p.add_argument("--convoy", default=os.path.join(here, "..", ".build", "release", "convoy"))
     p.add_argument("--label", default="current", help="names the binary's rows (e.g. before/after a change)")
+    p.add_argument("--launch-args", default="", help="more arguments for `convoy launch` (e.g. '--sched-slice-us 0')")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     if not os.path.exists(os.path.join(a.city, "city.json")):
@@ -270,7 +272,8 @@ def main() -> int:
         scenario = os.path.join(out, f"city-{n}.yaml")
         write_scenario(scenario, f"city-{n}", os.path.basename(trace), a.duration)
         for speed in speeds:
-            r = measure(a.convoy, scenario, os.path.join(out, f"run-{a.label}-{n}-{speed:g}"), speed, a.duration)
+            r = measure(a.convoy, scenario, os.path.join(out, f"run-{a.label}-{n}-{speed:g}"), speed, a.duration,
+                        shlex.split(a.launch_args))
             r["vehicles"], r["label"] = n, a.label
             results = [x for x in results if (x["vehicles"], x["speed"], x["label"]) != (n, speed, a.label)] + [r]
             with open(stored, "w") as f:

@@ -228,7 +228,7 @@ public struct FedAggregator: Sendable {
     private mutating func pulled(_ pull: FedUp, via: String, now: Double) {
         let v = pull.vehicleID
         lastVia[v] = via
-        if pull.transfer > 0 { return acknowledge(v, transfer: pull.transfer) }
+        if pull.transfer > 0 { return acknowledge(v, transfer: pull.transfer, version: pull.version) }
         if finished { return out.append(.send(FedDown(kind: .ack, vehicleID: v, version: UInt32(version), status: .finished))) }
         guard started else { waiting.insert(v); return }
         if config.scheme.isAsynchronous { return sendModel(to: v, now: now) }
@@ -271,7 +271,8 @@ public struct FedAggregator: Sendable {
     private mutating func chunk(_ c: FedUp, via: String, now: Double) {
         let v = c.vehicleID
         lastVia[v] = via
-        if uploads[v]?.transfer != c.transfer {
+        // An upload is (client, transfer, version): a number seen before for another version is a new upload.
+        if uploads[v]?.transfer != c.transfer || uploads[v]?.version != Int(c.version) {
             if let old = uploads[v], old.endedAt == nil { recordLost(v, old) }
             uploads[v] = Upload(transfer: c.transfer, version: Int(c.version), first: c,
                                 reassembly: Reassembly(count: Int(c.count), totalBytes: Int(c.totalBytes)), via: [], endedAt: nil)
@@ -294,12 +295,12 @@ public struct FedAggregator: Sendable {
             uploads[v]!.outcome = .lost
             record(v, upload, outcome: .lost, round: version, staleness: 0)
         }
-        acknowledge(v, transfer: c.transfer)
+        acknowledge(v, transfer: c.transfer, version: c.version)
     }
 
-    private mutating func acknowledge(_ v: String, transfer: UInt32) {
+    private mutating func acknowledge(_ v: String, transfer: UInt32, version: UInt32) {
         var ack = FedDown(kind: .ack, vehicleID: v, version: UInt32(version), transfer: transfer)
-        if let u = uploads[v], u.transfer == transfer {
+        if let u = uploads[v], u.transfer == transfer, u.version == Int(version) {
             // A complete upload has its outcome at once; without one, chunks are still missing.
             if let outcome = u.outcome {
                 ack.status = finished ? .finished : outcome == .aggregated ? .accepted : .discarded

@@ -63,6 +63,7 @@ public struct FedParticipant: Sendable {
     /// "training" is rounds in emulated time: it has no due time).
     public var measuresLateness = true
     var state = State.idle(lastPull: -.infinity)
+    /// The last upload's number (an RSU group's restarted incarnation starts past its previous ones').
     var transfers: UInt32 = 0
     var nextJob: UInt64 = 0
     /// The RSU of the last tick.

@@ -25,12 +25,14 @@ public struct GroupAggregator: Sendable {
     var job: UInt64?
     var out: [FedAggregator.Action] = []
 
-    /// `index`: the group's number in records (the RSU's place in the map, from 1).
-    public init(config: FedTuneConfig, id: String, index: Int) {
+    /// `index`: the group's number in records (the RSU's place in the map, from 1); `incarnation`:
+    /// the RSU's (a restarted RSU numbers its uploads past its previous incarnations').
+    public init(config: FedTuneConfig, id: String, index: Int, incarnation: UInt32 = 1) {
         local = FedAggregator(config: config, id: id, tier: .group(index: index))
         upward = FedParticipant(vehicle: id, trainSeconds: 0, transferTimeout: config.transferTimeout, pullInterval: 1,
                                 chunkBytes: config.chunkBytes, trainingTimeout: .infinity)
         upward.measuresLateness = false
+        upward.transfers = (max(1, incarnation) - 1) << 16
     }
 
     public mutating func handle(_ event: FedAggregator.Event, now: Double) -> [FedAggregator.Action] {

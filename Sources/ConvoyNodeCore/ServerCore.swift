@@ -163,7 +163,7 @@ public struct ServerCore: Sendable {
         }
         compute = spec.map(makeBackend)
         if let fedtune, fedtune.scheme == .hierarchical, role == .rsu, fedtune.aggregator != id {
-            group = GroupAggregator(config: fedtune, id: id, index: (map.rsus.firstIndex { $0.id == id } ?? 0) + 1)
+            group = GroupAggregator(config: fedtune, id: id, index: (map.rsus.firstIndex { $0.id == id } ?? 0) + 1, incarnation: incarnation)
         }
     }
 

@@ -171,9 +171,10 @@ import Testing
         let evals = actions.compactMap { if case .evaluate(let id, _, _) = $0 { id } else { nil } }
         let mean = agg.handle(.evaluated(id: evals[0], losses: ["x": 1, "y": 2], failure: nil), now: 22)
         #expect(mean.contains { if case .eval(let e) = $0 { e.domain == "*" && e.round == 2 } else { false } })
-        // Version 2 = round 4 = the configured rounds: training is over.
+        // Version 2 = round 4 = the configured rounds: training is over. (Transfer 1 again, for
+        // another version: a new upload, as from a restarted RSU.)
         _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "rsu-1", version: 0), via: "rsu-1"), now: 22)
-        for c in Self.upload("rsu-1", [1, 1, 1, 1], version: 1, transfer: 2) { _ = agg.handle(.up(c, via: "rsu-1"), now: 40) }
+        for c in Self.upload("rsu-1", [1, 1, 1, 1], version: 1, transfer: 1) { _ = agg.handle(.up(c, via: "rsu-1"), now: 40) }
         #expect(agg.version == 2 && agg.finished)
     }
 
@@ -183,7 +184,7 @@ import Testing
     @Test func hierarchicalGroupRunsKappa2RoundsThenHandsItsModelUp() {
         var config = Self.config(.hierarchical)
         config.kappa2 = 2
-        var group = GroupAggregator(config: config, id: "rsu-1", index: 1)
+        var group = GroupAggregator(config: config, id: "rsu-1", index: 1, incarnation: 2)
         func ups(_ actions: [FedAggregator.Action]) -> [FedUp] { actions.compactMap { if case .sendUp(let u) = $0 { u } else { nil } } }
         #expect(ups(group.handle(.timer(GroupAggregator.tickTimer), now: 0.5)).isEmpty)  // nobody waits: no pull
         let asked = ups(group.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1))
@@ -215,6 +216,7 @@ import Testing
         guard let at = wakes.first else { Issue.record("no wake: \(actions)"); return }
         let chunks = ups(group.handle(.timer(GroupAggregator.wakeTimer), now: at))
         #expect(chunks.count == 2 && chunks.allSatisfy { $0.kind == .chunk && $0.vehicleID == "rsu-1" && $0.samples == 80 && $0.version == 0 })
+        #expect(chunks.allSatisfy { $0.transfer == 1 << 16 + 1 })  // incarnation 2 numbers its uploads past incarnation 1's
         #expect(Adapter(bytes: chunks.flatMap(\.data)) == Adapter([4, 4, 4, 4]))
         // The global level takes it; vehicles that pull meanwhile make the group ask for the next model.
         _ = group.down(FedDown(kind: .ack, vehicleID: "rsu-1", version: 0, transfer: chunks[0].transfer, status: .accepted), now: 9.5)
