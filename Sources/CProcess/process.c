@@ -5,11 +5,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <unistd.h>
-#include <stdint.h>
-#include <string.h>
 #ifdef __linux__
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #endif
 
 extern char **environ;
@@ -44,44 +41,4 @@ pid_t convoy_spawn(const char *path, char *const argv[], const char *log_path) {
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     return rc == 0 ? pid : -rc;
-}
-
-#ifdef __linux__
-/* struct sched_attr of sched_setattr(2), its first version (48 bytes). */
-struct convoy_sched_attr {
-    uint32_t size, sched_policy;
-    uint64_t sched_flags;
-    int32_t sched_nice;
-    uint32_t sched_priority;
-    uint64_t sched_runtime, sched_deadline, sched_period;
-};
-#endif
-
-int convoy_set_sched_slice(pid_t tid, unsigned long long ns) {
-#if defined(__linux__) && defined(SYS_sched_setattr) && defined(SYS_sched_getattr)
-    struct convoy_sched_attr attr;
-    memset(&attr, 0, sizeof attr);
-    /* Keep the thread's policy and nice value; only the slice changes. */
-    if (syscall(SYS_sched_getattr, tid, &attr, sizeof attr, 0) != 0) return -errno;
-    if (attr.sched_policy != 0 /* SCHED_OTHER */) return -EPERM;
-    attr.size = sizeof attr;
-    attr.sched_flags = 0;
-    attr.sched_runtime = ns;
-    return syscall(SYS_sched_setattr, tid, &attr, 0) == 0 ? 0 : -errno;
-#else
-    (void)tid; (void)ns;
-    return -ENOSYS;
-#endif
-}
-
-long long convoy_sched_slice(pid_t tid) {
-#if defined(__linux__) && defined(SYS_sched_getattr)
-    struct convoy_sched_attr attr;
-    memset(&attr, 0, sizeof attr);
-    if (syscall(SYS_sched_getattr, tid, &attr, sizeof attr, 0) != 0) return -errno;
-    return (long long)attr.sched_runtime;
-#else
-    (void)tid;
-    return -ENOSYS;
-#endif
 }

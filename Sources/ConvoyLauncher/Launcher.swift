@@ -25,9 +25,6 @@ public struct LaunchOptions: Sendable {
     public var executable: String
     /// `tools/trainer` of the checkout, for a scenario with `fedtune:` (nil: found next to `executable`).
     public var trainer: String?
-    /// The scheduler slice the run's processes ask for, in µs (`--sched-slice-us`; 0: the kernel's default).
-    public var schedSliceMicroseconds = LaunchOptions.defaultSchedSlice
-    public static let defaultSchedSlice = 100
 
     public init(scenarioPath: String, duration: Double? = nil, runDirectory: String? = nil, speed: Double = 1, seed: UInt64? = nil,
                 start: TraceStart? = nil, curve: Bool = true, allowClients: [String] = [], executable: String) {
@@ -81,8 +78,6 @@ public enum Launcher {
                                         faults: scenario.faults, trace: scenario.tracePath)
         for warning in window.warnings { output.line("warning: \(warning)") }
         RunDirectory.removeStaleSocketDirectories()
-        // Before the fleet's threads and processes exist: they inherit it.
-        let slice = options.schedSliceMicroseconds > 0 ? ProcessScheduling.requestSlice(microseconds: options.schedSliceMicroseconds) : nil
 
         // From here on, a failure (a full disk, a read-only directory) removes what it made.
         let runDirectory = try RunDirectory.choose(path: options.runDirectory, scenario: scenario)
@@ -108,8 +103,7 @@ public enum Launcher {
             for (key, value) in [("convoy_version", ConvoyVersion.string), ("scenario", scenario.name), ("seed", String(scenario.seed)),
                                  ("policy", scenario.policy), ("speed", String(options.speed)), ("duration", String(window.duration)),
                                  ("trace_offset", String(window.offset)), ("trace", scenario.tracePath), ("map", scenario.mapPath),
-                                 ("started_wall", ISO8601DateFormatter().string(from: Date())),
-                                 ("sched_slice_us", slice.map { $0 > 0 ? String($0) : "unsupported" } ?? "default")] {
+                                 ("started_wall", ISO8601DateFormatter().string(from: Date()))] {
                 try database.setMetadata(key, value)
             }
             if let analytics = scenario.analytics { try Self.recordAnalyticsTruth(analytics, vehicles: vehicles, in: database) }

@@ -73,17 +73,10 @@ struct Launch: AsyncParsableCommand {
     @Flag(name: .customLong("no-curve"), help: "Run without CurveZMQ (no authentication or encryption; for measuring its cost).")
     var noCurve = false
 
-    @Option(name: .customLong("sched-slice-us"),
-            help: "Scheduler time slice the run's processes ask for, in µs (Linux 6.12+; 0: the kernel's default).")
-    var schedSliceUs = LaunchOptions.defaultSchedSlice
-
     func validate() throws {
         guard speed > 0, speed.isFinite else { throw ValidationError("--speed must be a positive number") }
         if let duration, !(duration > 0 && duration <= 1e9) { throw ValidationError("--duration must be positive (at most 1e9 s)") }
         if let start, TraceStart(text: start) == nil { throw ValidationError("--start must be `first` or a trace time in seconds, got '\(start)'") }
-        guard schedSliceUs == 0 || (100...100_000).contains(schedSliceUs) else {
-            throw ValidationError("--sched-slice-us must be 0 (the kernel's default) or 100 to 100000, got \(schedSliceUs)")
-        }
     }
 
     func run() async throws {
@@ -97,10 +90,9 @@ struct Launch: AsyncParsableCommand {
             }
             path = found
         }
-        var options = LaunchOptions(scenarioPath: path, duration: duration, runDirectory: out, speed: speed, seed: seed,
+        let options = LaunchOptions(scenarioPath: path, duration: duration, runDirectory: out, speed: speed, seed: seed,
                                     start: start.flatMap(TraceStart.init(text:)), curve: !noCurve, allowClients: allowClients,
                                     executable: DefaultScenario.executablePath)
-        options.schedSliceMicroseconds = schedSliceUs
         let result: LaunchResult
         do {
             result = try await Launcher.run(options)

@@ -92,7 +92,9 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "runs", "bench-fedtune"))
     p.add_argument("--speed", type=float, default=0.1)
     p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--duration", type=int, default=30)
+    p.add_argument("--duration", type=int, default=None,
+                   help="emulated seconds per run (default 30; 45 on the two-RSU map, where hierarchical needs the time "
+                        "to get over rsu-1's crash: the RSU's group round is lost with it)")
     p.add_argument("--model", default="smollm2")
     p.add_argument("--schemes", default=",".join(SCHEMES))
     p.add_argument("--summarise-only", action="store_true", help="re-read the runs already in --out; launch nothing")
@@ -104,7 +106,8 @@ def main():
         path = os.path.join(args.out, f"{name}.yaml")
         if not args.summarise_only:
             with open(path, "w") as f:
-                f.write(scenario(name, args.rounds, args.model, args.duration))
+                duration = args.duration or (45 if SCHEMES[name][4] == TWO_RSUS else 30)
+                f.write(scenario(name, args.rounds, args.model, duration))
         run = os.path.join(args.out, name)
         started = time.time()
         status = 0
