@@ -228,7 +228,7 @@ public struct FedAggregator: Sendable {
     private mutating func pulled(_ pull: FedUp, via: String, now: Double) {
         let v = pull.vehicleID
         lastVia[v] = via
-        if pull.transfer > 0 { return acknowledge(v, transfer: pull.transfer, version: pull.version) }
+        if pull.transfer > 0 { return acknowledge(v, transfer: pull.transfer, of: pull.version) }
         if finished { return out.append(.send(FedDown(kind: .ack, vehicleID: v, version: UInt32(version), status: .finished))) }
         guard started else { waiting.insert(v); return }
         if config.scheme.isAsynchronous { return sendModel(to: v, now: now) }
@@ -295,12 +295,12 @@ public struct FedAggregator: Sendable {
             uploads[v]!.outcome = .lost
             record(v, upload, outcome: .lost, round: version, staleness: 0)
         }
-        acknowledge(v, transfer: c.transfer, version: c.version)
+        acknowledge(v, transfer: c.transfer, of: c.version)
     }
 
-    private mutating func acknowledge(_ v: String, transfer: UInt32, version: UInt32) {
+    private mutating func acknowledge(_ v: String, transfer: UInt32, of uploadVersion: UInt32) {
         var ack = FedDown(kind: .ack, vehicleID: v, version: UInt32(version), transfer: transfer)
-        if let u = uploads[v], u.transfer == transfer, u.version == Int(version) {
+        if let u = uploads[v], u.transfer == transfer, u.version == Int(uploadVersion) {
             // A complete upload has its outcome at once; without one, chunks are still missing.
             if let outcome = u.outcome {
                 ack.status = finished ? .finished : outcome == .aggregated ? .accepted : .discarded
@@ -489,8 +489,8 @@ public struct FedAggregator: Sendable {
     // MARK: - Evaluation
 
     /// Asks the trainer for the held-out loss of every model in use after `round`.
-    private mutating func evaluate(round version: Int, now: Double) {
-        let round = roundLabel(version)
+    private mutating func evaluate(round v: Int, now: Double) {
+        let round = roundLabel(v)
         var targets: [(Int, Adapter, [String])] = []
         let clients = config.clients.keys.sorted()
         switch (tier, config.scheme) {

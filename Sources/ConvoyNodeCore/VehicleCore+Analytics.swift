@@ -19,7 +19,7 @@ extension VehicleCore {
     mutating func analyticsTick(now: Double) {
         guard let config = scenario.analytics, var state = analyticsState, !state.acked, now >= state.nextTry else { return }
         defer { analyticsState = state }
-        // The best RSU in range; else the macro cell, when the aggregator is the cloud it leads to.
+        // Its serving RSU; else the macro cell, when the aggregator is the cloud it leads to.
         let here = position(at: now)
         let macro = map.macro.flatMap { here.distance(to: $0.position) <= $0.radius && config.aggregator == map.cloud.id ? map.cloud.id : nil }
         guard let target = servingRSU(now: now) ?? macro else {
