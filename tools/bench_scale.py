@@ -242,7 +242,7 @@ def main() -> int:
     p.add_argument("--out", default=None, help="keep the runs here (default: a temporary directory, removed)")
     p.add_argument("--convoy", default=os.path.join(here, "..", ".build", "release", "convoy"))
     p.add_argument("--label", default="current", help="names the binary's rows (e.g. before/after a change)")
-    p.add_argument("--launch-args", default="", help="more arguments for `convoy launch` (e.g. '--sched-slice-us 0')")
+    p.add_argument("--launch-args", default="", help="more arguments for `convoy launch` (e.g. '--no-curve')")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     if not os.path.exists(os.path.join(a.city, "city.json")):
