@@ -51,6 +51,9 @@ public struct FedAggregator: Sendable {
         case setCounter(String, Int)
         /// A new version exists: what a restarted aggregator would resume from.
         case checkpoint(FedCheckpoint)
+        /// The updates accepted in the open round and not yet recorded (recorded at its close):
+        /// the next incarnation records them as lost if this one dies first.
+        case pending([FedUpdateRecord])
         /// Group tier: κ2 rounds are done; the group's model and the samples behind it go up.
         case handUp(Adapter, samples: Int, loss: Double?)
         /// Towards the global level (a group's pull or chunk, from `GroupAggregator`).
@@ -116,18 +119,22 @@ public struct FedAggregator: Sendable {
     var cycleLosses: [Double] = []
     var deadlineTimer: UInt64?
     /// The previous incarnation's checkpoint, applied once the trainer's initial adapter is in
-    /// (`.some(nil)`: there was one, and it could not be read).
+    /// (a group: once the global model is; `.some(nil)`: there was one, and it could not be read).
     var resume: FedCheckpoint??
+    /// The updates the previous incarnation had accepted in its open round, to be recorded as lost.
+    var lostWithPrevious: [FedUpdateRecord]
     var out: [Action] = []
 
     /// `resume`: the checkpoint file a previous incarnation of this aggregator wrote (it carries on
     /// from that version; ignored, and counted, if it cannot be read or does not fit this run's
-    /// scheme and adapter).
-    public init(config: FedTuneConfig, id: String, tier: Tier = .top, resume: [UInt8]? = nil) {
+    /// scheme and adapter). `pending`: its pending file (the updates it had accepted in its open
+    /// round, recorded as lost on the first event).
+    public init(config: FedTuneConfig, id: String, tier: Tier = .top, resume: [UInt8]? = nil, pending: [UInt8]? = nil) {
         self.config = config
         self.id = id
         self.tier = tier
         self.resume = resume.map(FedCheckpoint.decode)
+        lostWithPrevious = pending.flatMap(FedCheckpoint.decodePending) ?? []
         buffer = UpdateBuffer(size: max(1, config.bufferSize), serverRate: config.serverRate)
         if config.scheme == .clustered, config.clusterBy == .labels {
             let labels = config.clients.keys.reduce(into: [String: String]()) { $0[$1] = config.label(of: $1) }
@@ -151,6 +158,16 @@ public struct FedAggregator: Sendable {
     public var wantsModel: Bool { !finished && !roundOpen && !waiting.isEmpty }
 
     public mutating func handle(_ event: Event, now: Double) -> [Action] {
+        if !lostWithPrevious.isEmpty {
+            for var r in lostWithPrevious {
+                r.outcome = .lost
+                r.recordedBy = id
+                out.append(.update(r))
+            }
+            out.append(.count("fed_updates_lost_with_aggregator", by: lostWithPrevious.count))
+            out.append(.pending([]))
+            lostWithPrevious = []
+        }
         switch event {
         case .initial(let adapter):
             guard models.isEmpty else { break }
@@ -191,7 +208,11 @@ public struct FedAggregator: Sendable {
             cycleSamples = 0
             cycleLosses = []
             started = true
-            if !roundOpen { openRound(now: now) }
+            if resumeGroup(from: resume, parameters: adapter.count), version % kappa2 == 0 {
+                handUp()  // the previous incarnation's cycle was done; its upload did not land
+            } else if !roundOpen {
+                openRound(now: now)
+            }
         case .finish:
             guard case .group = tier, !finished else { break }
             finish()
@@ -212,10 +233,35 @@ public struct FedAggregator: Sendable {
         out.append(.setCounter("fed_resumed_from_version", version))
     }
 
+    /// A group given the global model: a previous incarnation's checkpoint that went on from it
+    /// (its version lies in this cycle of κ2 rounds) replaces it. True if it did.
+    private mutating func resumeGroup(from checkpoint: FedCheckpoint??, parameters: Int) -> Bool {
+        guard let checkpoint else { return false }
+        resume = nil
+        guard let checkpoint, checkpoint.scheme == config.scheme.rawValue, checkpoint.parameters == parameters,
+              let model = checkpoint.adapters()?[0] else { out.append(.count("fed_checkpoint_unusable")); return false }
+        guard checkpoint.version > version, checkpoint.version <= version + kappa2 else {
+            out.append(.count("fed_checkpoint_outdated"))
+            return false
+        }
+        models[0] = model
+        version = checkpoint.version
+        history = [version: model]
+        cycleSamples = checkpoint.cycleSamples ?? 0
+        cycleLosses = checkpoint.cycleLosses ?? []
+        out.append(.setCounter("fed_resumed_from_version", version))
+        return true
+    }
+
     /// The state a restarted aggregator resumes from.
     private func checkpoint() -> FedCheckpoint {
-        FedCheckpoint(scheme: config.scheme.rawValue, version: version, parameters: parameterCount,
-                      models: models.mapValues { Data($0.bytes) }, clusterOf: clusterOf)
+        var c = FedCheckpoint(scheme: config.scheme.rawValue, version: version, parameters: parameterCount,
+                              models: models.mapValues { Data($0.bytes) }, clusterOf: clusterOf)
+        if case .group = tier {
+            c.cycleSamples = cycleSamples
+            c.cycleLosses = cycleLosses
+        }
+        return c
     }
 
     mutating func nextTimer() -> UInt64 {
@@ -287,7 +333,12 @@ public struct FedAggregator: Sendable {
         guard let bytes = uploads[v]!.reassembly.bytes else { return }
         uploads[v]!.endedAt = now
         let upload = uploads[v]!
-        if let adapter = Adapter(bytes: bytes, expected: parameterCount), adapter.isFinite {
+        if parameterCount == 0 {
+            // No model here yet (a restarted group that has not had the global model): nothing to aggregate into.
+            out.append(.count("fed_updates_before_model"))
+            uploads[v]!.outcome = .late
+            record(v, upload, outcome: .late, round: version + 1, staleness: 0)
+        } else if let adapter = Adapter(bytes: bytes, expected: parameterCount), adapter.isFinite {
             let update = ClientUpdate(vehicle: v, adapter: adapter, samples: Int(upload.first.samples), baseVersion: upload.version)
             uploads[v]!.outcome = config.scheme.isAsynchronous ? mix(update, upload, now: now) : collect(update, upload, now: now)
         } else {
@@ -363,6 +414,7 @@ public struct FedAggregator: Sendable {
         let cluster = model(for: update.vehicle).cluster
         received[update.vehicle] = Received(update: update,
                                             record: record(for: update.vehicle, upload, outcome: .aggregated, round: round, staleness: 0, cluster: cluster))
+        out.append(.pending(received.values.map(\.record).sorted { $0.vehicleID < $1.vehicleID }))
         let enough = closesWhenJoinersAreIn || selected.count >= (config.participantsPerRound == 0 ? config.clients.count : config.participantsPerRound)
         if received.count == selected.count, selected.count > 0, enough {
             closeRound(now: now)
@@ -387,6 +439,7 @@ public struct FedAggregator: Sendable {
         }
         let updates = received.values.sorted { $0.update.vehicle < $1.update.vehicle }
         for u in updates { out.append(.update(u.record)) }
+        if !updates.isEmpty { out.append(.pending([])) }
         switch (tier, config.scheme) {
         case (.group(let index), _):
             if let m = Aggregation.fedAvg(clients: updates.map(\.update)) { models[0] = m }
@@ -406,15 +459,20 @@ public struct FedAggregator: Sendable {
         }
         version = round
         history = [version: models[0]!]
+        out.append(.checkpoint(checkpoint()))
         if case .group = tier {
             // The last of κ2 rounds goes up (the global model is evaluated instead).
             guard round % kappa2 == 0 else { evaluate(round: round, now: now); return openRound(now: now) }
-            let loss = cycleLosses.isEmpty ? nil : cycleLosses.reduce(0, +) / Double(cycleLosses.count)
-            return out.append(.handUp(models[0]!, samples: cycleSamples, loss: loss))
+            return handUp()
         }
-        out.append(.checkpoint(checkpoint()))
         evaluate(round: round, now: now)
         if version >= lastVersion { finish() } else { openRound(now: now) }
+    }
+
+    /// Group tier: κ2 rounds are done; the group's model goes up.
+    private mutating func handUp() {
+        let loss = cycleLosses.isEmpty ? nil : cycleLosses.reduce(0, +) / Double(cycleLosses.count)
+        out.append(.handUp(models[0]!, samples: cycleSamples, loss: loss))
     }
 
     /// Training is over: the waiting clients are told so (and any that ask later).

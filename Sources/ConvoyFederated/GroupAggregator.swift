@@ -26,9 +26,11 @@ public struct GroupAggregator: Sendable {
     var out: [FedAggregator.Action] = []
 
     /// `index`: the group's number in records (the RSU's place in the map, from 1); `incarnation`:
-    /// the RSU's (a restarted RSU numbers its uploads past its previous incarnations').
-    public init(config: FedTuneConfig, id: String, index: Int, incarnation: UInt32 = 1) {
-        local = FedAggregator(config: config, id: id, tier: .group(index: index))
+    /// the RSU's (a restarted RSU numbers its uploads past its previous incarnations'); `resume`,
+    /// `pending`: its previous incarnation's files (see `FedAggregator.init`): the group goes on
+    /// from its last closed round if the global model it gets is the one that round came from.
+    public init(config: FedTuneConfig, id: String, index: Int, incarnation: UInt32 = 1, resume: [UInt8]? = nil, pending: [UInt8]? = nil) {
+        local = FedAggregator(config: config, id: id, tier: .group(index: index), resume: resume, pending: pending)
         upward = FedParticipant(vehicle: id, trainSeconds: 0, transferTimeout: config.transferTimeout, pullInterval: 1,
                                 chunkBytes: config.chunkBytes, trainingTimeout: .infinity)
         upward.measuresLateness = false

@@ -123,11 +123,12 @@ public struct ServerCore: Sendable {
     var out = ActionList()
 
     /// - Parameters: `seed` and `incarnation` seed this incarnation's random stream (link draws);
-    ///   `fedResume`: the federated fine-tuning checkpoint file a previous incarnation left.
+    ///   `fedResume`, `fedPending`: the federated fine-tuning checkpoint and pending files a
+    ///   previous incarnation left (the run's aggregator's, or an RSU group's).
     public init(id: String, map: MapSpec, liveness config: LivenessConfig, seed: UInt64, incarnation: UInt32,
-                vehicles: Set<String>? = nil, fedtune: FedTuneConfig? = nil, fedResume: [UInt8]? = nil,
+                vehicles: Set<String>? = nil, fedtune: FedTuneConfig? = nil, fedResume: [UInt8]? = nil, fedPending: [UInt8]? = nil,
                 analytics: AnalyticsConfig? = nil, compute makeBackend: (ComputeSpec) -> any ComputeBackend = Self.modelled) throws {
-        if let fedtune, fedtune.aggregator == id { aggregator = FedAggregator(config: fedtune, id: id, resume: fedResume) }
+        if let fedtune, fedtune.aggregator == id { aggregator = FedAggregator(config: fedtune, id: id, resume: fedResume, pending: fedPending) }
         if let analytics, analytics.aggregator == id { self.analytics = AnalyticsAggregator(config: analytics) }
         analyticsNoise = SeededGenerator(seed: seed, label: "analytics/\(id)")
         self.vehicles = vehicles
@@ -163,7 +164,8 @@ public struct ServerCore: Sendable {
         }
         compute = spec.map(makeBackend)
         if let fedtune, fedtune.scheme == .hierarchical, role == .rsu, fedtune.aggregator != id {
-            group = GroupAggregator(config: fedtune, id: id, index: (map.rsus.firstIndex { $0.id == id } ?? 0) + 1, incarnation: incarnation)
+            group = GroupAggregator(config: fedtune, id: id, index: (map.rsus.firstIndex { $0.id == id } ?? 0) + 1, incarnation: incarnation,
+                                     resume: fedResume, pending: fedPending)
         }
     }
 

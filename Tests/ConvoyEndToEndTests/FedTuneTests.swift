@@ -94,6 +94,22 @@ struct FedTuneTests {
         #expect(report.output.contains("RSU groups: 4 group models handed up"), "\(report.output)")
     }
 
+    /// rsu-1 crashes in its group's second round (round 1 closes at about 6 s): its next incarnation
+    /// goes on from round 1's model (each group round closes once), and the global rounds still
+    /// come every κ2.
+    @Test(.timeLimit(.minutes(5)))
+    func aRestartedRSUGroupGoesOnFromItsLastRound() async throws {
+        let dir = try Self.scenario(rounds: 4, duration: 35, faults: "  - { at: 8, node: rsu-1, mode: crash, for: 3 }\n", scheme: "hierarchical")
+        let db = try await Fixture.launchToEnd(dir, timeout: 180)
+        let fed = try db.fetchFedTune()
+        let global = fed.rounds.filter { $0.level == "global" }
+        #expect(global.map(\.round) == [2, 4] && global.allSatisfy { $0.aggregatedAt == "edge-1" }, "rounds: \(fed.rounds)")
+        let rsu1 = fed.rounds.filter { $0.level == "group" && $0.aggregatedAt == "rsu-1" }.map(\.round)
+        #expect(rsu1 == [1, 2, 3, 4], "rsu-1's rounds: \(rsu1)")  // before the checkpoint: 1, 1, 2, 3, 4
+        let counters = try db.fetchCounters().filter { $0.nodeID == "rsu-1" }
+        #expect(counters.contains { $0.name == "fed_resumed_from_version" && $0.value == 1 }, "\(counters.filter { $0.name.hasPrefix("fed_") })")
+    }
+
     @Test(.timeLimit(.minutes(5)))
     func aRestartedAggregatorCarriesOnFromItsLastVersion() async throws {
         // The aggregator (edge-1) crashes after a few rounds and comes back 3 s later.

@@ -233,6 +233,95 @@ import Testing
         #expect(late.map(\.status) == [.finished])
     }
 
+    /// A restarted RSU group goes on from its last closed round when the global model it gets is
+    /// the one that round came from, hands a finished cycle up at once, and ignores an outdated checkpoint.
+    @Test func aRestartedGroupGoesOnFromItsLastRound() {
+        var config = Self.config(.hierarchical)
+        config.kappa2 = 2
+        func ups(_ actions: [FedAggregator.Action]) -> [FedUp] { actions.compactMap { if case .sendUp(let u) = $0 { u } else { nil } } }
+        func checkpoints(_ actions: [FedAggregator.Action]) -> [FedCheckpoint] {
+            actions.compactMap { if case .checkpoint(let c) = $0 { c } else { nil } }
+        }
+        /// The chunks the group sends up once its participant's wake-up fires.
+        func handedUp(_ group: inout GroupAggregator, _ actions: [FedAggregator.Action]) -> [FedUp] {
+            guard let at = actions.compactMap({ if case .arm(GroupAggregator.wakeTimer, let at) = $0 { at } else { nil } }).first else { return [] }
+            return ups(group.handle(.timer(GroupAggregator.wakeTimer), now: at))
+        }
+        var group = GroupAggregator(config: config, id: "rsu-1", index: 1)
+        _ = group.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1)
+        _ = group.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 0), via: "rsu-1"), now: 1.1)
+        for d in FedParticipantTests.chunks([1, 1, 1, 1], version: 0, to: "rsu-1") { _ = group.down(d, now: 1.5) }
+        var actions: [FedAggregator.Action] = []
+        for c in Self.upload("a", [1, 1, 1, 1], version: 0, samples: 10) + Self.upload("b", [5, 5, 5, 5], version: 0, samples: 30) {
+            actions += group.handle(.up(c, via: "rsu-1"), now: 5)
+        }
+        let afterRound1 = checkpoints(actions)
+        #expect(afterRound1.map(\.version) == [1] && afterRound1.first?.cycleSamples == 40 && afterRound1.first?.cycleLosses == [2, 2])
+
+        /// A new incarnation from `checkpoint`, given global model `global` (all 9s) after a vehicle pulls.
+        func restarted(_ checkpoint: FedCheckpoint, global: UInt32) -> (GroupAggregator, [FedAggregator.Action]) {
+            var g = GroupAggregator(config: config, id: "rsu-1", index: 1, incarnation: 2, resume: checkpoint.encoded())
+            _ = g.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 1), via: "rsu-1"), now: 20)
+            var actions: [FedAggregator.Action] = []
+            for d in FedParticipantTests.chunks([9, 9, 9, 9], version: global, to: "rsu-1") { actions += g.down(d, now: 21) }
+            return (g, actions)
+        }
+        // The global level is still at version 0: round 2 opens from the group's own round-1 model, (10·1 + 30·5)/40 = 4.
+        var (resumed, opened) = restarted(afterRound1[0], global: 0)
+        #expect(resumed.local.version == 1 && opened.contains(.setCounter("fed_resumed_from_version", 1)))
+        let handed = Self.sends(opened)
+        #expect(handed.map(\.vehicleID) == ["a", "a"] && handed.allSatisfy { $0.version == 1 })
+        #expect(Adapter(bytes: handed.flatMap(\.data)) == Adapter([4, 4, 4, 4]))
+        // Round 2 (a alone) closes the cycle: the samples of both rounds go up with round 2's model.
+        actions = []
+        for c in Self.upload("a", [6, 6, 6, 6], version: 1, transfer: 2, samples: 10) { actions += resumed.handle(.up(c, via: "rsu-1"), now: 25) }
+        let up = handedUp(&resumed, actions)
+        #expect(up.count == 2 && up.allSatisfy { $0.samples == 50 && $0.version == 0 } && Adapter(bytes: up.flatMap(\.data)) == Adapter([6, 6, 6, 6]))
+        // Dead again before the global level had it: the next incarnation hands the finished cycle up at once.
+        guard let afterRound2 = checkpoints(actions).first else { Issue.record("no checkpoint: \(actions)"); return }
+        #expect(afterRound2.version == 2)
+        var (again, handing) = restarted(afterRound2, global: 0)
+        let reUp = handedUp(&again, handing)
+        #expect(reUp.count == 2 && reUp.allSatisfy { $0.samples == 50 } && Adapter(bytes: reUp.flatMap(\.data)) == Adapter([6, 6, 6, 6]))
+        #expect(Self.sends(handing).isEmpty)
+        // The global level has moved past the checkpoint's cycle: its model wins.
+        let (outdated, fresh) = restarted(afterRound1[0], global: 1)
+        #expect(outdated.local.version == 2 && fresh.contains(.count("fed_checkpoint_outdated")))
+        #expect(Adapter(bytes: Self.sends(fresh).flatMap(\.data)) == Adapter([9, 9, 9, 9]))
+        // An update reaching a restarted group before it has any model (trained at another RSU) is late, not malformed.
+        var empty = GroupAggregator(config: config, id: "rsu-1", index: 1, incarnation: 3)
+        actions = []
+        for c in Self.upload("b", [3, 3, 3, 3], version: 1, transfer: 2) { actions += empty.handle(.up(c, via: "rsu-1"), now: 30) }
+        #expect(Self.updates(actions).map(\.outcome) == [.late] && actions.contains(.count("fed_updates_before_model")))
+        #expect(Self.sends(actions).last?.status == .discarded)
+    }
+
+    /// The updates an aggregator has accepted in its open round are in its pending file until the
+    /// round closes (then recorded); if it dies first, its next incarnation records them as lost.
+    @Test func updatesAcceptedInTheOpenRoundAreRecordedAsLostAfterACrash() {
+        var (agg, _) = Self.started(Self.config(.fedavg))
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 1.5)
+        _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: "b", version: 0), via: "rsu-1"), now: 1.5)
+        var actions: [FedAggregator.Action] = []
+        for c in Self.upload("a", [1, 1, 1, 1], version: 0) { actions += agg.handle(.up(c, via: "rsu-1"), now: 3) }
+        let pending = actions.compactMap { if case .pending(let r) = $0 { r } else { nil } }
+        #expect(pending.count == 1 && pending[0].map(\.vehicleID) == ["a"] && pending[0].allSatisfy { $0.outcome == .aggregated })
+        #expect(Self.updates(actions).isEmpty && Self.sends(actions).last?.status == .accepted)
+        guard let file = pending.first.map(FedCheckpoint.encodePending) else { return }
+        #expect(FedCheckpoint.decodePending(file) == pending[0])
+
+        var restarted = FedAggregator(config: Self.config(.fedavg), id: "edge-1", pending: file)
+        let first = restarted.handle(.initial(Adapter(zeros: 4)), now: 10)
+        let lost = Self.updates(first)
+        #expect(lost.map(\.vehicleID) == ["a"] && lost.allSatisfy { $0.outcome == .lost && $0.round == 1 && $0.bytes == 16 && $0.samples == 10 })
+        #expect(first.contains(.count("fed_updates_lost_with_aggregator", by: 1)) && first.contains(.pending([])))
+        #expect(Self.updates(restarted.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 11)).isEmpty)
+        // Had it lived, the round's close would have recorded both and emptied the file.
+        actions = []
+        for c in Self.upload("b", [3, 3, 3, 3], version: 0) { actions += agg.handle(.up(c, via: "rsu-1"), now: 4) }
+        #expect(Self.updates(actions).count == 2 && actions.last(where: { if case .pending = $0 { true } else { false } }) == .pending([]))
+    }
+
     /// Every new version leaves a checkpoint; an aggregator started from it carries on from that
     /// version with that model (and hands it out), and one that does not fit is counted and ignored.
     @Test func aRestartedAggregatorResumesFromItsCheckpoint() {
