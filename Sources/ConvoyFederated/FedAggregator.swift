@@ -38,6 +38,9 @@ public struct FedAggregator: Sendable {
         case global(Adapter, version: Int)
         /// Group tier: the global level has finished.
         case finish
+        /// The run ends: the updates accepted into the open round (or FedBuff's buffer) are
+        /// recorded as `unapplied`.
+        case stop
     }
 
     public enum Action: Sendable, Equatable {
@@ -114,6 +117,8 @@ public struct FedAggregator: Sendable {
     var evalResults: [Int: [Int: [String: Double]]] = [:]
     var evalPending: [Int: Int] = [:]
     var nextID = timerBase + reservedTimers
+    /// FedBuff: the records of the updates in the buffer (recorded when it is applied).
+    var buffered: [FedUpdateRecord] = []
     /// Group tier: the samples and training losses of the updates aggregated since the last global model.
     var cycleSamples = 0
     var cycleLosses: [Double] = []
@@ -216,6 +221,15 @@ public struct FedAggregator: Sendable {
         case .finish:
             guard case .group = tier, !finished else { break }
             finish()
+        case .stop:
+            let accepted = (roundOpen ? received.values.map(\.record) : []) + buffered
+            for var r in accepted.sorted(by: { $0.vehicleID < $1.vehicleID }) {
+                r.outcome = .unapplied
+                out.append(.update(r))
+            }
+            if !accepted.isEmpty { out.append(.pending([])) }
+            received = [:]
+            buffered = []
         }
         defer { out = [] }
         return out
@@ -528,8 +542,16 @@ public struct FedAggregator: Sendable {
             let w = Aggregation.stalenessWeight(alpha: 1, exponent: config.stalenessExponent, staleness: staleness)
             next = buffer.add(delta: update.adapter.minus(base), weight: w, to: global)
         }
-        record(update.vehicle, upload, outcome: .aggregated, round: version + 1, staleness: staleness)
-        guard let next else { return .aggregated }
+        let accepted = record(for: update.vehicle, upload, outcome: .aggregated, round: version + 1, staleness: staleness)
+        guard let next else {
+            // In FedBuff's buffer: recorded once the buffer is applied.
+            buffered.append(accepted)
+            out.append(.pending(buffered))
+            return .aggregated
+        }
+        for r in buffered + [accepted] { out.append(.update(r)) }
+        if !buffered.isEmpty { out.append(.pending([])) }
+        buffered = []
         let applied = config.scheme == .fedbuff ? buffer.size : 1
         version += 1
         models[0] = next

@@ -46,6 +46,8 @@ public struct GroupAggregator: Sendable {
             tick(now: now)
         case .initial, .global, .finish:
             break
+        case .stop:
+            forward(event, now: now)
         default:
             forward(event, now: now)
             if local.wantsModel, upward.isIdle { tick(now: now) }  // vehicles wait: ask for the model now

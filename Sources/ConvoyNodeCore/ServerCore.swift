@@ -207,6 +207,7 @@ public struct ServerCore: Sendable {
             trainerReplied(frames, now: now)
         case .stop:
             if analytics?.recorded == false { recordEstimate(now: now) }
+            aggregate(.stop, now: now)
             stopped = true
             out.append(.flushRecords)
             out.append(.stop)

@@ -41,14 +41,17 @@ public struct FedRoundRecord: Codable, Sendable, Equatable {
 /// One client update and what became of it. Recorded by the aggregator. Table `fed_updates`.
 public struct FedUpdateRecord: Codable, Sendable, Equatable {
     public enum Outcome: String, Codable, Sendable {
-        /// Aggregated (or buffered and applied).
+        /// Aggregated (FedBuff: buffered and applied).
         case aggregated
         /// Arrived after its round closed.
         case late
         /// Staler than the scheme accepts.
         case stale
-        /// Never arrived whole (the vehicle left coverage, its RSU failed, chunks were lost).
+        /// Never arrived whole (the vehicle left coverage, its RSU failed, chunks were lost), or
+        /// accepted by an aggregator that died before its round closed.
         case lost
+        /// Accepted into a round (or FedBuff's buffer) that had not closed when the run ended.
+        case unapplied
     }
 
     public var vehicleID: String

@@ -317,9 +317,33 @@ import Testing
         #expect(first.contains(.count("fed_updates_lost_with_aggregator", by: 1)) && first.contains(.pending([])))
         #expect(Self.updates(restarted.handle(.up(FedUp(kind: .pull, vehicleID: "a", version: 0), via: "rsu-1"), now: 11)).isEmpty)
         // Had it lived, the round's close would have recorded both and emptied the file.
+        var lived = agg
         actions = []
-        for c in Self.upload("b", [3, 3, 3, 3], version: 0) { actions += agg.handle(.up(c, via: "rsu-1"), now: 4) }
+        for c in Self.upload("b", [3, 3, 3, 3], version: 0) { actions += lived.handle(.up(c, via: "rsu-1"), now: 4) }
         #expect(Self.updates(actions).count == 2 && actions.last(where: { if case .pending = $0 { true } else { false } }) == .pending([]))
+        // Had the run ended instead, a's update would be recorded as accepted but never applied.
+        let ended = agg.handle(.stop, now: 4)
+        #expect(Self.updates(ended).map(\.outcome) == [.unapplied] && Self.updates(ended).first?.vehicleID == "a" && ended.contains(.pending([])))
+    }
+
+    /// FedBuff records an update when its buffer is applied: one still in the buffer is pending
+    /// (lost if the aggregator dies, unapplied if the run ends).
+    @Test func fedBuffRecordsUpdatesWhenItsBufferIsApplied() {
+        var config = Self.config(.fedbuff, clients: ["a", "b", "c"])
+        config.bufferSize = 2
+        var (agg, _) = Self.started(config)
+        for v in ["a", "b", "c"] { _ = agg.handle(.up(FedUp(kind: .pull, vehicleID: v, version: 0), via: "rsu-1"), now: 1.5) }
+        func upload(_ v: String, at t: Double) -> [FedAggregator.Action] {
+            Self.upload(v, [2, 2, 2, 2], version: 0).flatMap { agg.handle(.up($0, via: "rsu-1"), now: t) }
+        }
+        let first = upload("a", at: 2)
+        #expect(Self.updates(first).isEmpty && first.contains(.pending(agg.buffered)) && agg.buffered.map(\.vehicleID) == ["a"])
+        #expect(Self.sends(first).last?.status == .accepted)
+        let second = upload("b", at: 3)
+        #expect(Self.updates(second).map(\.vehicleID) == ["a", "b"] && Self.updates(second).allSatisfy { $0.outcome == .aggregated && $0.round == 1 })
+        #expect(second.contains(.pending([])) && agg.version == 1)
+        _ = upload("c", at: 4)
+        #expect(Self.updates(agg.handle(.stop, now: 5)).map(\.outcome) == [.unapplied])
     }
 
     /// Every new version leaves a checkpoint; an aggregator started from it carries on from that

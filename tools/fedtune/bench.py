@@ -128,7 +128,7 @@ def main():
     print(f"\nFederated fine-tuning, {len(CLIENTS)} clients, 4 domains, {args.model}, speed {args.speed}; "
           f"load before: {' '.join(load)}, after: {' '.join(open('/proc/loadavg').read().split()[:3])}")
     header = ["scheme", "evals", "first loss", "final loss", "final ppl", "emulated s to FL-LoRA final", "MB up",
-              "backhaul MB up (RSU groups' share)", "updates aggregated/late/stale/lost", "upload p50 s", "training misses", "exit", "wall s"]
+              "backhaul MB up (RSU groups' share)", "updates aggregated/late/stale/lost/unapplied", "upload p50 s", "training misses", "exit", "wall s"]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for name, r in results.items():
@@ -140,7 +140,7 @@ def main():
         print(" | ".join([name, str(len(e)), f"{e[0][1]:.3f}" if e else "-", f"{e[-1][1]:.3f}" if e else "-",
                           f"{e[-1][2]:.2f}" if e else "-", f"{reach:.1f}" if reach is not None else "not reached",
                           f"{r['bytes'] / 1e6:.1f}", f"{r['backhaul'] / 1e6:.1f} ({r['group_bytes'] / 1e6:.1f})",
-                          "/".join(str(o.get(k, 0)) for k in ("aggregated", "late", "stale", "lost")),
+                          "/".join(str(o.get(k, 0)) for k in ("aggregated", "late", "stale", "lost", "unapplied")),
                           f"{ups[len(ups) // 2]:.2f}" if ups else "-", f"{r['misses']} ({r['late_ms'] / 1000:.0f} s)",
                           str(r["status"]), f"{r['wall']:.0f}"]))
     # The figure is tools/plot's, over the runs of this bench (the same axes as `tools/plot RUN_DIR ...`).
