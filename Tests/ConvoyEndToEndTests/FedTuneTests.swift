@@ -105,7 +105,7 @@ struct FedTuneTests {
         let global = fed.rounds.filter { $0.level == "global" }
         #expect(global.map(\.round) == [2, 4] && global.allSatisfy { $0.aggregatedAt == "edge-1" }, "rounds: \(fed.rounds)")
         let rsu1 = fed.rounds.filter { $0.level == "group" && $0.aggregatedAt == "rsu-1" }.map(\.round)
-        #expect(rsu1 == [1, 2, 3, 4], "rsu-1's rounds: \(rsu1)")  // before the checkpoint: 1, 1, 2, 3, 4
+        #expect(rsu1 == [1, 2, 3, 4], "rsu-1's rounds: \(rsu1)")  // without its checkpoint it would re-run round 1
         let counters = try db.fetchCounters().filter { $0.nodeID == "rsu-1" }
         #expect(counters.contains { $0.name == "fed_resumed_from_version" && $0.value == 1 }, "\(counters.filter { $0.name.hasPrefix("fed_") })")
     }
