@@ -20,13 +20,13 @@ extension ServerCore {
         let client = Client(routingID: routingID, node: envelope.sender, isVehicle: request.route.isEmpty)
         guard client.isVehicle else {
             out.observeArrival(envelope, link: clientLink, now: now)
-            return deliver(.handle(request, client, arrival: nil), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
+            return deliver(.handle(request, client), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
         }
         guard let from = envelope.position else { return out.count("requests_without_position") }
         vehiclePositions[envelope.sender] = from
-        guard let (link, outcome) = accessUplink(envelope, from: from, bytes: frameBytes + Int(request.payloadBytes), kind: .request, now: now),
-              case .deliver(let at) = outcome else { return }
-        deliver(.handle(request, client, arrival: (link, envelope.sentAt, at)), outcome, now: now)
+        guard let (link, outcome) = accessUplink(envelope, from: from, bytes: frameBytes + Int(request.payloadBytes), kind: .request, now: now)
+        else { return }
+        deliverArrived(.handle(request, client), over: link, envelope, outcome, now: now)
     }
 
     /// A client withdraws an attempt; from a vehicle it crosses the access link like a request.
@@ -35,8 +35,8 @@ extension ServerCore {
             out.observeArrival(envelope, link: clientLink, now: now)
             return deliver(.cancel(cancel), degrade(.deliver(at: now)), now: now, dropped: "degrade_dropped_in")
         }
-        guard let (_, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: .cancel, now: now) else { return }
-        deliver(.cancel(cancel), outcome, now: now)
+        guard let (link, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: .cancel, now: now) else { return }
+        deliverArrived(.cancel(cancel), over: link, envelope, outcome, now: now)
     }
 
     /// A message towards an aggregator (federated fine-tuning's `FedUp`, federated analytics'
@@ -58,8 +58,15 @@ extension ServerCore {
         guard let from = envelope.position else { return out.count("\(envelope.kind.name)_without_position") }
         vehiclePositions[envelope.sender] = from
         out.count("\(envelope.kind.name)_bytes_from_vehicles", by: frameBytes)
-        guard let (_, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: envelope.kind, now: now) else { return }
-        deliver(held(client), outcome, now: now)
+        guard let (link, outcome) = accessUplink(envelope, from: from, bytes: frameBytes, kind: envelope.kind, now: now) else { return }
+        deliverArrived(held(client), over: link, envelope, outcome, now: now)
+    }
+
+    /// Delivers what came from a vehicle over this node's access `link`, sampled against the
+    /// modelled instant when it is carried out.
+    private mutating func deliverArrived(_ item: Held, over link: LinkName, _ envelope: Envelope, _ outcome: LinkOutcome, now: Double) {
+        guard case .deliver(let at) = outcome else { return deliver(item, outcome, now: now) }
+        deliver(.arrived(item, link: link, kind: envelope.kind, sentAt: envelope.sentAt, modelledAt: at), outcome, now: now)
     }
 
     /// The uplink of this node's cell (an RSU's, or the cloud's macro cell plus WAN) for a message

@@ -47,9 +47,9 @@ public struct ServerCore: Sendable {
     }
 
     /// Something held until a one-shot timer.
-    enum Held {
-        /// A request to handle; `arrival` when this node applied the access link (it samples it).
-        case handle(InferenceRequest, Client, arrival: (link: LinkName, sentAt: Double, modelledAt: Double)?)
+    indirect enum Held: Sendable {
+        /// A request to handle.
+        case handle(InferenceRequest, Client)
         /// A reply from the next hop, held back by this node's degradation.
         case upstreamReply(InferenceReply)
         case cancel(InferenceCancel)
@@ -63,6 +63,9 @@ public struct ServerCore: Sendable {
         case analyticsUp(AnalyticsReport, Client)
         case analyticsAck(AnalyticsAck)
         case analyticsDue
+        /// A message from a vehicle whose access link this node applied: sampled (modelled against
+        /// actual delivery) as it is carried out.
+        case arrived(Held, link: LinkName, kind: MessageKind, sentAt: Double, modelledAt: Double)
     }
 
     /// An attempt computing here: who gets the answer.
@@ -258,10 +261,10 @@ public struct ServerCore: Sendable {
 
     private mutating func perform(_ item: Held, now: Double) {
         switch item {
-        case .handle(let request, let client, let arrival):
-            if let arrival {
-                out.append(.observe(arrival.link, .request, sentAt: arrival.sentAt, modelledAt: arrival.modelledAt, actualAt: now))
-            }
+        case .arrived(let item, let link, let kind, let sentAt, let modelledAt):
+            out.append(.observe(link, kind, sentAt: sentAt, modelledAt: modelledAt, actualAt: now))
+            perform(item, now: now)
+        case .handle(let request, let client):
             serve(request, from: client, now: now)
         case .upstreamReply(let reply):
             guard let entry = relays.replied(reply) else { return out.count("replies_unmatched") }

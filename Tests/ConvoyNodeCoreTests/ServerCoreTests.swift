@@ -50,6 +50,24 @@ import Testing
         #expect(rsu.script.counters["cancels_too_late"] == 1)
     }
 
+    /// Whatever crosses the RSU's cell from a vehicle is sampled against the link model when it
+    /// is carried out: requests, cancels, and the chunks of a fine-tuning upload.
+    @Test func everyUplinkMessageIsSampledAgainstItsModelledInstant() throws {
+        var rsu = try ServerScript("rsu-a")
+        rsu.script.send(.start, at: 0)
+        let chunk = FedUp(kind: .chunk, vehicleID: "veh", version: 0, transfer: 1, index: 0, count: 1, totalBytes: 4, data: [0, 0, 0, 0])
+        rsu.script.send(fromVehicle(request(), at: 0.1), at: 0.1)
+        rsu.script.send(fromVehicle(InferenceCancel(requestID: "veh/1", attempt: 1), at: 0.2), at: 0.2)
+        rsu.script.send(fromVehicle(chunk, at: 0.3), at: 0.3)
+        rsu.script.advance(to: 1)
+        let observed = rsu.script.log.compactMap { entry -> (MessageKind, Double, Double)? in
+            guard case .observe(.cellularUp, let kind, _, let modelled, let actual) = entry.action else { return nil }
+            return (kind, modelled, actual)
+        }
+        #expect(observed.map(\.0) == [.request, .cancel, .fedUp])
+        #expect(observed.allSatisfy { $0.1 > 0.1 && $0.1 == $0.2 }, "delivered at the modelled instant: \(observed)")
+    }
+
     @Test func cancellingTheOnlyAttemptGivesTheComputeBack() throws {
         var rsu = try ServerScript("rsu-a")
         rsu.script.send(.start, at: 0)
