@@ -333,7 +333,8 @@ public struct FedAggregator: Sendable {
         lastVia[v] = via
         // An upload is (client, transfer, version): a number seen before for another version is a new upload.
         if uploads[v]?.transfer != c.transfer || uploads[v]?.version != Int(c.version) {
-            if let old = uploads[v], old.endedAt == nil { recordLost(v, old) }
+            // Unless a round's close already recorded it lost.
+            if let old = uploads[v], old.endedAt == nil, old.outcome == nil { recordLost(v, old) }
             uploads[v] = Upload(transfer: c.transfer, version: Int(c.version), first: c,
                                 reassembly: Reassembly(count: Int(c.count), totalBytes: Int(c.totalBytes)), via: [], endedAt: nil)
         }

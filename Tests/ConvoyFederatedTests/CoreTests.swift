@@ -94,6 +94,9 @@ import Testing
         // The last chunk comes after the close: not aggregated, the vehicle is told.
         let late = agg.handle(.up(Self.upload("b", [9, 9, 9, 9], version: 0, chunks: [1])[0], via: "rsu-2"), now: 12)
         #expect(Self.sends(late).isEmpty || Self.sends(late).first?.status != .accepted)
+        // b's next upload (round 2) starts: its lost one is not recorded a second time.
+        let next = agg.handle(.up(Self.upload("b", [9, 9, 9, 9], version: 1, transfer: 2, chunks: [0])[0], via: "rsu-2"), now: 13)
+        #expect(Self.updates(next).isEmpty, "\(Self.updates(next))")
     }
 
     @Test func resumedUploadThroughAnotherRSUIsAggregated() {

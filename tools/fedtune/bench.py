@@ -84,7 +84,11 @@ def summarise(run):
     late_ms = db.execute("SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'fed_training_late_ms'").fetchone()[0]
     uploads = [r[0] for r in db.execute(
         f"SELECT upload_ended_at - upload_started_at FROM fed_updates WHERE upload_ended_at IS NOT NULL AND bytes > 0 AND NOT {groups} ORDER BY 1")]
-    return {"evals": evals, "bytes": up, "group_bytes": group_up, "backhaul": backhaul, "outcomes": outcomes, "misses": misses, "late_ms": late_ms, "uploads": uploads}
+    # How closely the chunks' delivery over the cell followed the link model (|actual − modelled|, one chunk in 20).
+    chunk_errors = [r[0] * 1000 for r in db.execute(
+        "SELECT ABS(actual_at - modelled_at) FROM link_samples WHERE link = 'cellular-up' AND kind = 'fed_up' ORDER BY 1")]
+    return {"evals": evals, "bytes": up, "group_bytes": group_up, "backhaul": backhaul, "outcomes": outcomes, "misses": misses,
+            "late_ms": late_ms, "uploads": uploads, "chunk_errors": chunk_errors}
 
 
 def main():
@@ -128,7 +132,8 @@ def main():
     print(f"\nFederated fine-tuning, {len(CLIENTS)} clients, 4 domains, {args.model}, speed {args.speed}; "
           f"load before: {' '.join(load)}, after: {' '.join(open('/proc/loadavg').read().split()[:3])}")
     header = ["scheme", "evals", "first loss", "final loss", "final ppl", "emulated s to FL-LoRA final", "MB up",
-              "backhaul MB up (RSU groups' share)", "updates aggregated/late/stale/lost/unapplied", "upload p50 s", "training misses", "exit", "wall s"]
+              "backhaul MB up (RSU groups' share)", "updates aggregated/late/stale/lost/unapplied", "upload p50 s",
+              "chunk link error p99 ms (samples)", "training misses", "exit", "wall s"]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for name, r in results.items():
@@ -137,11 +142,14 @@ def main():
         reach = next((at for _, loss, _, at in e if target is not None and loss <= target + 1e-9), None)
         o = r["outcomes"]
         ups = r["uploads"]
+        errs = r["chunk_errors"]
         print(" | ".join([name, str(len(e)), f"{e[0][1]:.3f}" if e else "-", f"{e[-1][1]:.3f}" if e else "-",
                           f"{e[-1][2]:.2f}" if e else "-", f"{reach:.1f}" if reach is not None else "not reached",
                           f"{r['bytes'] / 1e6:.1f}", f"{r['backhaul'] / 1e6:.1f} ({r['group_bytes'] / 1e6:.1f})",
                           "/".join(str(o.get(k, 0)) for k in ("aggregated", "late", "stale", "lost", "unapplied")),
-                          f"{ups[len(ups) // 2]:.2f}" if ups else "-", f"{r['misses']} ({r['late_ms'] / 1000:.0f} s)",
+                          f"{ups[len(ups) // 2]:.2f}" if ups else "-",
+                          f"{errs[min(len(errs) - 1, int(0.99 * len(errs)))]:.2f} ({len(errs)})" if errs else "-",
+                          f"{r['misses']} ({r['late_ms'] / 1000:.0f} s)",
                           str(r["status"]), f"{r['wall']:.0f}"]))
     # The figure is tools/plot's, over the runs of this bench (the same axes as `tools/plot RUN_DIR ...`).
     runs = [os.path.join(args.out, name) for name in results if results[name]["evals"]]
