@@ -10,7 +10,7 @@ import Testing
 struct FedTuneTests {
     static let clients = ["v0", "v1", "v2", "v3"]
 
-    static func scenario(rounds: Int, duration: Int, faults: String, scheme: String = "fedavg") throws -> URL {
+    static func scenario(rounds: Int, duration: Int, faults: String, scheme: String = "fedavg", fedtuneExtra: String = "") throws -> URL {
         let fedtune = """
         fedtune:
           scheme: \(scheme)
@@ -31,6 +31,7 @@ struct FedTuneTests {
           start_at: 1
           round_deadline: 6
           chunk_bytes: 2048
+        \(fedtuneExtra)
         """
         let workload = "workload: { arrival: poisson, mean_interval: 10, model: llama-3-8b, input_tokens: 64, output_tokens: 8, deadline: 5 }"
         return try Fixture.makeScenario(duration: duration, faults: faults, workload: workload, extra: fedtune, vehicles: clients)
@@ -108,6 +109,20 @@ struct FedTuneTests {
         #expect(rsu1 == [1, 2, 3, 4], "rsu-1's rounds: \(rsu1)")  // without its checkpoint it would re-run round 1
         let counters = try db.fetchCounters().filter { $0.nodeID == "rsu-1" }
         #expect(counters.contains { $0.name == "fed_resumed_from_version" && $0.value == 1 }, "\(counters.filter { $0.name.hasPrefix("fed_") })")
+    }
+
+    /// FedBuff with a buffer larger than the run fills: every update it accepted is still in the
+    /// buffer when the run ends, and is recorded `unapplied` (before, `aggregated` on arrival), once.
+    @Test(.timeLimit(.minutes(5)))
+    func updatesStillBufferedWhenTheRunEndsAreRecordedUnapplied() async throws {
+        let dir = try Self.scenario(rounds: 50, duration: 12, faults: "", scheme: "fedbuff", fedtuneExtra: "  buffer: { size: 50 }")
+        let fed = try await Fixture.launchToEnd(dir, timeout: 120).fetchFedTune()
+        #expect(fed.rounds.isEmpty && fed.updates.count >= 4, "\(fed.updates.map { "\($0.vehicleID) \($0.outcome)" })")
+        #expect(fed.updates.allSatisfy { $0.outcome == .unapplied && $0.bytes == 8192 && $0.uploadEndedAt != nil })
+        let uploads = fed.updates.map { "\($0.vehicleID)/\($0.transfer)/\($0.baseVersion)" }
+        #expect(Set(uploads).count == uploads.count, "an upload recorded twice: \(uploads)")
+        let pending = try String(contentsOfFile: dir.path + "/run/state/edge-1/fedtune-pending.json", encoding: .utf8)
+        #expect(pending == "[]")
     }
 
     @Test(.timeLimit(.minutes(5)))
