@@ -58,7 +58,8 @@ extension ServerCore {
             case .count(let name, let n): out.count(name, by: n)
             case .setCounter(let name, let value): out.append(.setCounter(name, value))
             case .checkpoint(let c): out.append(.persist(name: FedCheckpoint.fileName, bytes: c.encoded()))
-            case .pending(let records): out.append(.persist(name: FedCheckpoint.pendingFileName, bytes: FedCheckpoint.encodePending(records)))
+            case .pending(let records):
+                out.append(.persist(name: FedCheckpoint.pendingFileName, bytes: FedCheckpoint.encodePending(records)))
             case .sendUp(var message):
                 // The group's own messages start their route here (the run's aggregator sees this RSU as the client).
                 message.route.append(id)

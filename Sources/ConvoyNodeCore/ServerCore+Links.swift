@@ -24,8 +24,8 @@ extension ServerCore {
         }
         guard let from = envelope.position else { return out.count("requests_without_position") }
         vehiclePositions[envelope.sender] = from
-        guard let (link, outcome) = accessUplink(envelope, from: from, bytes: frameBytes + Int(request.payloadBytes), kind: .request, now: now)
-        else { return }
+        let bytes = frameBytes + Int(request.payloadBytes)
+        guard let (link, outcome) = accessUplink(envelope, from: from, bytes: bytes, kind: .request, now: now) else { return }
         deliverArrived(.handle(request, client), over: link, envelope, outcome, now: now)
     }
 

@@ -131,7 +131,9 @@ public struct ServerCore: Sendable {
     public init(id: String, map: MapSpec, liveness config: LivenessConfig, seed: UInt64, incarnation: UInt32,
                 vehicles: Set<String>? = nil, fedtune: FedTuneConfig? = nil, fedResume: [UInt8]? = nil, fedPending: [UInt8]? = nil,
                 analytics: AnalyticsConfig? = nil, compute makeBackend: (ComputeSpec) -> any ComputeBackend = Self.modelled) throws {
-        if let fedtune, fedtune.aggregator == id { aggregator = FedAggregator(config: fedtune, id: id, resume: fedResume, pending: fedPending) }
+        if let fedtune, fedtune.aggregator == id {
+            aggregator = FedAggregator(config: fedtune, id: id, resume: fedResume, pending: fedPending)
+        }
         if let analytics, analytics.aggregator == id { self.analytics = AnalyticsAggregator(config: analytics) }
         analyticsNoise = SeededGenerator(seed: seed, label: "analytics/\(id)")
         self.vehicles = vehicles

@@ -22,7 +22,9 @@ final class ServerNode: @unchecked Sendable {
 
     static func run(config: RunConfig, id: String, incarnation: UInt32, keys: NodeKeys?) async throws {
         // A restarted aggregator carries on from the checkpoint its previous incarnation wrote.
-        func state(_ name: String) -> [UInt8]? { (try? Data(contentsOf: URL(fileURLWithPath: config.statePath(of: id, name: name)))).map(Array.init) }
+        func state(_ name: String) -> [UInt8]? {
+            (try? Data(contentsOf: URL(fileURLWithPath: config.statePath(of: id, name: name)))).map(Array.init)
+        }
         let core = try ServerCore(id: id, map: config.map, liveness: config.scenario.liveness, seed: config.seed, incarnation: incarnation,
                                   vehicles: config.vehicles.map(Set.init), fedtune: config.scenario.fedtune,
                                   fedResume: state(FedCheckpoint.fileName), fedPending: state(FedCheckpoint.pendingFileName),
