@@ -39,14 +39,19 @@ public struct Outbound: Sendable, Equatable {
     /// The modelled delivery instant, stamped in the envelope when the sender applied the link.
     public var deliverAt: Double?
     public var at: Double?
+    /// The emulated instant the message is sent at, stamped in the envelope, when it is not now:
+    /// a V2V beacon handed to the bus ahead of its instant (`VehicleCore.Setup.beaconLead`).
+    public var sentAt: Double?
 
-    public init<P: WirePayload>(_ payload: P, on channel: Channel, position: Position?, deliverAt: Double? = nil, at: Double? = nil) {
+    public init<P: WirePayload>(_ payload: P, on channel: Channel, position: Position?, deliverAt: Double? = nil, at: Double? = nil,
+                                sentAt: Double? = nil) {
         self.channel = channel
         self.kind = P.kind
         self.body = payload.encoded()
         self.position = position
         self.deliverAt = deliverAt
         self.at = at
+        self.sentAt = sentAt
     }
 }
 

@@ -26,17 +26,35 @@ extension VehicleCore {
     /// Seconds a neighbour computing on board keeps for its reply to cross V2V before the reply-by.
     static let v2vReturnSlack = 0.1
 
+    /// Emulated seconds a message may be stamped ahead of the receiver's clock beyond the lead
+    /// (the two clocks are the same wall clock; this covers the rounding of the envelope's stamp).
+    static let leadTolerance = 0.001
+
     static func cacheHit(_ shared: SharedResult) -> ReplyOutcome {
         ReplyOutcome(kind: .completed, servedBy: shared.servedBy, path: cachePath, answer: shared.answer)
     }
 
-    mutating func v2vBeacon(now: Double) {
-        let here = position(at: now)
-        let sample = trajectory.samples.last { $0.time <= now }
-        let freeSlots = onboard.map { $0.waiting(now: now) == 0 ? $0.slots - $0.busy(now: now) : 0 } ?? 0
+    /// Whether the beacon of `instant` leaves `beaconLead` ahead of it: only while the trace still
+    /// covers it and the run is not draining (a vehicle may stop at any moment then, and must not
+    /// be heard after it stopped).
+    func sendsAhead(_ instant: Double) -> Bool {
+        beaconLead > 0 && drainUntil == nil && instant < lastSampleTime
+    }
+
+    /// Arms the next beacon's timer: `beaconLead` ahead of its instant when it may leave early.
+    mutating func armBeacon(now: Double) {
+        out.arm(Timers.v2v, at: sendsAhead(nextBeaconAt) ? max(now, nextBeaconAt - beaconLead) : nextBeaconAt)
+    }
+
+    /// Broadcasts the beacon of `instant` (now, or up to `beaconLead` later): where the vehicle is
+    /// then, from its trace, and what it can offer as the vehicle knows it now.
+    mutating func v2vBeacon(at instant: Double, now: Double) {
+        let here = position(at: instant)
+        let sample = trajectory.samples.last { $0.time <= instant }
+        let freeSlots = onboard.map { $0.waiting(now: instant) == 0 ? $0.slots - $0.busy(now: instant) : 0 } ?? 0
         let beacon = V2VBeacon(speed: sample?.speed ?? 0, heading: sample?.angle ?? 0, freeSlots: UInt8(clamping: freeSlots),
-                               uplinkRate: bestRSU(now: now)?.rate ?? 0)
-        out.send(Outbound(beacon, on: .bus(topic: topics.v2v(at: here)), position: here))
+                               uplinkRate: bestRSU(now: instant)?.rate ?? 0)
+        out.send(Outbound(beacon, on: .bus(topic: topics.v2v(at: here)), position: here, sentAt: instant > now ? instant : nil))
         neighbours = neighbours.filter { now - $0.value.heardAt < Self.neighbourTimeout }
         out.append(.setCounter("v2v_neighbours", neighbours.count))
         sharedResults = sharedResults.filter { now - $0.value.computedAt <= tasks.freshness }
@@ -57,6 +75,9 @@ extension VehicleCore {
     /// Decodes a V2V message and holds it until the V2V link delivers it (or drops it).
     private mutating func v2vReceived(_ envelope: Envelope, now: Double) {
         guard envelope.sender != id, let from = envelope.position else { return }
+        // Only beacons leave ahead of their instant, and never by more than the run's lead.
+        guard envelope.sentAt <= now + beaconLead + Self.leadTolerance, envelope.kind == .v2vBeacon || envelope.sentAt <= now + Self.leadTolerance
+        else { return out.count("v2v_stamped_ahead_refused") }
         let message: V2VMessage
         var virtualBytes = 0
         switch envelope.kind {
@@ -82,8 +103,9 @@ extension VehicleCore {
             return out.count("unexpected_kind_\(envelope.kind.rawValue)")
         }
         let bytes = envelope.payload.count + 64 + virtualBytes
-        let outcome = V2VLink.receive(from: from, to: position(at: now), bytes: bytes, sentAt: envelope.sentAt, parameters: map.links.v2v,
-                                      rng: &rng)
+        // The link at its instant: where the receiver is when the message is sent (a beacon sent ahead).
+        let outcome = V2VLink.receive(from: from, to: position(at: max(now, envelope.sentAt)), bytes: bytes, sentAt: envelope.sentAt,
+                                      parameters: map.links.v2v, rng: &rng)
         out.meter(.v2v, envelope.kind, outcome, bytes: bytes)
         guard case .deliver(let at) = outcome else { return }
         // Already due (the bus took longer than the radio would have): handled now, without a timer.

@@ -82,10 +82,17 @@ public struct VehicleCore: Sendable {
         public var arrivals: [ArrivalFile.Arrival]
         /// The run's vehicles: V2V requests from anyone else are refused (nil: no check).
         public var vehicles: Set<String>?
+        /// Emulated seconds by which the vehicle hands its V2V beacons to the bus ahead of their
+        /// instant (0: at it). A beacon's instant, position and heading come from the trace, so it
+        /// can leave early, stamped with its instant; receivers hold it until the V2V link delivers
+        /// it, and the bus's own latency (up to the lead) no longer shows as link error. Vehicles
+        /// hear each other's beacons at the same lead, and refuse ones stamped further ahead.
+        public var beaconLead: Double
 
         public init(id: String, scenario: Scenario, seed: UInt64, duration: Double, trajectory: Trajectory,
-                    arrivals: [ArrivalFile.Arrival] = [], vehicles: Set<String>? = nil) {
+                    arrivals: [ArrivalFile.Arrival] = [], vehicles: Set<String>? = nil, beaconLead: Double = 0) {
             self.vehicles = vehicles
+            self.beaconLead = max(0, beaconLead)
             self.id = id
             self.scenario = scenario
             self.seed = seed
@@ -104,6 +111,10 @@ public struct VehicleCore: Sendable {
     /// The run's vehicles (nil: not known): the only senders whose V2V requests are served.
     let vehicles: Set<String>?
     let topics: Topic
+    /// `Setup.beaconLead`.
+    let beaconLead: Double
+    /// The instant of the next V2V beacon.
+    var nextBeaconAt = 0.0
     let policy: any PathPolicy
     var rng: SeededGenerator
     let seed: UInt64
@@ -166,6 +177,7 @@ public struct VehicleCore: Sendable {
         reachable = targets
         vehicles = setup.vehicles
         topics = Topic(v2vRange: map.links.v2v.rangeM)
+        beaconLead = setup.beaconLead
         policy = PathPolicies.named(scenario.policy) ?? BestRatePolicy()
         tasks = scenario.workload
         rng = SeededGenerator(seed: setup.seed, label: "\(id)#1")
@@ -200,7 +212,8 @@ public struct VehicleCore: Sendable {
         case .start:
             if let arrivals = workload as? InferenceArrivals, arrivals.skipped > 0 { out.count("arrivals_outside_trace", by: arrivals.skipped) }
             out.arm(Timers.tick, at: now)
-            out.arm(Timers.v2v, at: now + rng.unit())
+            nextBeaconAt = now + rng.unit()
+            armBeacon(now: now)
             out.append(.subscribe(topic: Topic.direct(id)))
             if map.macro != nil { out.append(.subscribe(topic: Topic.cloudBeacon)) }
         case .timer(let timer):
@@ -284,8 +297,12 @@ public struct VehicleCore: Sendable {
             // pushes its liveness transition back): then the wake is only re-armed.
             if nextWake <= now { tick(now: now) }
         case Timers.v2v:
-            v2vBeacon(now: now)
-            out.arm(Timers.v2v, at: now + 1)
+            // The run began draining, or the trace ended, since the beacon was armed ahead of its instant.
+            if now < nextBeaconAt && !sendsAhead(nextBeaconAt) { return out.arm(Timers.v2v, at: nextBeaconAt) }
+            let instant = max(nextBeaconAt, now)
+            v2vBeacon(at: instant, now: now)
+            nextBeaconAt = instant + 1
+            armBeacon(now: now)
         default:
             switch due.removeValue(forKey: timer) {
             case .v2v(let message, let envelope, let modelledAt)?:

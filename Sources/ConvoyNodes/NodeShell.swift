@@ -88,8 +88,8 @@ final class NodeShell {
     }
 
     private func send(_ message: Outbound) {
-        let envelope = Envelope(kind: message.kind, sender: id, incarnation: incarnation, sequence: nextSequence(), sentAt: now,
-                                position: message.position, deliverAt: message.deliverAt, payload: message.body).encoded()
+        let envelope = Envelope(kind: message.kind, sender: id, incarnation: incarnation, sequence: nextSequence(),
+                                sentAt: message.sentAt ?? now, position: message.position, deliverAt: message.deliverAt, payload: message.body).encoded()
         let frames: [[UInt8]]
         let socket: Int?
         switch message.channel {

@@ -29,7 +29,8 @@ final class VehicleNode: @unchecked Sendable {
             arrivals = try ArrivalFile.load(path: path, tasks: config.scenario.workload.tasks).arrivals[id] ?? []
         }
         let core = VehicleCore(.init(id: id, scenario: config.scenario, seed: config.seed, duration: config.duration,
-                                     trajectory: trajectory, arrivals: arrivals, vehicles: config.vehicles.map(Set.init)))
+                                     trajectory: trajectory, arrivals: arrivals, vehicles: config.vehicles.map(Set.init),
+                                     beaconLead: (config.beaconLead ?? 0) * config.speed))
         let servers = core.reachable.sorted()
         let security = try NodeSecurity(config: config, keys: keys)
         var sockets = [

@@ -21,6 +21,9 @@ public struct RunConfig: Sendable, Codable, Equatable {
     public var security: RunSecurity?
     /// The ids of the run's vehicles (a V2V request from anyone else is refused).
     public var vehicles: [String]?
+    /// Wall-clock seconds by which vehicles hand their V2V beacons to the bus ahead of their
+    /// instant (`convoy launch --beacon-lead-ms`; nil or 0: at it). See `VehicleCore.Setup.beaconLead`.
+    public var beaconLead: Double?
 
     public init(runDirectory: String, socketDirectory: String, epoch: Double, speed: Double, seed: UInt64,
                 duration: Double, launcherPID: Int32, scenario: Scenario, security: RunSecurity? = nil, vehicles: [String]? = nil) {

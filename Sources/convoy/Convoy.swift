@@ -73,9 +73,15 @@ struct Launch: AsyncParsableCommand {
     @Flag(name: .customLong("no-curve"), help: "Run without CurveZMQ (no authentication or encryption; for measuring its cost).")
     var noCurve = false
 
+    @Option(name: .customLong("beacon-lead-ms"),
+            help: ArgumentHelp("Wall-clock ms by which vehicles send their V2V beacons ahead of their instant, so the bus's latency does not delay them (0: at their instant).",
+                               valueName: "MS"))
+    var beaconLeadMs: Double = LaunchOptions.defaultBeaconLead * 1000
+
     func validate() throws {
         guard speed > 0, speed.isFinite else { throw ValidationError("--speed must be a positive number") }
         if let duration, !(duration > 0 && duration <= 1e9) { throw ValidationError("--duration must be positive (at most 1e9 s)") }
+        guard beaconLeadMs >= 0, beaconLeadMs <= 1000 else { throw ValidationError("--beacon-lead-ms must be between 0 and 1000, got \(beaconLeadMs)") }
         if let start, TraceStart(text: start) == nil { throw ValidationError("--start must be `first` or a trace time in seconds, got '\(start)'") }
     }
 
@@ -90,9 +96,10 @@ struct Launch: AsyncParsableCommand {
             }
             path = found
         }
-        let options = LaunchOptions(scenarioPath: path, duration: duration, runDirectory: out, speed: speed, seed: seed,
+        var options = LaunchOptions(scenarioPath: path, duration: duration, runDirectory: out, speed: speed, seed: seed,
                                     start: start.flatMap(TraceStart.init(text:)), curve: !noCurve, allowClients: allowClients,
                                     executable: DefaultScenario.executablePath)
+        options.beaconLead = beaconLeadMs / 1000
         let result: LaunchResult
         do {
             result = try await Launcher.run(options)

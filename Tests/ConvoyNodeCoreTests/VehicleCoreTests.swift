@@ -198,6 +198,57 @@ import Testing
         #expect(v.script.counters["frames_bad_shape"] == 2)
         #expect(v.script.counters.keys.contains { $0.hasPrefix("frames_bad") && $0 != "frames_bad_shape" })
     }
+
+    /// With a lead, each V2V beacon leaves `beaconLead` before its instant, stamped with it and
+    /// carrying the position of then; instants stay a second apart. Once the run drains, beacons
+    /// leave at their instant again (the vehicle may stop at any moment).
+    @Test func beaconsLeaveAheadOfTheirInstantStampedWithIt() {
+        let lead = 0.05
+        let trajectory = straightLine("veh", from: 0, to: 120)
+        let setup = VehicleCore.Setup(id: "veh", scenario: testScenario(), seed: 7, duration: 60, trajectory: trajectory, beaconLead: lead)
+        let core = VehicleCore(setup)
+        var v = VehicleScript(setup)
+        v.script.send(.start, at: 0)
+        v.script.advance(to: 5)
+        v.script.send(.drain, at: 5)
+        v.script.advance(to: 7)
+        let beacons = v.script.sends.filter { $0.message.kind == .v2vBeacon }
+        let instants = beacons.map { $0.message.sentAt ?? $0.at }
+        #expect(beacons.count >= 6)
+        for (sent, instant) in zip(beacons, instants) {
+            #expect(sent.message.position == core.position(at: instant))
+            if instant < 5 { #expect(abs(instant - sent.at - lead) < 1e-9 || sent.at == 0) }
+            if instant > 5 + lead { #expect(sent.message.sentAt == nil) }
+        }
+        for (a, b) in zip(instants, instants.dropFirst()) { #expect(abs(b - a - 1) < 1e-9) }
+    }
+
+    /// A beacon stamped ahead is held until the V2V link delivers it: the neighbour is heard at
+    /// its modelled instant, not when the bus brought it. Messages stamped further ahead than
+    /// the lead, and anything but a beacon stamped ahead at all, are refused and counted.
+    @Test func aBeaconStampedAheadIsHeldUntilItsInstant() throws {
+        var v = VehicleScript(.init(id: "veh", scenario: testScenario(), seed: 7, duration: 60,
+                                    trajectory: straightLine("veh", from: 100, to: 101), beaconLead: 0.05))
+        v.script.send(.start, at: 0)
+        let beacon = V2VBeacon(speed: 0, heading: 0, freeSlots: 1, uplinkRate: 0)
+        let here = Position(x: 150, y: 0)
+        v.script.send(.frames(.broadcast, frames(beacon, from: "veh-2", at: 2.04, position: here, prefix: "v2v/0/0/")), at: 2.0)
+        let observed = v.script.log.compactMap { entry -> (Double, Double)? in
+            if case .observe(.v2v, .v2vBeacon, let sentAt, let modelled, let actual) = entry.action, sentAt == 2.04 { (modelled, actual) } else { nil }
+        }
+        #expect(observed.isEmpty)  // not yet: it is due after 2.04
+        v.script.advance(to: 2.1)
+        let delivered = v.script.log.compactMap { entry -> (Double, Double)? in
+            if case .observe(.v2v, .v2vBeacon, 2.04, let modelled, let actual) = entry.action { (modelled, actual) } else { nil }
+        }
+        #expect(delivered.count == 1)
+        if let (modelled, actual) = delivered.first { #expect(modelled > 2.04 && modelled < 2.041 && actual == modelled) }
+        v.script.send(.frames(.broadcast, frames(beacon, from: "veh-2", at: 3.5, position: here, prefix: "v2v/0/0/")), at: 3.0)
+        let request = InferenceRequest(requestID: "veh-2/1", attempt: 1, vehicleID: "veh-2", model: "llama-3-8b", inputTokens: 8,
+                                       outputTokens: 8, payloadBytes: 100, deadline: 9, route: ["veh-2"])
+        v.script.send(.frames(.broadcast, frames(request, from: "veh-2", at: 3.04, position: here, prefix: Topic.direct("veh"))), at: 3.0)
+        #expect(v.script.counters["v2v_stamped_ahead_refused"] == 2)
+    }
 }
 
 @Suite struct ServingCellTests {
