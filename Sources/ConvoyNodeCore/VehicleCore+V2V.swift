@@ -108,9 +108,39 @@ extension VehicleCore {
                                       parameters: map.links.v2v, rng: &rng)
         out.meter(.v2v, envelope.kind, outcome, bytes: bytes)
         guard case .deliver(let at) = outcome else { return }
+        if case .beacon(let beacon) = message {
+            beaconsReceived += 1
+            if beaconsReceived % Self.measuredBeaconEvery != 1 {
+                if at <= now { return v2vDelivered(message, from: envelope.sender, position: from, now: now) }
+                let held = HeldBeacon(at: at, sender: envelope.sender, position: from, beacon: beacon)
+                return heldBeacons.insert(held, at: heldBeacons.firstIndex { $0.at > at } ?? heldBeacons.endIndex)
+            }
+        }
         // Already due (the bus took longer than the radio would have): handled now, without a timer.
         if at <= now { return v2vArrived(message, envelope, modelledAt: at, now: now) }
         schedule(.v2v(message, envelope, modelledAt: at), at: at)
+    }
+
+    /// A neighbour's beacon only updates what the vehicle knows of it, which only its next event
+    /// reads: so most beacons get no wake-up of their own. Each is applied, as heard at its
+    /// instant, at the start of the first event at or after that instant — every decision sees
+    /// exactly the beacons the link delivered by then. One in `measuredBeaconEvery` is delivered
+    /// on a timer instead and sampled against its modelled instant (the only beacons sampled), so
+    /// the fidelity figures still measure how late a beacon would be acted on.
+    static let measuredBeaconEvery = 20
+
+    struct HeldBeacon {
+        var at: Double
+        var sender: String
+        var position: Position
+        var beacon: V2VBeacon
+    }
+
+    mutating func applyHeldBeacons(upTo now: Double) {
+        guard let first = heldBeacons.first, first.at <= now else { return }
+        let due = heldBeacons.prefix { $0.at <= now }
+        for held in due { v2vDelivered(.beacon(held.beacon), from: held.sender, position: held.position, now: held.at) }
+        heldBeacons.removeFirst(due.count)
     }
 
     /// The V2V link delivers `message` (modelled for `modelledAt`).

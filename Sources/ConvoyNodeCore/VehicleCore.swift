@@ -152,6 +152,13 @@ public struct VehicleCore: Sendable {
     /// Neighbours' requests relayed to an RSU.
     var relays = RelayTable<String>()
     var neighbours: [String: Neighbour] = [:]
+    /// The neighbours heard (their latest beacon is in `neighbours`), by id.
+    public var neighbourIDs: [String] { neighbours.keys.sorted() }
+    /// Neighbours' beacons the V2V link delivers later, in order of their instants: applied at the
+    /// start of the first event at or after it (see `v2vReceived`).
+    var heldBeacons: [HeldBeacon] = []
+    /// V2V beacons received so far (one in `measuredBeaconEvery` gets a timer of its own).
+    var beaconsReceived = 0
     /// Shared results heard from neighbours, by key.
     var sharedResults: [String: SharedResult] = [:]
     /// Expected compute behind each RSU and the cloud, per task (`MapSpec.serviceTimes`).
@@ -208,6 +215,7 @@ public struct VehicleCore: Sendable {
 
     public mutating func handle(_ event: Event, now: Double) -> [NodeAction] {
         guard !finished else { return [] }
+        applyHeldBeacons(upTo: now)
         switch event {
         case .start:
             if let arrivals = workload as? InferenceArrivals, arrivals.skipped > 0 { out.count("arrivals_outside_trace", by: arrivals.skipped) }

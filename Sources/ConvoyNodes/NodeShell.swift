@@ -35,9 +35,14 @@ final class NodeShell {
     private var batch = RecordBatch()
     private var counters: [String: Int] = [:]
     private var countersDirty = false
-    private var linkStats: [String: LinkStatRecord] = [:]
-    private var dirtyLinks: Set<String> = []
-    private var samplesSeen: [String: Int] = [:]
+    /// A link and a message kind (no string built per message).
+    private struct LinkKey: Hashable {
+        var link: LinkName
+        var kind: MessageKind
+    }
+    private var linkStats: [LinkKey: LinkStatRecord] = [:]
+    private var dirtyLinks: Set<LinkKey> = []
+    private var samplesSeen: [LinkKey: Int] = [:]
     private(set) var stopped = false
     /// Writes state files (`persist`) in order, off the I/O thread.
     private let writer = DispatchQueue(label: "convoy-state-writer")
@@ -169,7 +174,7 @@ final class NodeShell {
 
     /// Counts a message offered to `link` and what became of it.
     private func meter(_ link: LinkName, _ kind: MessageKind, _ outcome: LinkOutcome, bytes: Int) {
-        let key = "\(link.rawValue)|\(kind.name)"
+        let key = LinkKey(link: link, kind: kind)
         var stat = linkStats[key] ?? LinkStatRecord(nodeID: id, link: link.rawValue, kind: kind.name)
         stat.sent += 1
         stat.bytes += bytes
@@ -182,12 +187,13 @@ final class NodeShell {
         dirtyLinks.insert(key)
     }
 
-    /// Records (a sample of) deliveries: requests and replies always, broadcasts one in 20.
+    /// Records (a sample of) deliveries: requests and replies always, V2V beacons always (the
+    /// vehicle core observes one in `VehicleCore.measuredBeaconEvery`), other broadcasts one in 20.
     private func observe(_ link: LinkName, _ kind: MessageKind, sentAt: Double, modelledAt: Double, actualAt: Double) {
-        let key = "\(link.rawValue)|\(kind.name)"
+        let key = LinkKey(link: link, kind: kind)
         let seen = samplesSeen[key, default: 0]
         samplesSeen[key] = seen + 1
-        let every = kind == .request || kind == .reply ? 1 : 20
+        let every = kind == .request || kind == .reply || kind == .v2vBeacon ? 1 : 20
         guard seen % every == 0 else { return }
         batch.linkSamples.append(LinkSampleRecord(nodeID: id, link: link.rawValue, kind: kind.name, sentAt: sentAt,
                                                   modelledAt: modelledAt, actualAt: actualAt))
@@ -206,7 +212,7 @@ final class NodeShell {
             countersDirty = false
         }
         if !dirtyLinks.isEmpty {
-            batch.linkStats = dirtyLinks.sorted().compactMap { linkStats[$0] }
+            batch.linkStats = dirtyLinks.compactMap { linkStats[$0] }.sorted { ($0.link, $0.kind) < ($1.link, $1.kind) }
             dirtyLinks.removeAll()
         }
         guard !batch.isEmpty, let json = try? JSONEncoder().encode(batch) else { return }

@@ -249,6 +249,30 @@ import Testing
         v.script.send(.frames(.broadcast, frames(request, from: "veh-2", at: 3.04, position: here, prefix: Topic.direct("veh"))), at: 3.0)
         #expect(v.script.counters["v2v_stamped_ahead_refused"] == 2)
     }
+
+    /// Only one beacon in `measuredBeaconEvery` gets a timer (and is sampled); the others are
+    /// applied at the first event at or after their instant, never before it.
+    @Test func mostBeaconsWaitForTheNextEventInsteadOfATimer() {
+        var v = VehicleScript(.init(id: "veh", scenario: testScenario(), seed: 7, duration: 60,
+                                    trajectory: straightLine("veh", from: 100, to: 101), beaconLead: 0.05))
+        v.script.send(.start, at: 0)
+        v.script.advance(to: 2)
+        let beacon = V2VBeacon(speed: 0, heading: 0, freeSlots: 1, uplinkRate: 0)
+        var arms = 0
+        for (sender, instant) in [("a", 2.03), ("b", 2.04), ("c", 2.045)] {
+            let actions = v.script.send(.frames(.broadcast, frames(beacon, from: sender, at: instant, position: Position(x: 120, y: 0),
+                                                                   prefix: "v2v/0/0/")), at: 2.0)
+            arms += actions.filter { if case .arm = $0 { true } else { false } }.count
+        }
+        #expect(arms == 1)
+        #expect(v.state.neighbourIDs.isEmpty)
+        v.script.send(.frames(.broadcast, frames(Beacon(role: .rsu), from: "rsu-a", at: 2.042, prefix: Topic.rsuBeacon("rsu-a"))), at: 2.042)
+        #expect(v.state.neighbourIDs == ["a", "b"])
+        v.script.send(.frames(.broadcast, frames(Beacon(role: .rsu), from: "rsu-a", at: 2.05, prefix: Topic.rsuBeacon("rsu-a"))), at: 2.05)
+        #expect(v.state.neighbourIDs == ["a", "b", "c"])
+        let sampled = v.script.log.filter { if case .observe(.v2v, .v2vBeacon, _, _, _) = $0.action { true } else { false } }
+        #expect(sampled.count == 1)
+    }
 }
 
 @Suite struct ServingCellTests {
