@@ -159,10 +159,13 @@ actor Supervisor {
                                                         startedAt: max(0, now), x: position?.x, y: position?.y)) }
     }
 
+    /// Emulated seconds ahead of its first sample at which a vehicle process is spawned.
+    static func spawnLead(speed: Double) -> Double { 0.3 * speed }
+
     private func spawnDueVehicles(now: Double) {
-        // Processes take a moment to start: spawn slightly ahead of the first sample.
-        let lead = 0.3 * config.speed
-        while let next = pendingVehicles.first, next.start - lead <= now {
+        // Processes take a moment to start: spawn slightly ahead of the first sample (the initial
+        // fleet at once, before the clock starts: see `Launcher.startAllowance`).
+        while let next = pendingVehicles.first, next.start - Self.spawnLead(speed: config.speed) <= max(now, 0) {
             pendingVehicles.removeFirst()
             do {
                 try spawn(id: next.id, role: .vehicle, incarnation: 1, position: next.firstPosition, vehicle: next)

@@ -61,6 +61,15 @@ final class NodeShell {
 
     var now: Double { clock.now() }
 
+    /// The timer that starts a node at the run's epoch (never one of a core's timers).
+    static let startTimer = UInt64.max
+
+    /// Calls `start` now if the run's clock has started, else arms `startTimer` for its epoch: the
+    /// processes of the initial fleet are spawned before it, and their nodes begin together at t = 0.
+    func startAtEpoch(_ start: () -> Void) {
+        if now >= 0 { start() } else { loop.schedule(timer: Self.startTimer, atWall: clock.epoch) }
+    }
+
     /// Carries out `actions` in order.
     func perform(_ actions: [NodeAction]) {
         for action in actions {

@@ -62,7 +62,7 @@ final class ServerNode: @unchecked Sendable {
             // Posted before the I/O thread starts: handled before any message.
             loop.post {
                 server.reloadImposedFault()
-                server.handle(.start)
+                server.begin()
             }
             return { event in server.received(event) }
         }
@@ -94,8 +94,13 @@ final class ServerNode: @unchecked Sendable {
         handle(.imposed(fault?.mode, fault?.degradation))
     }
 
+    /// Starts the core at the run's epoch (see `NodeShell.startAtEpoch`).
+    private func begin() { shell.startAtEpoch { handle(.start) } }
+
     private func received(_ event: TransportEvent) {
         switch event {
+        case .timer(NodeShell.startTimer, _):
+            handle(.start)
         case .timer(let id, let due):
             shell.timerFired(dueWall: due)
             handle(.timer(id))

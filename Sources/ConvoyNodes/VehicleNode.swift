@@ -53,7 +53,7 @@ final class VehicleNode: @unchecked Sendable {
             let vehicle = VehicleNode(shell: shell, core: core, modelCalls: ModelCalls(config.scenario.onboard))
             node = vehicle
             // Posted before the I/O thread starts: handled before any message.
-            loop.post { vehicle.handle(.start) }
+            loop.post { vehicle.begin() }
             return { event in vehicle.received(event) }
         }
         let vehicle: VehicleNode = node
@@ -77,8 +77,13 @@ final class VehicleNode: @unchecked Sendable {
         handle(.modelCallEnded(result))
     }
 
+    /// Starts the core at the run's epoch (see `NodeShell.startAtEpoch`).
+    private func begin() { shell.startAtEpoch { handle(.start) } }
+
     private func received(_ event: TransportEvent) {
         switch event {
+        case .timer(NodeShell.startTimer, _):
+            handle(.start)
         case .timer(let id, let due):
             shell.timerFired(dueWall: due)
             handle(.timer(id))

@@ -77,6 +77,10 @@ struct EndToEndTests {
         let handovers = try db.fetchHandovers()
         #expect(Set(handovers.filter { $0.event == "attach" }.map(\.vehicleID)) == Set(Fixture.vehicles))
         #expect(handovers.contains { $0.event == "handover" && $0.fromCell == "rsu-1" })
+        // Processes present at t = 0 came up before the clock started, and their nodes began at t = 0, not before.
+        #expect(result.output.contains("t = 0 in"))
+        #expect(handovers.allSatisfy { $0.at >= 0 } && attempts.allSatisfy { $0.sentAt >= 0 },
+                "records before t = 0: \(handovers.filter { $0.at < 0 }.count) handovers, \(attempts.filter { $0.sentAt < 0 }.count) attempts")
 
         // Export matches the database.
         let csv = dir.appendingPathComponent("csv").path
