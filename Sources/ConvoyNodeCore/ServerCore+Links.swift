@@ -91,6 +91,11 @@ extension ServerCore {
         return (link, outcome)
     }
 
+    /// Wall-clock seconds messages to vehicles leave ahead of their delivery instant, for a run
+    /// whose beacons lead by `lead`: enough for the transport's usual latency, short enough that a
+    /// crash lets little through (the beacons' lead would let through up to 50 ms of replies).
+    public static func sendAhead(lead: Double) -> Double { min(lead, 0.01) }
+
     /// Sends a reply back to `client` over the link this node owns towards it: the RSU's cell or the
     /// macro cell (plus WAN) for a vehicle, the backhaul or WAN for an RSU or edge.
     mutating func sendReply(_ reply: InferenceReply, to client: Client, now: Double) {
@@ -101,7 +106,8 @@ extension ServerCore {
     /// Sends `payload` back to `client` over the link this node owns towards it (see `sendReply`).
     mutating func sendBack<P: WirePayload>(_ payload: P, virtualBytes: Int, to client: Client, now: Double) {
         let link: LinkName = client.isVehicle ? (cell != nil ? .cellularDown : .macroDown) : clientLink
-        transmit(payload, virtualBytes: virtualBytes, link: link, on: .client(routingID: client.routingID)) { core, bytes in
+        transmit(payload, virtualBytes: virtualBytes, link: link, on: .client(routingID: client.routingID),
+                 ahead: client.isVehicle ? sendAhead : 0) { core, bytes in
             if client.isVehicle {
                 let to = core.vehiclePositions[client.node] ?? core.position
                 if core.cell != nil { return core.cell!.downlink(vehicle: client.node, to: to, bytes: bytes, now: now, rng: &core.rng) }
@@ -126,10 +132,11 @@ extension ServerCore {
     }
 
     /// Puts `payload` through an emulated link (`model` gives the outcome for the bytes on the wire)
-    /// and sends it at the delivery instant. `virtualBytes` is the size the message stands for
+    /// and sends it at the delivery instant (`ahead` seconds before it, stamped with it, for a
+    /// receiver that holds it until then). `virtualBytes` is the size the message stands for
     /// beyond its frame (a request's input, a reply's result). The outcome is metered; lost and
     /// out-of-range messages are not sent.
-    private mutating func transmit<P: WirePayload>(_ payload: P, virtualBytes: Int, link: LinkName, on channel: Channel,
+    private mutating func transmit<P: WirePayload>(_ payload: P, virtualBytes: Int, link: LinkName, on channel: Channel, ahead: Double = 0,
                                                    through model: (inout ServerCore, Int) -> LinkOutcome) {
         let message = Outbound(payload, on: channel, position: position)
         let bytes = Envelope.overhead(sender: id, position: true, deliverAt: true) + message.body.count + virtualBytes
@@ -138,7 +145,7 @@ extension ServerCore {
         guard case .deliver(let at) = outcome else { return }
         var timed = message
         timed.deliverAt = at
-        timed.at = at
+        timed.at = at - ahead
         send(timed)
     }
 

@@ -98,6 +98,11 @@ public struct ServerCore: Sendable {
     var liveness: LivenessTracker
     var relays = RelayTable<Client>()
     var held: [UInt64: Held] = [:]
+    /// Emulated seconds by which a message to a vehicle over the cell is handed to the transport
+    /// ahead of its delivery instant, stamped with that instant (the vehicle holds it until then;
+    /// 0: sent at it). A crash or partition of this node then still lets through what it had
+    /// sent for the next `sendAhead` seconds.
+    public var sendAhead = 0.0
     var serving: [AttemptKey: Serving] = [:]
     /// Attempts answered (or refused) here in the last `answeredMemory` seconds, with when.
     var answered: [AttemptKey: Double] = [:]

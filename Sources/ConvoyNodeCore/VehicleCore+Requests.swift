@@ -203,6 +203,11 @@ extension VehicleCore {
     mutating func accessReceived(_ frames: [[UInt8]], now: Double) {
         guard frames.count == 2, let node = String(validating: frames[0], as: UTF8.self), reachable.contains(node),
               let envelope = FrameDecoding.envelope(frames[1], into: &out) else { return out.count("frames_bad_shape") }
+        // Sent ahead of the instant its link delivers it (`ServerCore.sendAhead`): held until then.
+        if let due = envelope.deliverAt, due > now {
+            guard due <= now + beaconLead + Self.leadTolerance else { return out.count("access_stamped_ahead_refused") }
+            return schedule(.access(frames), at: due)
+        }
         // A reply over an RSU's cell only reaches a vehicle still in that cell.
         let rsu = map.rsu(node)
         if let rsu, !inRange(of: rsu, at: now) { return out.count("replies_out_of_range") }

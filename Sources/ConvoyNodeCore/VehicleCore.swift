@@ -51,6 +51,8 @@ public struct VehicleCore: Sendable {
         case compute
         /// The federated fine-tuning participant asked to be woken.
         case fed
+        /// Frames from a server sent ahead of the instant its link delivers them.
+        case access([[UInt8]])
     }
 
     /// Who an on-board job's attempt answers to.
@@ -323,6 +325,8 @@ public struct VehicleCore: Sendable {
                 completeOnboardJobs(now: now)
             case .fed?:
                 fedHandle(.tick(via: servingRSU(now: now)), now: now)
+            case .access(let frames)?:
+                accessReceived(frames, now: now)
             case nil:
                 break
             }

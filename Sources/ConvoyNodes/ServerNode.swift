@@ -25,10 +25,11 @@ final class ServerNode: @unchecked Sendable {
         func state(_ name: String) -> [UInt8]? {
             (try? Data(contentsOf: URL(fileURLWithPath: config.statePath(of: id, name: name)))).map(Array.init)
         }
-        let core = try ServerCore(id: id, map: config.map, liveness: config.scenario.liveness, seed: config.seed, incarnation: incarnation,
+        var core = try ServerCore(id: id, map: config.map, liveness: config.scenario.liveness, seed: config.seed, incarnation: incarnation,
                                   vehicles: config.vehicles.map(Set.init), fedtune: config.scenario.fedtune,
                                   fedResume: state(FedCheckpoint.fileName), fedPending: state(FedCheckpoint.pendingFileName),
                                   analytics: config.scenario.analytics)
+        core.sendAhead = ServerCore.sendAhead(lead: config.beaconLead ?? 0) * config.speed
         let security = try NodeSecurity(config: config, keys: keys)
         var sockets: [SocketSpec] = [
             SocketSpec(.router, bind: [config.endpoint(of: id)], security: try security?.server(.access)),

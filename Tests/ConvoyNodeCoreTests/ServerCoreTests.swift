@@ -68,6 +68,35 @@ import Testing
         #expect(observed.allSatisfy { $0.1 > 0.1 && $0.1 == $0.2 }, "delivered at the modelled instant: \(observed)")
     }
 
+    /// A reply to a vehicle leaves `sendAhead` before the instant the cell delivers it, stamped
+    /// with that instant; the vehicle holds it until then, and refuses frames stamped further
+    /// ahead than its lead. A message to another server still leaves at its instant.
+    @Test func aReplyToAVehicleLeavesAheadAndIsHeldUntilItsInstant() throws {
+        var rsu = try ServerScript("rsu-a", sendAhead: 0.01)
+        rsu.script.send(.start, at: 0)
+        rsu.script.send(fromVehicle(request(), at: 0.1), at: 0.1)
+        rsu.script.advance(to: 10)
+        let sent = try #require(rsu.script.sends.first { $0.message.kind == .reply }?.message)
+        let due = try #require(sent.deliverAt)
+        #expect(abs((sent.at ?? 0) - (due - 0.01)) < 1e-9)
+
+        var v = VehicleScript(.init(id: "veh", scenario: testScenario(), seed: 7, duration: 60,
+                                    trajectory: straightLine("veh", from: 100, to: 101), beaconLead: 0.05))
+        v.script.send(.start, at: 0)
+        let reply = try #require(sent.decoded(InferenceReply.self))
+        v.script.send(.frames(.access, frames(reply, from: "rsu-a", at: due - 0.01, prefix: "rsu-a", deliverAt: due)), at: due - 0.01)
+        func observed() -> [(Double, Double)] {
+            v.script.log.compactMap { entry in
+                if case .observe(.cellularDown, .reply, _, let modelled, let actual) = entry.action { (modelled, actual) } else { nil }
+            }
+        }
+        #expect(observed().isEmpty)
+        v.script.advance(to: due)
+        #expect(observed().count == 1 && observed().first.map { abs($0.0 - due) < 1e-6 && $0.1 == $0.0 } == true, "\(observed())")
+        v.script.send(.frames(.access, frames(reply, from: "rsu-a", at: due, prefix: "rsu-a", deliverAt: due + 0.2)), at: due)
+        #expect(v.script.counters["access_stamped_ahead_refused"] == 1)
+    }
+
     @Test func cancellingTheOnlyAttemptGivesTheComputeBack() throws {
         var rsu = try ServerScript("rsu-a")
         rsu.script.send(.start, at: 0)

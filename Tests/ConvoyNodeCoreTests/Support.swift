@@ -173,9 +173,10 @@ struct ServerScript {
     var script: Script<ServerCore.Event>
     private let box: CoreBox
 
-    init(_ id: String, map: MapSpec = testMap, vehicles: Set<String>? = nil, analytics: AnalyticsConfig? = nil) throws {
+    init(_ id: String, map: MapSpec = testMap, vehicles: Set<String>? = nil, analytics: AnalyticsConfig? = nil, sendAhead: Double = 0) throws {
         let box = CoreBox(try ServerCore(id: id, map: map, liveness: LivenessConfig(), seed: 1, incarnation: 1, vehicles: vehicles,
                                          analytics: analytics))
+        box.core.sendAhead = sendAhead
         script = Script(handle: { event, now in box.core.handle(event, now: now) }, timer: { .timer($0) })
         self.box = box
     }
