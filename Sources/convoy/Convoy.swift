@@ -73,8 +73,8 @@ struct Launch: AsyncParsableCommand {
     @Flag(name: .customLong("no-curve"), help: "Run without CurveZMQ (no authentication or encryption; for measuring its cost).")
     var noCurve = false
 
-    @Option(name: .customLong("beacon-lead-ms"),
-            help: ArgumentHelp("Wall-clock ms by which vehicles send their V2V beacons ahead of their instant, so the bus's latency does not delay them (0: at their instant).",
+    @Option(name: .customLong("beacon-lead-ms"), parsing: .unconditional,
+            help: ArgumentHelp("Wall-clock ms by which vehicles send their V2V beacons ahead of their instant, and servers (up to 10 ms) their replies to vehicles, so the transport's latency does not delay them (0: at their instant).",
                                valueName: "MS"))
     var beaconLeadMs: Double = LaunchOptions.defaultBeaconLead * 1000
 
