@@ -94,7 +94,7 @@ extension ServerCore {
     /// Wall-clock seconds messages to vehicles leave ahead of their delivery instant, for a run
     /// whose beacons lead by `lead`: enough for the transport's usual latency, short enough that a
     /// crash lets little through (the beacons' lead would let through up to 50 ms of replies).
-    public static func sendAhead(lead: Double) -> Double { min(lead, 0.01) }
+    public static func replyLead(beaconLead lead: Double) -> Double { min(lead, 0.01) }
 
     /// Sends a reply back to `client` over the link this node owns towards it: the RSU's cell or the
     /// macro cell (plus WAN) for a vehicle, the backhaul or WAN for an RSU or edge.

@@ -29,7 +29,7 @@ final class ServerNode: @unchecked Sendable {
                                   vehicles: config.vehicles.map(Set.init), fedtune: config.scenario.fedtune,
                                   fedResume: state(FedCheckpoint.fileName), fedPending: state(FedCheckpoint.pendingFileName),
                                   analytics: config.scenario.analytics)
-        core.sendAhead = ServerCore.sendAhead(lead: config.beaconLead ?? 0) * config.speed
+        core.sendAhead = ServerCore.replyLead(beaconLead: config.beaconLead ?? 0) * config.speed
         let security = try NodeSecurity(config: config, keys: keys)
         var sockets: [SocketSpec] = [
             SocketSpec(.router, bind: [config.endpoint(of: id)], security: try security?.server(.access)),
