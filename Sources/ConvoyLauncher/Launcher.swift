@@ -29,6 +29,9 @@ public struct LaunchOptions: Sendable {
     public var beaconLead: Double = LaunchOptions.defaultBeaconLead
     /// 50 ms: more than the bus takes at the p99 on a loaded 2-core machine with 600 vehicles.
     public static let defaultBeaconLead = 0.05
+    /// Real-time scheduling for the threads that move messages, where the machine permits
+    /// (`--no-realtime`: never). See `RealtimeScheduling`.
+    public var realtime = true
 
     public init(scenarioPath: String, duration: Double? = nil, runDirectory: String? = nil, speed: Double = 1, seed: UInt64? = nil,
                 start: TraceStart? = nil, curve: Bool = true, allowClients: [String] = [], executable: String) {
@@ -110,6 +113,7 @@ public enum Launcher {
             let keyring = try options.curve ? Keyring(map: scenario.map, clients: options.allowClients, registryPath: config.registryPath) : nil
             config.security = keyring?.security
             config.beaconLead = options.beaconLead
+            config.realtime = options.realtime && RealtimeScheduling.permitted()
             try keyring?.writeClientFiles(config: config)
             try config.write()
             if let fedtune = scenario.fedtune { try TrainerProcess.writeConfig(fedtune, seed: scenario.seed, runDirectory: runDirectory) }
@@ -117,6 +121,7 @@ public enum Launcher {
             for (key, value) in [("convoy_version", ConvoyVersion.string), ("scenario", scenario.name), ("seed", String(scenario.seed)),
                                  ("policy", scenario.policy), ("speed", String(options.speed)), ("duration", String(window.duration)),
                                  ("trace_offset", String(window.offset)), ("trace", scenario.tracePath), ("map", scenario.mapPath),
+                                 ("scheduling", config.realtime == true ? "realtime" : "normal"),
                                  ("started_wall", ISO8601DateFormatter().string(from: Date()))] {
                 try database.setMetadata(key, value)
             }
@@ -129,9 +134,10 @@ public enum Launcher {
         let config = prepared.config
 
         let keyring = prepared.keyring
-        let forwarder = try Forwarder(inbound: config.busInbound, outbound: config.busOutbound, security: keyring?.forwarderSecurity())
+        let forwarder = try Forwarder(inbound: config.busInbound, outbound: config.busOutbound, security: keyring?.forwarderSecurity(),
+                                      realtime: config.realtime == true)
         defer { forwarder.stop() }
-        let context = try ZMQContext()
+        let context = try ZMQContext(realtimeIO: config.realtime == true)
         // The ZAP handler must exist before the server sockets bind.
         let zap = try keyring.map { keyring in try ZAPHandler(context: context) { keyring.authorize(domain: $0, key: $1) } }
         let server = { (domain: ZAPDomain) in keyring.map { SocketSecurity.server($0.launcher, domain: domain.rawValue) } }
@@ -139,6 +145,9 @@ public enum Launcher {
             SocketSpec(.pull, bind: [config.recorder], highWaterMark: 100_000, security: server(.records)),
             SocketSpec(.router, bind: [config.control], security: server(.control)),
         ], name: "io-launcher")
+        // The launcher's I/O thread and its libzmq I/O thread carry every record and control
+        // message: real-time for the whole run (the bus's libzmq thread is not, see there).
+        if config.realtime == true { loop.post { RealtimeScheduling.setCallingThread(true) } }
         let supervisor = Supervisor(config: config, executable: options.executable, trainer: trainer, vehicles: prepared.vehicles,
                                     database: prepared.database, reserve: prepared.reserve, loop: loop, output: output,
                                     security: keyring.map { Supervisor.Security(keyring: $0, forwarder: forwarder, zap: zap!) })
@@ -147,6 +156,10 @@ public enum Launcher {
         output.line("scenario \(scenario.name): \(prepared.vehicles.count) vehicles, \(scenario.map.rsus.count) RSUs, "
                     + "\(scenario.map.edges.count) edge servers, \(Int(window.duration)) s at speed \(options.speed)"
                     + (window.offset != 0 ? " from t = \(window.offset) s of the trace" : ""))
+        if options.realtime && config.realtime != true {
+            output.line("warning: real-time scheduling is not permitted here (it needs CAP_SYS_NICE or `ulimit -r` of 1 or more): "
+                        + "nodes wake later on a loaded machine and fidelity suffers; --no-realtime silences this")
+        }
         output.line(String(format: "t = 0 in %.1f s: the processes present at t = 0 start first", max(0, config.epoch - EmulationClock.wallNow())))
         let result = await supervisor.run()
         await context.close()

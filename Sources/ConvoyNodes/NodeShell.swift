@@ -67,7 +67,20 @@ final class NodeShell {
     /// Calls `start` now if the run's clock has started, else arms `startTimer` for its epoch: the
     /// processes of the initial fleet are spawned before it, and their nodes begin together at t = 0.
     func startAtEpoch(_ start: () -> Void) {
-        if now >= 0 { start() } else { loop.schedule(timer: Self.startTimer, atWall: clock.epoch) }
+        if now >= 0 { epochReached(start) } else { loop.schedule(timer: Self.startTimer, atWall: clock.epoch) }
+    }
+
+    /// The run's clock has started: the node's I/O thread goes real-time (`RunConfig.realtime`;
+    /// libzmq's has been since the context started) and the node starts. Call it on the I/O thread.
+    func epochReached(_ start: () -> Void) {
+        if config.realtime == true && !RealtimeScheduling.setCallingThread(true) { count("realtime_refused") }
+        start()
+    }
+
+    /// Back to normal scheduling before the node stops or drains: hundreds of nodes stopping at
+    /// once must share the cores fairly with the servers still answering. Call it on the I/O thread.
+    func leaveRealtime() {
+        if config.realtime == true { RealtimeScheduling.leave() }
     }
 
     /// Carries out `actions` in order.
@@ -77,9 +90,7 @@ final class NodeShell {
             case .send(let message): send(message)
             case .arm(let timer, let at): loop.schedule(timer: timer, atWall: clock.wall(atEmulated: at))
             case .record(let record): add(record)
-            case .count(let name, let n):
-                counters[name, default: 0] += n
-                countersDirty = true
+            case .count(let name, let n): count(name, n)
             case .setCounter(let name, let value): set(name, value)
             case .meter(let link, let kind, let outcome, let bytes): meter(link, kind, outcome, bytes: bytes)
             case .observe(let link, let kind, let sentAt, let modelledAt, let actualAt):
@@ -93,6 +104,7 @@ final class NodeShell {
             case .persist(let name, let bytes): persist(name, bytes)
             case .flushRecords: flushRecords()
             case .stop:
+                leaveRealtime()
                 countersDirty = true  // the last counts, whatever changed since
                 flushRecords()
                 stopped = true
@@ -162,8 +174,8 @@ final class NodeShell {
         countersDirty = true
     }
 
-    private func count(_ name: String) {
-        counters[name, default: 0] += 1
+    private func count(_ name: String, _ n: Int = 1) {
+        counters[name, default: 0] += n
         countersDirty = true
     }
 

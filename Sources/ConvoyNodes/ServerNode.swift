@@ -48,7 +48,7 @@ final class ServerNode: @unchecked Sendable {
             trainerSocket = sockets.count
             sockets.append(SocketSpec(.dealer, connect: [config.trainerEndpoint]))
         }
-        let context = try ZMQContext()
+        let context = try ZMQContext(realtimeIO: config.realtime == true)
         // The ZAP handler must exist before the ROUTER binds; it admits the keys in the run's registry.
         let registry = RegistryFile(path: config.registryPath)
         let zap = try security.map { _ in try ZAPHandler(context: context) { registry.authorize(domain: $0, key: $1) } }
@@ -68,7 +68,12 @@ final class ServerNode: @unchecked Sendable {
             return { event in server.received(event) }
         }
         let server: ServerNode = node
-        ProcessSignals.onTermination { _ in loop.post { server.handle(.stop) } }
+        ProcessSignals.onTermination { _ in
+            loop.post {
+                server.shell.leaveRealtime()
+                server.handle(.stop)
+            }
+        }
         ProcessSignals.on([SIGUSR1]) { _ in loop.post { server.reloadImposedFault() } }
         for await _ in loop.events {}  // until the core stops the loop
         server.modelCalls?.abortAll()
@@ -101,7 +106,7 @@ final class ServerNode: @unchecked Sendable {
     private func received(_ event: TransportEvent) {
         switch event {
         case .timer(NodeShell.startTimer, _):
-            handle(.start)
+            shell.epochReached { handle(.start) }
         case .timer(let id, let due):
             shell.timerFired(dueWall: due)
             handle(.timer(id))

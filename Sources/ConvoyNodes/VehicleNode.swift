@@ -44,7 +44,7 @@ final class VehicleNode: @unchecked Sendable {
         // A federated fine-tuning participant reaches the run's trainer (a local ipc socket in the
         // run's private socket directory; the trainer speaks no CURVE).
         if core.fed != nil { sockets.append(SocketSpec(.dealer, connect: [config.trainerEndpoint])) }
-        let context = try ZMQContext()
+        let context = try ZMQContext(realtimeIO: config.realtime == true)
         var node: VehicleNode!
         let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)") { loop in
             let shell = NodeShell(config: config, id: id, incarnation: 1, loop: loop, zap: nil,
@@ -57,7 +57,12 @@ final class VehicleNode: @unchecked Sendable {
             return { event in vehicle.received(event) }
         }
         let vehicle: VehicleNode = node
-        ProcessSignals.onTermination { _ in loop.post { vehicle.handle(.drain) } }
+        ProcessSignals.onTermination { _ in
+            loop.post {
+                vehicle.shell.leaveRealtime()
+                vehicle.handle(.drain)
+            }
+        }
         for await _ in loop.events {}  // until the core stops the loop
         vehicle.modelCalls?.abortAll()
         await context.close()
@@ -83,7 +88,7 @@ final class VehicleNode: @unchecked Sendable {
     private func received(_ event: TransportEvent) {
         switch event {
         case .timer(NodeShell.startTimer, _):
-            handle(.start)
+            shell.epochReached { handle(.start) }
         case .timer(let id, let due):
             shell.timerFired(dueWall: due)
             handle(.timer(id))

@@ -24,6 +24,10 @@ public struct RunConfig: Sendable, Codable, Equatable {
     /// Wall-clock seconds by which vehicles hand their V2V beacons to the bus ahead of their
     /// instant (`convoy launch --beacon-lead-ms`; nil or 0: at it). See `VehicleCore.Setup.beaconLead`.
     public var beaconLead: Double?
+    /// Whether nodes put the threads that move their messages under real-time scheduling from
+    /// t = 0 until they stop or drain (`RealtimeScheduling`; the launcher sets it when the
+    /// machine permits and `--no-realtime` was not given; nil: no).
+    public var realtime: Bool?
 
     public init(runDirectory: String, socketDirectory: String, epoch: Double, speed: Double, seed: UInt64,
                 duration: Double, launcherPID: Int32, scenario: Scenario, security: RunSecurity? = nil, vehicles: [String]? = nil) {

@@ -50,7 +50,10 @@ public final class Forwarder: Sendable {
     /// Clients the forwarder's ZAP handler refused.
     public var refusedKeys: Int { zap?.refused ?? 0 }
 
-    public init(inbound: String, outbound: String, security: Security? = nil) throws {
+    /// `realtime`: the proxy thread runs under `RealtimeScheduling`, as the nodes' I/O threads do
+    /// (its libzmq I/O thread does not: see there).
+    public init(inbound: String, outbound: String, security: Security? = nil, realtime: Bool = false) throws {
+        // Its libzmq I/O thread (the per-subscriber encryption) stays under normal scheduling.
         let context = try ZMQContext()
         self.context = context
         zap = try security.map { try ZAPHandler(context: context, authorize: $0.authorize) }
@@ -71,6 +74,7 @@ public final class Forwarder: Sendable {
                 failure.withLock { $0 = error as? TransportError }
             }
             started.signal()
+            if realtime { RealtimeScheduling.setCallingThread(true) }
             if let front, let back {
                 if let security {
                     Self.proxy(front: front, back: back, monitors: monitors, verify: security.verify, stats: statsBox)

@@ -78,6 +78,10 @@ struct Launch: AsyncParsableCommand {
                                valueName: "MS"))
     var beaconLeadMs: Double = LaunchOptions.defaultBeaconLead * 1000
 
+    @Flag(inversion: .prefixedNo,
+          help: "Real-time scheduling (SCHED_FIFO) for the threads that move messages, from t = 0 until each node stops or drains, so that a node wakes on time on a loaded machine (needs CAP_SYS_NICE or `ulimit -r` ≥ 1; without, a warning and normal scheduling).")
+    var realtime = true
+
     func validate() throws {
         guard speed > 0, speed.isFinite else { throw ValidationError("--speed must be a positive number") }
         if let duration, !(duration > 0 && duration <= 1e9) { throw ValidationError("--duration must be positive (at most 1e9 s)") }
@@ -100,6 +104,7 @@ struct Launch: AsyncParsableCommand {
                                     start: start.flatMap(TraceStart.init(text:)), curve: !noCurve, allowClients: allowClients,
                                     executable: DefaultScenario.executablePath)
         options.beaconLead = beaconLeadMs / 1000
+        options.realtime = realtime
         let result: LaunchResult
         do {
             result = try await Launcher.run(options)

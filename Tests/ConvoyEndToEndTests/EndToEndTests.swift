@@ -17,6 +17,16 @@ struct EndToEndTests {
         try await Fixture.waitUntil("rsu-1 restarted", timeout: 60) {
             try Fixture.reading(run) { try $0.fetchNodes().contains { $0.nodeID == "rsu-1" && $0.incarnation == 2 } }
         }
+        // While the run is on, every node's I/O threads are real-time where the machine permits it
+        // (the restarted rsu-1 too, which began after t = 0), and none where it does not.
+        let nodes = Fixture.processes(mentioning: run).filter { Fixture.commandLine($0).contains(" node ") }
+        #expect(nodes.count >= 4, "node processes: \(nodes)")
+        let realtimeThreads = nodes.map { Fixture.realtimeThreads(of: $0) }
+        if RealtimeScheduling.permitted() {
+            #expect(realtimeThreads.allSatisfy { $0 >= 2 }, "real-time threads per node process: \(realtimeThreads)")
+        } else {
+            #expect(realtimeThreads.allSatisfy { $0 == 0 }, "real-time threads per node process: \(realtimeThreads)")
+        }
         let fail = try Convoy.run(["fail", run, "rsu-2", "--mode", "hang", "--for", "2"], timeout: 20)
         #expect(fail.status == 0, "convoy fail: \(fail.output)")
         // Faults apply to RSUs and edge servers only.
@@ -49,6 +59,7 @@ struct EndToEndTests {
         #expect(result.status == 0, "launch output: \(result.output)")
 
         let db = try RunDatabase.openForReading(path: RunDatabase.databasePath(inRunDirectory: run))
+        #expect(try db.metadata()["scheduling"] == (RealtimeScheduling.permitted() ? "realtime" : "normal"))
         let requests = try db.fetchRequests()
         let attempts = try db.fetchAttempts()
         // Every vehicle that appeared made requests, and every request ended in exactly one terminal state.
@@ -326,6 +337,17 @@ enum Fixture {
     }
 
     /// Pids of processes whose command line mentions `text`.
+    /// How many threads of process `pid` run under SCHED_FIFO (policy, field 41 of their stat).
+    static func realtimeThreads(of pid: Int32) -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.filter { task in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")  // from field 3 on
+            return fields.count > 38 && fields[38] == "1"
+        }.count
+    }
+
     static func processes(mentioning text: String) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { pid in
