@@ -137,7 +137,7 @@ public enum Launcher {
         let forwarder = try Forwarder(inbound: config.busInbound, outbound: config.busOutbound, security: keyring?.forwarderSecurity(),
                                       realtime: config.realtime == true)
         defer { forwarder.stop() }
-        let context = try ZMQContext(realtimeIO: config.realtime == true)
+        let context = try ZMQContext(realtimePriority: config.realtime == true ? RealtimeScheduling.priority : nil)
         // The ZAP handler must exist before the server sockets bind.
         let zap = try keyring.map { keyring in try ZAPHandler(context: context) { keyring.authorize(domain: $0, key: $1) } }
         let server = { (domain: ZAPDomain) in keyring.map { SocketSecurity.server($0.launcher, domain: domain.rawValue) } }
@@ -146,7 +146,7 @@ public enum Launcher {
             SocketSpec(.router, bind: [config.control], security: server(.control)),
         ], name: "io-launcher")
         // The launcher's I/O thread and its libzmq I/O thread carry every record and control
-        // message: real-time for the whole run (the bus's libzmq thread is not, see there).
+        // message: real-time for the whole run.
         if config.realtime == true { loop.post { RealtimeScheduling.setCallingThread(true) } }
         let supervisor = Supervisor(config: config, executable: options.executable, trainer: trainer, vehicles: prepared.vehicles,
                                     database: prepared.database, reserve: prepared.reserve, loop: loop, output: output,

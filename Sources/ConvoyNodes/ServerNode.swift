@@ -48,7 +48,7 @@ final class ServerNode: @unchecked Sendable {
             trainerSocket = sockets.count
             sockets.append(SocketSpec(.dealer, connect: [config.trainerEndpoint]))
         }
-        let context = try ZMQContext(realtimeIO: config.realtime == true)
+        let context = try ZMQContext(realtimePriority: config.realtime == true ? RealtimeScheduling.priority : nil)
         // The ZAP handler must exist before the ROUTER binds; it admits the keys in the run's registry.
         let registry = RegistryFile(path: config.registryPath)
         let zap = try security.map { _ in try ZAPHandler(context: context) { registry.authorize(domain: $0, key: $1) } }

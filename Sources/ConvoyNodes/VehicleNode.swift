@@ -44,7 +44,7 @@ final class VehicleNode: @unchecked Sendable {
         // A federated fine-tuning participant reaches the run's trainer (a local ipc socket in the
         // run's private socket directory; the trainer speaks no CURVE).
         if core.fed != nil { sockets.append(SocketSpec(.dealer, connect: [config.trainerEndpoint])) }
-        let context = try ZMQContext(realtimeIO: config.realtime == true)
+        let context = try ZMQContext(realtimePriority: config.realtime == true ? RealtimeScheduling.priority : nil)
         var node: VehicleNode!
         let loop = try await EventLoop.start(context: context, sockets: sockets, name: "io-\(id)") { loop in
             let shell = NodeShell(config: config, id: id, incarnation: 1, loop: loop, zap: nil,

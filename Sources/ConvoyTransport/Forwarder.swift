@@ -50,11 +50,11 @@ public final class Forwarder: Sendable {
     /// Clients the forwarder's ZAP handler refused.
     public var refusedKeys: Int { zap?.refused ?? 0 }
 
-    /// `realtime`: the proxy thread runs under `RealtimeScheduling`, as the nodes' I/O threads do
-    /// (its libzmq I/O thread does not: see there).
+    /// `realtime`: the proxy thread runs under `RealtimeScheduling` as the nodes' I/O threads do,
+    /// its libzmq I/O thread at the bus's lower priority (see there).
     public init(inbound: String, outbound: String, security: Security? = nil, realtime: Bool = false) throws {
-        // Its libzmq I/O thread (the per-subscriber encryption) stays under normal scheduling.
-        let context = try ZMQContext()
+        // Its libzmq I/O thread (the per-subscriber encryption, in bursts) yields to the nodes'.
+        let context = try ZMQContext(realtimePriority: realtime ? RealtimeScheduling.busPriority : nil)
         self.context = context
         zap = try security.map { try ZAPHandler(context: context, authorize: $0.authorize) }
         let started = DispatchSemaphore(value: 0)

@@ -8,14 +8,17 @@ import Foundation
 /// thread at once. These threads only move messages and run a node's short handlers, so they
 /// take little CPU; the heavy work (recording to SQLite, model calls, file writes) stays on
 /// normally scheduled threads, and the kernel keeps 5 % of each second for those even if a
-/// real-time thread never blocked (`sched_rt_runtime_us`). The bus's libzmq I/O thread stays
-/// normal: it encrypts a copy of each message per subscriber, in bursts that would hold a core
-/// against the nodes' wake-ups. Needs `CAP_SYS_NICE` or `RLIMIT_RTPRIO` ≥ `priority`
-/// (`ulimit -r`).
+/// real-time thread never blocked (`sched_rt_runtime_us`). Needs `CAP_SYS_NICE` or
+/// `RLIMIT_RTPRIO` ≥ `priority` (`ulimit -r`).
 public enum RealtimeScheduling {
-    /// The lowest real-time priority: above every normally scheduled thread, below the kernel's
-    /// own real-time threads.
-    public static let priority: Int32 = 1
+    /// The priority of the threads that move messages: above every normally scheduled thread,
+    /// and the bus's, below the kernel's own real-time threads.
+    public static let priority: Int32 = 2
+    /// The bus's libzmq I/O thread: it encrypts a copy of each message per subscriber, in
+    /// bursts that must not hold a core against the nodes' wake-ups (the nodes preempt it), yet
+    /// must not wait behind normally scheduled work either (beacons would reach their receivers
+    /// late).
+    public static let busPriority: Int32 = 1
 
     /// Whether this process may use `SCHED_FIFO` at `priority` (tried on the calling thread, which
     /// is left as it was).
@@ -42,7 +45,7 @@ public enum RealtimeScheduling {
     }
 
     /// Puts the calling thread and the process's libzmq I/O threads (real-time from their start
-    /// in a `ZMQContext(realtimeIO: true)`) back under normal scheduling.
+    /// in a `ZMQContext(realtimePriority:)`) back under normal scheduling.
     public static func leave() {
         setCallingThread(false)
         var param = sched_param()

@@ -96,14 +96,14 @@ public final class ZMQContext: @unchecked Sendable {
     private let lock = NSLock()
     private var terminated = false
 
-    /// `realtimeIO`: libzmq starts the context's I/O thread under `SCHED_FIFO` at
-    /// `RealtimeScheduling.priority`, where the process is permitted to (libzmq aborts if a
-    /// scheduling option it was given is refused, so nothing is set otherwise).
-    public init(realtimeIO: Bool = false) throws {
+    /// `realtimePriority`: libzmq starts the context's threads under `SCHED_FIFO` at that
+    /// priority, where the process is permitted to (libzmq aborts if a scheduling option it was
+    /// given is refused, so nothing is set otherwise). See `RealtimeScheduling`.
+    public init(realtimePriority: Int32? = nil) throws {
         guard let ctx = zmq_ctx_new() else { throw TransportError("zmq_ctx_new") }
-        if realtimeIO && RealtimeScheduling.permitted() {
+        if let realtimePriority, RealtimeScheduling.permitted() {
             guard zmq_ctx_set(ctx, ZMQ_THREAD_SCHED_POLICY, SCHED_FIFO) == 0,
-                  zmq_ctx_set(ctx, ZMQ_THREAD_PRIORITY, RealtimeScheduling.priority) == 0 else {
+                  zmq_ctx_set(ctx, ZMQ_THREAD_PRIORITY, realtimePriority) == 0 else {
                 let error = TransportError("zmq_ctx_set(ZMQ_THREAD_SCHED_POLICY)")
                 zmq_ctx_term(ctx)
                 throw error

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import ConvoyTransport
 
-@Suite("Real-time scheduling of the threads that move messages")
+@Suite("Real-time scheduling of the threads that move messages", .serialized)
 struct RealtimeSchedulingTests {
     /// `SCHED_RESET_ON_FORK`, or-ed into the policy `sched_getscheduler` reports.
     static let resetOnFork: Int32 = 0x4000_0000
@@ -21,8 +21,8 @@ struct RealtimeSchedulingTests {
 
     @Test("a realtime context starts libzmq's I/O thread under SCHED_FIFO, a node's I/O thread goes real-time, and both come back")
     func ioThreadsGoRealtimeAndBack() async throws {
-        // Only this test asks for real-time contexts: a FIFO libzmq thread in the process is its.
-        let context = try ZMQContext(realtimeIO: true)
+        // Only this suite (serialized) asks for real-time contexts: a FIFO libzmq thread in the process is this test's.
+        let context = try ZMQContext(realtimePriority: RealtimeScheduling.priority)
         let socket = try Socket(context: context, spec: SocketSpec(.pub, bind: ["inproc://rt-\(UUID().uuidString)"]))
         let permitted = RealtimeScheduling.permitted()
         let deadline = Date().addingTimeInterval(5)
@@ -51,5 +51,35 @@ struct RealtimeSchedulingTests {
         #expect(ioAfter.allSatisfy { $0 == SCHED_OTHER }, "policies after leave(): \(ioAfter)")
         socket.close()
         await context.close()
+    }
+
+    /// The real-time priorities of this process's threads under SCHED_FIFO.
+    static func fifoPriorities() -> [Int32] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.compactMap(pid_t.init).compactMap { tid in
+            var param = sched_param()
+            guard sched_getscheduler(tid) & ~resetOnFork == SCHED_FIFO, sched_getparam(tid, &param) == 0 else { return nil }
+            return param.sched_priority
+        }
+    }
+
+    @Test("a real-time bus: its proxy thread at the nodes' priority, its libzmq I/O thread below it")
+    func theBusLibzmqThreadYieldsToTheNodes() async throws {
+        let forwarder = try Forwarder(inbound: "inproc://rt-in-\(UUID().uuidString)",
+                                      outbound: "inproc://rt-out-\(UUID().uuidString)", realtime: true)
+        let deadline = Date().addingTimeInterval(5)
+        let permitted = RealtimeScheduling.permitted()
+        while permitted && !Set(Self.fifoPriorities()).isSuperset(of: [RealtimeScheduling.busPriority, RealtimeScheduling.priority])
+              && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let priorities = Set(Self.fifoPriorities())
+        forwarder.stop()
+        #expect(RealtimeScheduling.busPriority < RealtimeScheduling.priority)
+        if permitted {
+            #expect(priorities.isSuperset(of: [RealtimeScheduling.busPriority, RealtimeScheduling.priority]), "\(priorities)")
+        } else {
+            #expect(priorities.isEmpty)
+        }
     }
 }
