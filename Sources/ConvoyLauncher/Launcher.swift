@@ -157,7 +157,7 @@ public enum Launcher {
                     + "\(scenario.map.edges.count) edge servers, \(Int(window.duration)) s at speed \(options.speed)"
                     + (window.offset != 0 ? " from t = \(window.offset) s of the trace" : ""))
         if options.realtime && config.realtime != true {
-            output.line("warning: real-time scheduling is not permitted here (it needs CAP_SYS_NICE or `ulimit -r` of 1 or more): "
+            output.line("warning: real-time scheduling is not permitted here (it needs CAP_SYS_NICE or `ulimit -r` of 2 or more): "
                         + "nodes wake later on a loaded machine and fidelity suffers; --no-realtime silences this")
         }
         output.line(String(format: "t = 0 in %.1f s: the processes present at t = 0 start first", max(0, config.epoch - EmulationClock.wallNow())))

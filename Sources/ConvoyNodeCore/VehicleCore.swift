@@ -134,6 +134,8 @@ public struct VehicleCore: Sendable {
     var openRecords: [String: RequestRecord] = [:]
     var requestSequence = 0
     var subscribed: Set<String> = []
+    /// Whether the vehicle has subscribed to its own direct topic (and the cloud's beacons).
+    var subscribedToDirect = false
     var due: [UInt64: Due] = [:]
     var nextTimer = Timers.firstOneShot
     var armedWake = Double.infinity
@@ -224,8 +226,7 @@ public struct VehicleCore: Sendable {
             out.arm(Timers.tick, at: now)
             nextBeaconAt = now + rng.unit()
             armBeacon(now: now)
-            out.append(.subscribe(topic: Topic.direct(id)))
-            if map.macro != nil { out.append(.subscribe(topic: Topic.cloudBeacon)) }
+            subscribe(at: now)
         case .timer(let timer):
             fired(timer, now: now)
         case .frames(.broadcast, let frames):
@@ -401,6 +402,26 @@ public struct VehicleCore: Sendable {
         guard let change = servingCell.update(to: servingRSU(now: now) ?? macroCell) else { return }
         out.record(.handover(HandoverRecord(vehicleID: id, at: now, event: change.change.rawValue, fromCell: change.from,
                                             toCell: servingCell.cell, x: here.x, y: here.y)))
+    }
+
+    /// The subscriptions the vehicle needs when it starts at `start`: its own direct topic, the
+    /// cloud's beacons, and the topics around where it will be. The shell asks for them as soon as
+    /// the process is up, before the run's clock starts: the bus passes each new topic on to every
+    /// publisher, so the subscriptions of a whole fleet made at t = 0 took seconds to take effect
+    /// (V2V requests of the first second went to neighbours that never heard them). `.start`
+    /// subscribes to what is still missing.
+    public mutating func initialSubscriptions(at start: Double) -> [NodeAction] {
+        subscribe(at: start)
+        return out.take()
+    }
+
+    private mutating func subscribe(at now: Double) {
+        if !subscribedToDirect {
+            subscribedToDirect = true
+            out.append(.subscribe(topic: Topic.direct(id)))
+            if map.macro != nil { out.append(.subscribe(topic: Topic.cloudBeacon)) }
+        }
+        updateSubscriptions(now: now)
     }
 
     /// Subscribes to the beacons of the RSUs around the vehicle and to the V2V topics of the grid

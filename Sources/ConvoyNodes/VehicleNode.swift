@@ -83,7 +83,11 @@ final class VehicleNode: @unchecked Sendable {
     }
 
     /// Starts the core at the run's epoch (see `NodeShell.startAtEpoch`).
-    private func begin() { shell.startAtEpoch { handle(.start) } }
+    /// Subscribes first, so that the bus has passed the subscriptions on by then.
+    private func begin() {
+        shell.perform(core.initialSubscriptions(at: max(shell.now, 0)))
+        shell.startAtEpoch { handle(.start) }
+    }
 
     private func received(_ event: TransportEvent) {
         switch event {

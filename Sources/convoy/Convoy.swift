@@ -79,7 +79,7 @@ struct Launch: AsyncParsableCommand {
     var beaconLeadMs: Double = LaunchOptions.defaultBeaconLead * 1000
 
     @Flag(inversion: .prefixedNo,
-          help: "Real-time scheduling (SCHED_FIFO) for the threads that move messages, from t = 0 until each node stops or drains, so that a node wakes on time on a loaded machine (needs CAP_SYS_NICE or `ulimit -r` ≥ 1; without, a warning and normal scheduling).")
+          help: "Real-time scheduling (SCHED_FIFO) for the threads that move messages, from t = 0 until each node stops or drains, so that a node wakes on time on a loaded machine (needs CAP_SYS_NICE or `ulimit -r` ≥ 2; without, a warning and normal scheduling).")
     var realtime = true
 
     func validate() throws {

@@ -199,6 +199,25 @@ import Testing
         #expect(v.script.counters.keys.contains { $0.hasPrefix("frames_bad") && $0 != "frames_bad_shape" })
     }
 
+    /// The shell subscribes before the run's clock starts: the vehicle's own direct topic, the
+    /// cloud's beacons and the topics around where it will be at its start; `.start` then has
+    /// nothing left to subscribe to. Without the early call, `.start` subscribes to the same.
+    @Test func subscriptionsAreMadeBeforeTheStart() {
+        let setup = VehicleCore.Setup(id: "veh", scenario: testScenario(), seed: 7, duration: 60,
+                                      trajectory: straightLine("veh", from: 0, to: 120))
+        func subscriptions(_ actions: [NodeAction]) -> Set<String> {
+            Set(actions.compactMap { if case .subscribe(let topic) = $0 { topic } else { nil } })
+        }
+        var early = VehicleCore(setup)
+        let before = subscriptions(early.initialSubscriptions(at: 0))
+        #expect(before.contains(Topic.direct("veh")))
+        #expect(before.contains(Topic(v2vRange: testScenario().map.links.v2v.rangeM).v2v(at: early.position(at: 0))))
+        #expect(before.contains { $0.hasPrefix("beacon/rsu/") })
+        #expect(subscriptions(early.handle(.start, now: 0)).isEmpty)
+        var late = VehicleCore(setup)
+        #expect(subscriptions(late.handle(.start, now: 0)) == before)
+    }
+
     /// With a lead, each V2V beacon leaves `beaconLead` before its instant, stamped with it and
     /// carrying the position of then; instants stay a second apart. Once the run drains, beacons
     /// leave at their instant again (the vehicle may stop at any moment).
