@@ -1,7 +1,8 @@
 import Foundation
 
-/// Real-time scheduling (Linux `SCHED_FIFO`) for the threads that move a run's messages: an
-/// event loop's I/O thread and libzmq's I/O threads ("ZMQbg/IO/…") of the same process.
+/// Real-time scheduling (Linux `SCHED_FIFO`) for the threads that move a run's messages: the
+/// nodes' and the launcher's event-loop I/O threads, their libzmq I/O threads ("ZMQbg/IO/…"),
+/// the bus's proxy thread, and one priority lower the bus's libzmq I/O thread.
 ///
 /// On a loaded machine a thread that wakes for a timer or a message waits for a core behind
 /// whatever the scheduler is running; `SCHED_FIFO` lets it preempt every normally scheduled
@@ -35,8 +36,9 @@ public enum RealtimeScheduling {
     }
 
     /// Puts the calling thread under `SCHED_FIFO` at `priority` (`on`) or back under normal
-    /// scheduling; false if refused. Threads it creates later inherit it; processes spawned from
-    /// it do not (`SCHED_RESET_ON_FORK`).
+    /// scheduling; false if refused. Threads and processes it creates afterwards start under
+    /// normal scheduling (`SCHED_RESET_ON_FORK`): a dispatch worker or an HTTP client's thread
+    /// started from a node's handler does not inherit it.
     @discardableResult
     public static func setCallingThread(_ on: Bool) -> Bool {
         var param = sched_param()
