@@ -7,7 +7,7 @@ public struct RunComparison: Sendable {
         "scenario", "seed", "policy", "requests", "completed %", "failed", "expired", "open", "p50 ms", "p95 ms", "p99 ms",
         "deadline met %", "attempts / request", "cache hits", "cost", "faults", "mean detection ms", "mean failover gap ms",
         "fine-tuning scheme", "fine-tuning rounds", "final held-out loss", "updates aggregated / lost",
-        "link error p99 ms", "fidelity",
+        "link error p99 ms", "fidelity", "scheduling",
     ]
 
     /// The runs, in the order given: a column title and its report.
@@ -35,6 +35,7 @@ public struct RunComparison: Sendable {
             report.fedTune?.rounds.last(where: { $0.loss != nil })?.loss.map { String(format: "%.3f", $0) } ?? "-",
             report.fedTune.map { "\($0.outcomes["aggregated"] ?? 0) / \($0.outcomes["lost"] ?? 0)" } ?? "-",
             RunReport.ms(report.fidelity?.p99Ms), report.fidelity.map { $0.lost ? "LOST" : "held" } ?? "-",
+            report.runInfo["scheduling"] ?? "-",
         ]
     }
 

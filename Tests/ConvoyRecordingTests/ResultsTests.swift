@@ -248,6 +248,7 @@ private func close(_ a: Double?, _ b: Double, tolerance: Double = 1e-9) -> Bool 
             let db = try RunDatabase(path: emptyDir.file(RunDatabase.fileName))
             try db.apply([RecordBatch(requests: [makeRequest("x", status: .completed, latencyMs: 42)])])
             try db.setMetadata("scenario", "other")
+            try db.setMetadata("scheduling", "normal")
             try db.close()
         }
         let b = try RunReport(database: try RunDatabase.openForReading(path: emptyDir.path))
@@ -266,6 +267,8 @@ private func close(_ a: Double?, _ b: Double, tolerance: Double = 1e-9) -> Bool 
         #expect(row("faults") == ["2", "0"])
         #expect(row("mean detection ms") == ["325.0", "-"])
         #expect(row("mean failover gap ms") == ["1000.0", "-"])
+        // How the run was scheduled (real-time or not, "How it works", Scheduling); "-" before it was recorded.
+        #expect(row("scheduling") == ["-", "normal"])
         #expect(lines.count == RunComparison.metrics.count + 1)
         #expect(RunComparison.titles(for: ["/a/x", "/b/y/"]) == ["x", "y"])
         #expect(RunComparison.titles(for: ["/a/x", "/b/x"]) == ["/a/x", "/b/x"])
