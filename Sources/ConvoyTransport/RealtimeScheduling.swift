@@ -24,14 +24,15 @@ public enum RealtimeScheduling {
     /// Whether this process may use `SCHED_FIFO` at `priority` (tried on the calling thread, which
     /// is left as it was).
     public static func permitted() -> Bool {
-        let me = pthread_self()
-        var policy: Int32 = 0
+        // The kernel's calls on thread 0 (the calling thread), as `setCallingThread` uses: glibc's
+        // pthread_*schedparam keep a cache of their own that those calls would leave stale.
+        let policy = sched_getscheduler(0)
         var saved = sched_param()
-        guard pthread_getschedparam(me, &policy, &saved) == 0 else { return false }
+        guard policy >= 0, sched_getparam(0, &saved) == 0 else { return false }
         var param = sched_param()
         param.sched_priority = priority
-        guard pthread_setschedparam(me, SCHED_FIFO, &param) == 0 else { return false }
-        _ = pthread_setschedparam(me, policy, &saved)
+        guard sched_setscheduler(0, SCHED_FIFO, &param) == 0 else { return false }
+        _ = sched_setscheduler(0, policy, &saved)
         return true
     }
 
